@@ -1,0 +1,2 @@
+//! The `plughost` command line: a thin shell over the `plughost` library.
+fn main() {}

@@ -1,0 +1,220 @@
+//! The glue between a [`Plugin`] and the FFI types: what
+//! [`crate::export_plugin!`] expands to.
+//!
+//! It lives in the plugin library, so everything here (the panic hook, the
+//! host logger) is per plugin library: each cdylib links its own copy of
+//! `std`, with its own panic hook and statics.
+
+use std::{
+    any::Any,
+    cell::RefCell,
+    panic::{catch_unwind, AssertUnwindSafe},
+    sync::{Once, RwLock},
+};
+
+use abi_stable::{
+    library::RootModuleResult,
+    prefix_type::PrefixTypeTrait,
+    sabi_trait::TD_Opaque,
+    std_types::{RResult, RStr, RString},
+};
+use serde_json::Value;
+
+use crate::{
+    ffi::{
+        ExampleCall, HostApiBox, MethodInfo, PluginInfo, PluginInstance, PluginInstanceBox,
+        PluginInstance_TO, PluginRoot, PluginRootRef, ServiceHostBox, ServiceInfo,
+    },
+    Config, LogLevel, Plugin, PluginError, ServiceContext,
+};
+
+/// Implemented by the type [`crate::export_plugin!`] generates around the
+/// author's builder function.
+pub trait Builder {
+    /// Builds the plugin for one configuration.
+    fn build(config: &Config) -> Result<Plugin, PluginError>;
+}
+
+/// The root-module constructor referenced from the exported `LibHeader`.
+pub extern "C" fn root_module_loader<B: Builder>() -> RootModuleResult {
+    abi_stable::library::__call_root_module_loader(root_module::<B>)
+}
+
+fn root_module<B: Builder>() -> PluginRootRef {
+    PluginRoot {
+        new_instance: new_instance::<B>,
+        api_version,
+    }
+    .leak_into_prefix()
+}
+
+extern "C" fn api_version() -> RStr<'static> {
+    RStr::from_str(crate::API_VERSION)
+}
+
+extern "C" fn new_instance<B: Builder>(
+    config_json: RStr<'_>,
+    host: HostApiBox,
+) -> RResult<PluginInstanceBox, PluginError> {
+    install_panic_hook();
+    set_host(host);
+    guarded("plugin initialisation", || {
+        let config = Config::from_json(config_json.as_str())?;
+        B::build(&config)
+    })
+    .map(|plugin| PluginInstance_TO::from_value(Instance { plugin }, TD_Opaque))
+    .into()
+}
+
+/// The default route of a method that names none.
+pub fn default_route(plugin: &str, method: &str) -> String {
+    format!("plughost.{plugin}.{method}")
+}
+
+struct Instance {
+    plugin: Plugin,
+}
+
+impl PluginInstance for Instance {
+    fn info(&self) -> PluginInfo {
+        let p = &self.plugin;
+        PluginInfo {
+            name: p.name.as_str().into(),
+            version: p.version.as_str().into(),
+            api_version: crate::API_VERSION.into(),
+            doc: p.doc.as_str().into(),
+            methods: p
+                .methods
+                .iter()
+                .map(|m| MethodInfo {
+                    name: m.name.as_str().into(),
+                    route: m
+                        .route
+                        .clone()
+                        .unwrap_or_else(|| default_route(&p.name, &m.name))
+                        .into(),
+                    doc: m.doc.as_str().into(),
+                    examples: m
+                        .examples
+                        .iter()
+                        .map(|(args, expected)| ExampleCall {
+                            args_json: args.to_string().into(),
+                            expected_json: expected.to_string().into(),
+                        })
+                        .collect(),
+                    latency_budget_ms: m
+                        .latency_budget
+                        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                        .unwrap_or(0),
+                })
+                .collect(),
+            services: p
+                .services
+                .iter()
+                .map(|s| ServiceInfo {
+                    name: s.name.as_str().into(),
+                    doc: s.doc.as_str().into(),
+                })
+                .collect(),
+            sample_config: p
+                .sample_config
+                .as_ref()
+                .map(|c| RString::from(c.to_string()))
+                .into(),
+        }
+    }
+
+    fn call(&self, method: RStr<'_>, args_json: RStr<'_>) -> RResult<RString, PluginError> {
+        let method = method.as_str();
+        guarded(&format!("method {method}"), || {
+            let args = parse_args(method, args_json.as_str())?;
+            let m = self.plugin.find_method(method)?;
+            let value = (m.handler)(args)?;
+            Ok(RString::from(value.to_string()))
+        })
+        .into()
+    }
+
+    fn run_service(&self, service: RStr<'_>, host: ServiceHostBox) -> RResult<(), PluginError> {
+        let service = service.as_str();
+        guarded(&format!("service {service}"), || {
+            let s = self.plugin.find_service(service)?;
+            (s.run)(&ServiceContext::new(host))
+        })
+        .into()
+    }
+}
+
+fn parse_args(method: &str, text: &str) -> Result<Vec<Value>, PluginError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Array(args)) => Ok(args),
+        Ok(other) => Err(PluginError::bad_arguments(format!(
+            "{method}: arguments must be a JSON array, got {other}"
+        ))),
+        Err(e) => Err(PluginError::bad_arguments(format!(
+            "{method}: arguments are not valid JSON: {e}"
+        ))),
+    }
+}
+
+thread_local! {
+    /// Message and location of the last panic on this thread, recorded by the
+    /// hook so the error can say where the plugin panicked.
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn install_panic_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        // This is the plugin library's own std, so the host's hook is untouched.
+        // Silent on purpose: the panic is reported once, as an error result.
+        std::panic::set_hook(Box::new(|info| {
+            let message = payload_message(info.payload());
+            let detail = match info.location() {
+                Some(at) => format!("{message} (at {}:{})", at.file(), at.line()),
+                None => message,
+            };
+            LAST_PANIC.with(|p| *p.borrow_mut() = Some(detail));
+        }));
+    });
+}
+
+fn payload_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}
+
+/// Runs plugin code, turning a panic into a 500 error that says it panicked.
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, PluginError>) -> Result<T, PluginError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let detail = LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| payload_message(payload.as_ref()));
+            Err(PluginError::failed(format!("{what} panicked: {detail}")))
+        }
+    }
+}
+
+static HOST: RwLock<Option<HostApiBox>> = RwLock::new(None);
+
+fn set_host(host: HostApiBox) {
+    if let Ok(mut slot) = HOST.write() {
+        *slot = Some(host);
+    }
+}
+
+/// Sends one log record to the host (used by [`crate::log`]).
+pub(crate) fn host_log(level: LogLevel, message: &str) {
+    if let Ok(slot) = HOST.read() {
+        if let Some(host) = slot.as_ref() {
+            host.log(level, RStr::from_str(message));
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! # plughost-plugin-api
+//!
+//! The only crate a plughost plugin depends on. A plugin is a `cdylib` that
+//! builds a [`Plugin`] from typed Rust functions and exports it with
+//! [`export_plugin!`]; the host loads it with `abi_stable`'s checked loader.
+//!
+//! ```
+//! use plughost_plugin_api::prelude::*;
+//!
+//! /// F(0) = 0, F(1) = 1.
+//! fn fibo(n: u32) -> Result<u64, PluginError> {
+//!     let (mut a, mut b) = (0u64, 1u64);
+//!     for _ in 0..n {
+//!         let next = a.checked_add(b).ok_or_else(|| PluginError::bad_arguments("overflow"))?;
+//!         (a, b) = (b, next);
+//!     }
+//!     Ok(a)
+//! }
+//!
+//! fn plugin(_config: &Config) -> Result<Plugin, PluginError> {
+//!     Ok(Plugin::new("math", "1.0.0").method(
+//!         Method::new("fibo", fibo)
+//!             .route("com.goffersoft.math.algo.fibo")
+//!             .doc("The n-th Fibonacci number")
+//!             .example(json!([10]), json!(55)),
+//!     ))
+//! }
+//!
+//! export_plugin!(plugin);
+//! # assert_eq!(plugin(&Config::default()).unwrap().call("fibo", vec![json!(10)]).unwrap(), json!(55));
+//! ```
+//!
+//! ## Modules
+//! - [`builder`]: [`Plugin`], [`Method`], [`Service`]: what authors write.
+//! - [`ffi`]: the `#[repr(C)]` types that cross the boundary (the host's side).
+//! - [`error`]: [`PluginError`] and the shared error [`codes`].
+//! - [`config`]: the plugin's configuration table.
+//! - [`service`]: [`ServiceContext`] for tracked services.
+//!
+//! Panics never cross the boundary: every call into plugin code is wrapped,
+//! and a panic comes back as a 500 error saying where it panicked.
+
+pub mod builder;
+pub mod config;
+pub mod error;
+pub mod ffi;
+pub mod service;
+
+#[doc(hidden)]
+pub mod export;
+
+pub use builder::{Handler, IntoReply, Method, Plugin, Service};
+pub use config::Config;
+pub use error::{codes, PluginError};
+pub use ffi::LogLevel;
+pub use service::ServiceContext;
+
+/// Re-exported so the export macro and plugins never need their own
+/// dependency on it (and so both sides always use the same version).
+pub use abi_stable;
+/// Re-exported for plugin authors: arguments and results are JSON values.
+pub use serde_json;
+
+/// The version of this crate, compiled into every plugin and the host.
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The default route of a method that names none: `plughost.<plugin>.<method>`.
+pub fn default_route(plugin: &str, method: &str) -> String {
+    export::default_route(plugin, method)
+}
+
+/// Logs through the host from anywhere in plugin code (plugins must not
+/// print to stdout or stderr). A no-op until the host created an instance.
+pub fn log(level: LogLevel, message: impl AsRef<str>) {
+    export::host_log(level, message.as_ref());
+}
+
+/// Everything a plugin author needs, in one import.
+pub mod prelude {
+    pub use crate::{
+        export_plugin, log, Config, LogLevel, Method, Plugin, PluginError, Service,
+        ServiceContext,
+    };
+    pub use serde_json::{json, Value};
+}
+
+/// Exports a plugin from a `cdylib`: pass a function
+/// `fn(&Config) -> Result<Plugin, PluginError>`.
+///
+/// It expands to the `LibHeader` static that `abi_stable`'s loader looks up
+/// (what `#[export_root_module]` generates), written out here so that plugin
+/// crates need no direct `abi_stable` dependency.
+#[macro_export]
+macro_rules! export_plugin {
+    ($build:path) => {
+        #[doc(hidden)]
+        pub struct __PlughostPluginBuilder;
+
+        impl $crate::export::Builder for __PlughostPluginBuilder {
+            fn build(
+                config: &$crate::Config,
+            ) -> ::core::result::Result<$crate::Plugin, $crate::PluginError> {
+                $build(config)
+            }
+        }
+
+        #[doc(hidden)]
+        #[no_mangle]
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::abi_stable::library::LibHeader = unsafe {
+            // SAFETY: the constructor returns a `PluginRootRef`, the module type named here.
+            $crate::abi_stable::library::LibHeader::from_constructor::<$crate::ffi::PluginRootRef>(
+                $crate::export::root_module_loader::<__PlughostPluginBuilder>,
+                $crate::abi_stable::library::CheckTypeLayout::Yes,
+            )
+        };
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exported_symbol_name_matches_abi_stable() {
+        // The macro hard-codes the symbol abi_stable's loader looks up.
+        assert_eq!(
+            abi_stable::library::ROOT_MODULE_LOADER_NAME,
+            "_1as_0lib_1header_0root_bmodule_bloader"
+        );
+    }
+}

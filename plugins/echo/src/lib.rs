@@ -1,0 +1,72 @@
+//! Example plugin: echo methods for tests and demos, and a tracked service.
+//!
+//! `version` reports the build tag (`ECHO_BUILD_TAG` at compile time) so
+//! hot-reload tests can tell two builds of this plugin apart.
+use std::time::Duration;
+
+use plughost_plugin_api::prelude::*;
+
+fn upper(text: String) -> Result<String, PluginError> {
+    Ok(text.to_uppercase())
+}
+
+fn sleep_ms(ms: u64) -> Result<u64, PluginError> {
+    if ms > 60_000 {
+        return Err(PluginError::bad_arguments("sleep_ms: at most 60000 ms"));
+    }
+    std::thread::sleep(Duration::from_millis(ms));
+    Ok(ms)
+}
+
+fn version() -> Result<String, PluginError> {
+    let tag = option_env!("ECHO_BUILD_TAG").unwrap_or("default");
+    Ok(format!("{}+{tag}", env!("CARGO_PKG_VERSION")))
+}
+
+/// Logs a tick through the host every `tick_ms` (config, default 1000) until stopped.
+fn ticker(ctx: &ServiceContext, tick_ms: u64) -> Result<(), PluginError> {
+    let mut ticks = 0u64;
+    while !ctx.wait_stop(Duration::from_millis(tick_ms)) {
+        ticks += 1;
+        ctx.log(LogLevel::Debug, &format!("tick {ticks}"));
+    }
+    ctx.log(LogLevel::Info, &format!("ticker stopping after {ticks} ticks"));
+    Ok(())
+}
+
+/// Builds the plugin; exported below.
+pub fn plugin(config: &Config) -> Result<Plugin, PluginError> {
+    let tick_ms = config.get::<u64>("tick_ms")?.unwrap_or(1000);
+    Ok(Plugin::new("echo", env!("CARGO_PKG_VERSION"))
+        .doc("Echo methods and a ticker service, for demos and tests")
+        .sample_config(json!({ "tick_ms": 500 }))
+        .method(
+            Method::variadic("echo", |args| Ok(Value::Array(args)))
+                .route("plughost.echo.echo")
+                .doc("Returns its arguments as a JSON array")
+                .example(json!(["a", 1]), json!(["a", 1])),
+        )
+        .method(
+            Method::new("upper", upper)
+                .route("plughost.echo.upper")
+                .doc("Upper-cases a string")
+                .example(json!(["abc"]), json!("ABC")),
+        )
+        .method(
+            Method::new("sleep_ms", sleep_ms)
+                .route("plughost.echo.sleep_ms")
+                .doc("Sleeps for the given milliseconds (at most 60000), then returns them")
+                .example(json!([1]), json!(1)),
+        )
+        .method(
+            Method::new("version", version)
+                .route("plughost.echo.version")
+                .doc("The plugin's version and build tag"),
+        )
+        .service(
+            Service::new("ticker", move |ctx| ticker(ctx, tick_ms))
+                .doc("Logs a tick every tick_ms milliseconds"),
+        ))
+}
+
+export_plugin!(plugin);
