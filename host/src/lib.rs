@@ -1,7 +1,15 @@
 //! # plughost
 //!
-//! A plugin-based service host. Map of the crate:
+//! A plugin-based service host: it loads RPC methods and tracked services
+//! from stable-ABI plugins listed in a TOML manifest and serves them. Map of
+//! the crate:
 //!
-//! - [`proto`]: the protocol toolkit of the old system (messages, raw protocol,
-//!   addresses, uids, codes, headers).
+//! - [`manifest`]: the TOML manifest: parse, validate.
+//! - [`plugins`]: load plugin libraries, check their ABI, the method registry.
+//! - [`proto`]: the protocol toolkit of the old system (messages, raw
+//!   protocol, addresses, uids, codes, headers).
+//! - [`versions`]: what this build is made of, for `plughost version`.
+pub mod manifest;
+pub mod plugins;
 pub mod proto;
+pub mod versions;

@@ -9,10 +9,10 @@
 //!
 //! /// F(0) = 0, F(1) = 1.
 //! fn fibo(n: u32) -> Result<u64, PluginError> {
-//!     let (mut a, mut b) = (0u64, 1u64);
+//!     let (mut a, mut b) = (0u64, Some(1u64)); // b = F(i + 1), None once it overflows
 //!     for _ in 0..n {
-//!         let next = a.checked_add(b).ok_or_else(|| PluginError::bad_arguments("overflow"))?;
-//!         (a, b) = (b, next);
+//!         let next = b.ok_or_else(|| PluginError::bad_arguments("fibo: n must be at most 93"))?;
+//!         (a, b) = (next, a.checked_add(next));
 //!     }
 //!     Ok(a)
 //! }

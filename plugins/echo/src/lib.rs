@@ -1,7 +1,8 @@
 //! Example plugin: echo methods for tests and demos, and a tracked service.
 //!
-//! `version` reports the build tag (`ECHO_BUILD_TAG` at compile time) so
-//! hot-reload tests can tell two builds of this plugin apart.
+//! Two compile-time knobs serve the host's tests: `ECHO_BUILD_TAG` shows in
+//! `version`, so hot-reload tests can tell two builds apart, and
+//! `ECHO_PLUGIN_NAME` renames the plugin, for duplicate-method tests.
 use std::time::Duration;
 
 use plughost_plugin_api::prelude::*;
@@ -37,7 +38,8 @@ fn ticker(ctx: &ServiceContext, tick_ms: u64) -> Result<(), PluginError> {
 /// Builds the plugin; exported below.
 pub fn plugin(config: &Config) -> Result<Plugin, PluginError> {
     let tick_ms = config.get::<u64>("tick_ms")?.unwrap_or(1000);
-    Ok(Plugin::new("echo", env!("CARGO_PKG_VERSION"))
+    let name = option_env!("ECHO_PLUGIN_NAME").unwrap_or("echo");
+    Ok(Plugin::new(name, env!("CARGO_PKG_VERSION"))
         .doc("Echo methods and a ticker service, for demos and tests")
         .sample_config(json!({ "tick_ms": 500 }))
         .method(

@@ -3,12 +3,11 @@ use plughost_plugin_api::prelude::*;
 
 /// F(0) = 0, F(1) = 1; F(93) is the largest that fits in a u64.
 pub fn fibo(n: u32) -> Result<u64, PluginError> {
-    let (mut a, mut b) = (0u64, 1u64);
+    let overflow = || PluginError::bad_arguments(format!("fibo({n}) overflows u64")).with_help("n must be at most 93");
+    let (mut a, mut b) = (0u64, Some(1u64)); // b = F(i + 1), None once it overflows
     for _ in 0..n {
-        let next = a.checked_add(b).ok_or_else(|| {
-            PluginError::bad_arguments(format!("fibo({n}) overflows u64")).with_help("n must be at most 93")
-        })?;
-        (a, b) = (b, next);
+        let next = b.ok_or_else(overflow)?;
+        (a, b) = (next, a.checked_add(next));
     }
     Ok(a)
 }

@@ -1,0 +1,72 @@
+//! Command-line parsing and dispatch. Each subcommand module parses its
+//! arguments, calls the library and prints; none holds logic of its own.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod plugins;
+mod version;
+
+/// plughost: a plugin-based service host.
+///
+/// Loads RPC methods and tracked services from plugins (cdylibs built
+/// against plughost-plugin-api) listed in a TOML manifest, serves them over
+/// RabbitMQ and tracks services over ZeroMQ.
+#[derive(Debug, Parser)]
+#[command(name = "plughost", version, propagate_version = true)]
+pub struct Cli {
+    /// Log output format (logs go to stderr; RUST_LOG sets levels, e.g. RUST_LOG=plughost=debug).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the plugins of a manifest: versions, files, methods with routes, services.
+    Plugins(plugins::PluginsArgs),
+    /// Call a plugin method in this process (no broker needed) and print its JSON result.
+    Invoke(plugins::InvokeArgs),
+    /// Print the versions of plughost, the plugin ABI and the libraries it speaks through.
+    Version(version::VersionArgs),
+}
+
+/// Parses the command line, runs the command, and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Plugins(args) => plugins::list(args),
+        Command::Invoke(args) => plugins::invoke(args),
+        Command::Version(args) => version::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

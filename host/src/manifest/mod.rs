@@ -1,0 +1,52 @@
+//! The TOML manifest: which plugins a host loads and how its roles are set up.
+//!
+//! Parsing is strict on purpose: an unknown key or a bad value is an error
+//! that names the key and its line, because a typo in a manifest that a
+//! running host follows must never silently change what it serves.
+//! [`Manifest::load`] reads and validates a file; [`Manifest::parse`] does the
+//! same for text (relative plugin paths resolve against `base_dir`).
+//!
+//! ```
+//! use plughost::manifest::Manifest;
+//!
+//! let m = Manifest::parse(r#"
+//! [host]
+//! name = "h1"
+//!
+//! [[plugins]]
+//! path = "libplugin_math.so"
+//! [plugins.methods.fibo]
+//! timeout_ms = 2000
+//! "#, "/srv/plughost".as_ref(), "example.toml").unwrap();
+//! assert_eq!(m.host.name, "h1");
+//! assert_eq!(m.plugins[0].path, std::path::Path::new("/srv/plughost/libplugin_math.so"));
+//! assert_eq!(m.plugins[0].methods["fibo"].timeout_ms, Some(2000));
+//! ```
+
+mod error;
+mod model;
+
+pub use error::ManifestError;
+pub use model::{
+    HostSettings, Manifest, MethodOverride, PluginEntry, RabbitSettings, Roles, ZmqSettings,
+    DEFAULT_AMQP_URL,
+};
+
+/// True when `route` is a usable AMQP topic routing key for a method: one or
+/// more non-empty dot-separated words, no wildcards, at most 255 bytes.
+///
+/// ```
+/// assert!(plughost::manifest::is_valid_route("com.goffersoft.math.algo.fibo"));
+/// assert!(!plughost::manifest::is_valid_route("a..b"));
+/// assert!(!plughost::manifest::is_valid_route("a.*"));
+/// ```
+pub fn is_valid_route(route: &str) -> bool {
+    !route.is_empty()
+        && route.len() <= 255
+        && route.split('.').all(|word| {
+            !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':'))
+        })
+}

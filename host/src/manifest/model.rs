@@ -1,0 +1,461 @@
+//! Manifest types: the raw TOML shape (strict, with spans for line numbers)
+//! and the validated [`Manifest`] the rest of the host uses.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{is_valid_route, ManifestError};
+
+/// The broker URL used when neither the CLI, the environment nor the
+/// manifest names one.
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// A validated manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// Where it was read from (for messages and for watching).
+    pub source: PathBuf,
+    /// `[host]`
+    pub host: HostSettings,
+    /// `[rabbitmq]`
+    pub rabbitmq: RabbitSettings,
+    /// `[zeromq]`
+    pub zeromq: ZmqSettings,
+    /// `[roles]`
+    pub roles: Roles,
+    /// `[[plugins]]`, in file order.
+    pub plugins: Vec<PluginEntry>,
+}
+
+/// `[host]`: who this host is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostSettings {
+    /// Host name as reported to callers and the service manager (default: the
+    /// machine's host name).
+    pub name: String,
+    /// Where the admin endpoint listens (default `127.0.0.1:0`, i.e. an
+    /// ephemeral port written next to the manifest).
+    pub admin: Option<String>,
+}
+
+/// `[rabbitmq]`: the RPC transport.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RabbitSettings {
+    /// Broker URL; `None` means "CLI, `PLUGHOST_AMQP_URL`, or the default".
+    pub url: Option<String>,
+    /// The topic exchange calls are published to.
+    pub rpc_exchange: String,
+    /// The fanout exchange finds are published to.
+    pub ns_exchange: String,
+    /// Unacknowledged requests one host holds per route queue.
+    pub prefetch: u16,
+}
+
+/// `[zeromq]`: the service tracker transport and timings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZmqSettings {
+    /// The manager's PUB (beacon) endpoint.
+    pub discovery: String,
+    /// The manager's ROUTER (management) endpoint.
+    pub management: String,
+    /// Milliseconds between beacons.
+    pub beacon_interval_ms: u64,
+    /// Milliseconds between a service's HELLOs.
+    pub heartbeat_interval_ms: u64,
+    /// Milliseconds after which a silent service is dropped.
+    pub ttl_ms: u64,
+    /// Token a management request must carry to shut the manager down.
+    pub admin_token: Option<String>,
+}
+
+/// `[roles]`: which parts of a host run (all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Roles {
+    /// Answer finds on the name-service exchange.
+    pub name_service: bool,
+    /// Consume route queues and run calls.
+    pub rpc: bool,
+    /// Run the ZeroMQ service manager.
+    pub manager: bool,
+    /// Run tracked services and register them (and the host) with a manager.
+    pub services: bool,
+    /// Listen for `plughost reload` and `plughost status`.
+    pub admin: bool,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Self {
+            name_service: true,
+            rpc: true,
+            manager: true,
+            services: true,
+            admin: true,
+        }
+    }
+}
+
+/// One `[[plugins]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginEntry {
+    /// The library file, resolved against the manifest's folder.
+    pub path: PathBuf,
+    /// Expected SHA-256 of the file (lower-case hex), if pinned.
+    pub sha256: Option<String>,
+    /// The plugin's `config` table, as JSON (an empty object when absent).
+    pub config: serde_json::Value,
+    /// Per-method overrides, by method name.
+    pub methods: BTreeMap<String, MethodOverride>,
+}
+
+/// `[plugins.methods.<name>]`: what an operator may change about a method.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MethodOverride {
+    /// Route to serve the method on instead of its default.
+    pub route: Option<String>,
+    /// Call timeout in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Calls of this method that may run at once on this host.
+    pub concurrency: Option<usize>,
+}
+
+// ---- raw TOML shape -------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    #[serde(default)]
+    host: RawHost,
+    #[serde(default)]
+    rabbitmq: RawRabbit,
+    #[serde(default)]
+    zeromq: RawZmq,
+    #[serde(default)]
+    roles: Roles,
+    #[serde(default)]
+    plugins: Vec<RawPlugin>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: Option<Spanned<String>>,
+    admin: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRabbit {
+    url: Option<Spanned<String>>,
+    rpc_exchange: Option<Spanned<String>>,
+    ns_exchange: Option<Spanned<String>>,
+    prefetch: Option<Spanned<u16>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawZmq {
+    discovery: Option<Spanned<String>>,
+    management: Option<Spanned<String>>,
+    beacon_interval_ms: Option<Spanned<u64>>,
+    heartbeat_interval_ms: Option<Spanned<u64>>,
+    ttl_ms: Option<Spanned<u64>>,
+    admin_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    path: Spanned<String>,
+    sha256: Option<Spanned<String>>,
+    #[serde(default)]
+    config: toml::Table,
+    #[serde(default)]
+    methods: BTreeMap<String, RawMethod>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMethod {
+    route: Option<Spanned<String>>,
+    timeout_ms: Option<Spanned<u64>>,
+    concurrency: Option<Spanned<usize>>,
+}
+
+// ---- validation -----------------------------------------------------------
+
+/// Turns raw values into validated ones, turning spans into line numbers.
+struct Validator<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Validator<'_> {
+    fn line_of<T>(&self, value: &Spanned<T>) -> usize {
+        let end = value.span().start.min(self.text.len());
+        self.text[..end].matches('\n').count() + 1
+    }
+
+    fn invalid<T>(&self, key: &str, value: &Spanned<T>, reason: impl Into<String>) -> ManifestError {
+        ManifestError::Invalid {
+            path: self.path.to_path_buf(),
+            key: key.to_owned(),
+            line: self.line_of(value),
+            reason: reason.into(),
+        }
+    }
+
+    fn non_empty(&self, key: &str, value: Option<Spanned<String>>, default: &str) -> Result<String, ManifestError> {
+        match value {
+            None => Ok(default.to_owned()),
+            Some(v) if v.get_ref().trim().is_empty() => Err(self.invalid(key, &v, "must not be empty")),
+            Some(v) => Ok(v.into_inner()),
+        }
+    }
+
+    fn positive(&self, key: &str, value: Option<Spanned<u64>>, default: u64) -> Result<u64, ManifestError> {
+        match value {
+            None => Ok(default),
+            Some(v) if *v.get_ref() == 0 => Err(self.invalid(key, &v, "must be greater than 0")),
+            Some(v) => Ok(v.into_inner()),
+        }
+    }
+
+    fn zmq_endpoint(&self, key: &str, value: Option<Spanned<String>>, default: &str) -> Result<String, ManifestError> {
+        let endpoint = self.non_empty(key, value.clone(), default)?;
+        match (value, endpoint.starts_with("tcp://")) {
+            (Some(v), false) => Err(self.invalid(key, &v, "must be a tcp:// endpoint, e.g. tcp://127.0.0.1:5555")),
+            _ => Ok(endpoint),
+        }
+    }
+}
+
+impl Manifest {
+    /// Reads and validates a manifest file.
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        let base = if base.as_os_str().is_empty() { Path::new(".") } else { base };
+        let mut manifest = Self::parse(&text, base, path)?;
+        manifest.source = path.to_path_buf();
+        Ok(manifest)
+    }
+
+    /// Validates manifest text; relative plugin paths resolve against
+    /// `base_dir`; `origin` names the text in errors.
+    pub fn parse(text: &str, base_dir: &Path, origin: impl AsRef<Path>) -> Result<Self, ManifestError> {
+        let origin = origin.as_ref();
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let v = Validator { text, path: origin };
+
+        let host = HostSettings {
+            name: v.non_empty("host.name", raw.host.name, &default_host_name())?,
+            admin: raw.host.admin.map(Spanned::into_inner),
+        };
+
+        let url = match raw.rabbitmq.url {
+            Some(u) if !(u.get_ref().starts_with("amqp://") || u.get_ref().starts_with("amqps://")) => {
+                return Err(v.invalid("rabbitmq.url", &u, "must start with amqp:// or amqps://"))
+            }
+            other => other.map(Spanned::into_inner),
+        };
+        let prefetch = match raw.rabbitmq.prefetch {
+            Some(p) if *p.get_ref() == 0 => return Err(v.invalid("rabbitmq.prefetch", &p, "must be greater than 0")),
+            Some(p) => p.into_inner(),
+            None => 64,
+        };
+        let rabbitmq = RabbitSettings {
+            url,
+            rpc_exchange: v.non_empty("rabbitmq.rpc_exchange", raw.rabbitmq.rpc_exchange, "rpc_exchange")?,
+            ns_exchange: v.non_empty("rabbitmq.ns_exchange", raw.rabbitmq.ns_exchange, "rpc_ns_exchange")?,
+            prefetch,
+        };
+
+        let zeromq = ZmqSettings {
+            discovery: v.zmq_endpoint("zeromq.discovery", raw.zeromq.discovery, "tcp://127.0.0.1:5555")?,
+            management: v.zmq_endpoint("zeromq.management", raw.zeromq.management, "tcp://127.0.0.1:6666")?,
+            beacon_interval_ms: v.positive("zeromq.beacon_interval_ms", raw.zeromq.beacon_interval_ms, 1000)?,
+            heartbeat_interval_ms: v.positive("zeromq.heartbeat_interval_ms", raw.zeromq.heartbeat_interval_ms, 1000)?,
+            ttl_ms: v.positive("zeromq.ttl_ms", raw.zeromq.ttl_ms, 3000)?,
+            admin_token: raw.zeromq.admin_token,
+        };
+
+        let plugins = raw
+            .plugins
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| validate_plugin(&v, i, p, base_dir))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Self {
+            source: origin.to_path_buf(),
+            host,
+            rabbitmq,
+            zeromq,
+            roles: raw.roles,
+            plugins,
+        })
+    }
+}
+
+fn validate_plugin(v: &Validator<'_>, index: usize, raw: RawPlugin, base_dir: &Path) -> Result<PluginEntry, ManifestError> {
+    let key = |k: &str| format!("plugins[{index}].{k}");
+    if raw.path.get_ref().trim().is_empty() {
+        return Err(v.invalid(&key("path"), &raw.path, "must not be empty"));
+    }
+    let path = Path::new(raw.path.get_ref());
+    let path = if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) };
+
+    let sha256 = match raw.sha256 {
+        Some(s) => {
+            let hex = s.get_ref().to_ascii_lowercase();
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(v.invalid(&key("sha256"), &s, "must be 64 hexadecimal digits"));
+            }
+            Some(hex)
+        }
+        None => None,
+    };
+
+    let config = serde_json::to_value(&raw.config).map_err(|e| ManifestError::Invalid {
+        path: v.path.to_path_buf(),
+        key: key("config"),
+        line: v.line_of(&raw.path),
+        reason: format!("cannot be expressed as JSON: {e}"),
+    })?;
+
+    let mut methods = BTreeMap::new();
+    for (name, m) in raw.methods {
+        let mkey = |k: &str| format!("plugins[{index}].methods.{name}.{k}");
+        if let Some(route) = &m.route {
+            if !is_valid_route(route.get_ref()) {
+                return Err(v.invalid(
+                    &mkey("route"),
+                    route,
+                    "must be dot-separated words of letters, digits, '_', '-' or ':' (no wildcards)",
+                ));
+            }
+        }
+        let timeout_ms = match m.timeout_ms {
+            Some(t) if *t.get_ref() == 0 => return Err(v.invalid(&mkey("timeout_ms"), &t, "must be greater than 0")),
+            other => other.map(Spanned::into_inner),
+        };
+        let concurrency = match m.concurrency {
+            Some(c) if *c.get_ref() == 0 => return Err(v.invalid(&mkey("concurrency"), &c, "must be greater than 0")),
+            other => other.map(Spanned::into_inner),
+        };
+        methods.insert(
+            name.clone(),
+            MethodOverride {
+                route: m.route.map(Spanned::into_inner),
+                timeout_ms,
+                concurrency,
+            },
+        );
+    }
+
+    Ok(PluginEntry { path, sha256, config, methods })
+}
+
+/// The machine's host name, or `plughost` when it cannot be read.
+fn default_host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "plughost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, Path::new("/base"), "m.toml")
+    }
+
+    #[test]
+    fn empty_manifest_gets_defaults() {
+        let m = parse("").unwrap();
+        assert_eq!(m.rabbitmq.rpc_exchange, "rpc_exchange");
+        assert_eq!(m.rabbitmq.ns_exchange, "rpc_ns_exchange");
+        assert_eq!(m.zeromq.discovery, "tcp://127.0.0.1:5555");
+        assert_eq!(m.zeromq.ttl_ms, 3000);
+        assert_eq!(m.roles, Roles::default());
+        assert!(m.plugins.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let err = parse("[host]\nname = \"a\"\ncolour = \"red\"\n").unwrap_err().to_string();
+        assert!(err.contains("m.toml"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn unknown_plugin_key_is_an_error() {
+        let err = parse("[[plugins]]\npath = \"a.so\"\nsha = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 3") && err.contains("sha"), "{err}");
+    }
+
+    #[test]
+    fn bad_route_names_key_and_line() {
+        let err = parse("[[plugins]]\npath = \"a.so\"\n[plugins.methods.fibo]\nroute = \"a.*\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("plugins[0].methods.fibo.route"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn bad_sha_and_zero_values_are_rejected() {
+        let err = parse("[[plugins]]\npath = \"a.so\"\nsha256 = \"abc\"\n").unwrap_err().to_string();
+        assert!(err.contains("plugins[0].sha256") && err.contains("64 hexadecimal"), "{err}");
+        let err = parse("[zeromq]\nttl_ms = 0\n").unwrap_err().to_string();
+        assert!(err.contains("zeromq.ttl_ms") && err.contains("line 2"), "{err}");
+        let err = parse("[zeromq]\ndiscovery = \"udp://x\"\n").unwrap_err().to_string();
+        assert!(err.contains("tcp://"), "{err}");
+        let err = parse("[rabbitmq]\nurl = \"http://x\"\n").unwrap_err().to_string();
+        assert!(err.contains("amqp://"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_a_parse_error() {
+        let err = parse("[rabbitmq]\nprefetch = \"ten\"\n").unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("prefetch"), "{err}");
+    }
+
+    #[test]
+    fn plugin_entry_resolves_path_and_keeps_config() {
+        let m = parse(
+            "[[plugins]]\npath = \"plugins/libx.so\"\nsha256 = \"ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789\"\n[plugins.config]\ntick_ms = 5\n[plugins.methods.m]\nroute = \"a.b\"\nconcurrency = 2\n",
+        )
+        .unwrap();
+        let p = &m.plugins[0];
+        assert_eq!(p.path, Path::new("/base/plugins/libx.so"));
+        assert!(p.sha256.as_deref().unwrap().starts_with("abcdef"));
+        assert_eq!(p.config, serde_json::json!({"tick_ms": 5}));
+        assert_eq!(p.methods["m"].route.as_deref(), Some("a.b"));
+        assert_eq!(p.methods["m"].concurrency, Some(2));
+    }
+
+    #[test]
+    fn missing_file_names_the_file() {
+        let err = Manifest::load(Path::new("/nonexistent/plughost.toml")).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/plughost.toml") && err.contains("cannot read"), "{err}");
+    }
+}

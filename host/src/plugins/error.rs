@@ -1,0 +1,123 @@
+//! Why a plugin could not be loaded or registered.
+
+use std::path::PathBuf;
+
+use plughost_plugin_api::PluginError;
+
+/// A plugin load or registration failure. Every variant names the file (or
+/// the plugins involved) and the reason, in the words an operator needs.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file does not exist.
+    #[error("plugin {path}: file not found (check `path` in the manifest, relative paths resolve against the manifest's folder)")]
+    Missing {
+        /// The plugin file.
+        path: PathBuf,
+    },
+    /// The file exists but could not be read or copied.
+    #[error("plugin {path}: cannot read it: {reason}")]
+    Io {
+        /// The plugin file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// The file's SHA-256 is not the one pinned in the manifest.
+    #[error("plugin {path}: sha256 is {actual}, manifest pins {expected}")]
+    ShaMismatch {
+        /// The plugin file.
+        path: PathBuf,
+        /// The pinned hash.
+        expected: String,
+        /// The file's hash.
+        actual: String,
+    },
+    /// The dynamic loader refused the file.
+    #[error("plugin {path}: not a loadable shared library: {reason}")]
+    NotALibrary {
+        /// The plugin file.
+        path: PathBuf,
+        /// The dynamic loader's message.
+        reason: String,
+    },
+    /// A shared library without a plughost root module.
+    #[error("plugin {path}: not a plughost plugin (it exports no plughost root module; was it built with `export_plugin!`?)")]
+    NotAPlugin {
+        /// The plugin file.
+        path: PathBuf,
+    },
+    /// Built against a plugin-api this host cannot load.
+    #[error("plugin {path}: built against plugin-api {plugin_api}, host expects {host_api} (rebuild the plugin against plughost-plugin-api {host_api})")]
+    IncompatibleApi {
+        /// The plugin file.
+        path: PathBuf,
+        /// The plugin-api version the plugin was built with.
+        plugin_api: String,
+        /// The plugin-api version of this host.
+        host_api: String,
+    },
+    /// abi_stable found that the plugin's types do not match the host's.
+    #[error("plugin {path}: ABI layout does not match this host's plugin-api: {reason}")]
+    Layout {
+        /// The plugin file.
+        path: PathBuf,
+        /// abi_stable's description of the mismatch.
+        reason: String,
+    },
+    /// Some other abi_stable loading failure.
+    #[error("plugin {path}: cannot load: {reason}")]
+    Abi {
+        /// The plugin file.
+        path: PathBuf,
+        /// abi_stable's message.
+        reason: String,
+    },
+    /// The plugin's initialisation returned an error or panicked.
+    #[error("plugin {path}: initialisation failed: {error}")]
+    Init {
+        /// The plugin file.
+        path: PathBuf,
+        /// What the plugin said.
+        error: PluginError,
+    },
+    /// The plugin describes itself incompletely or inconsistently.
+    #[error("plugin {path}: invalid metadata: {reason}")]
+    Metadata {
+        /// The plugin file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Two loaded files declare the same plugin name.
+    #[error("plugin {second}: plugin name `{name}` is already used by {first}")]
+    DuplicatePlugin {
+        /// The plugin name.
+        name: String,
+        /// The file that declared it first.
+        first: PathBuf,
+        /// The file that declared it again.
+        second: PathBuf,
+    },
+    /// Two plugins declare the same method name.
+    #[error("plugin {second_file}: method `{method}` of plugin `{second}` is already served by plugin `{first}`")]
+    DuplicateMethod {
+        /// The method name.
+        method: String,
+        /// The plugin that declared it first.
+        first: String,
+        /// The plugin that declared it again.
+        second: String,
+        /// The second plugin's file.
+        second_file: PathBuf,
+    },
+    /// A manifest override names a method the plugin does not have.
+    #[error("plugin {path}: manifest overrides method `{method}`, which plugin `{plugin}` does not declare")]
+    UnknownOverride {
+        /// The plugin file.
+        path: PathBuf,
+        /// The plugin name.
+        plugin: String,
+        /// The method named in the manifest.
+        method: String,
+    },
+}

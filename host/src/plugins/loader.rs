@@ -1,0 +1,179 @@
+//! Loading one plugin file: hash, shadow copy, `dlopen`, ABI checks, instance.
+//!
+//! Why a shadow copy: the dynamic loader hands back the already-loaded
+//! library when asked for the same path again, so a rebuilt plugin written
+//! over the old file could never be loaded next to the old version; and a
+//! file rewritten in place under a mapped library can crash the host. So
+//! every file is first copied to a content-addressed path
+//! (`<cache>/<stem>-<sha256 prefix>.so`) and loaded from there: identical
+//! content shares one library, new content is a new library.
+//!
+//! Why not `RootModule::load_from_file`: abi_stable caches one root module
+//! per root-module *type* in a process-wide static, so a second plugin
+//! would get the first plugin's module back. We go one level lower
+//! (`lib_header_from_path` + `LibHeader::init_root_module`), which checks
+//! each library on its own. Libraries are never unloaded (abi_stable leaks
+//! them on purpose); see `docs/operations.md`.
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::{Mutex, OnceLock},
+    time::SystemTime,
+};
+
+use abi_stable::{
+    library::{lib_header_from_path, LibHeader, LibraryError, RootModule},
+    std_types::RStr,
+};
+use plughost_plugin_api::ffi::PluginRootRef;
+use sha2::{Digest, Sha256};
+
+use super::{host_api::TracingHost, LoadError, PluginHandle};
+
+/// What to load: a file, an optional hash pin and the plugin's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSpec {
+    /// The plugin library.
+    pub path: PathBuf,
+    /// Expected SHA-256 (lower-case hex), if pinned.
+    pub sha256: Option<String>,
+    /// The configuration handed to the plugin (JSON object).
+    pub config: serde_json::Value,
+}
+
+impl PluginSpec {
+    /// A spec for a file with no pin and an empty configuration.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            sha256: None,
+            config: serde_json::Value::Object(Default::default()),
+        }
+    }
+}
+
+/// The plugin-api version this host was built with.
+pub fn host_api_version() -> &'static str {
+    PluginRootRef::VERSION_STRINGS.version.as_str()
+}
+
+/// Loads a plugin file and creates one instance of it.
+///
+/// Safe to call for several files, and for several versions of one plugin:
+/// each distinct file content becomes its own library.
+pub fn load(spec: &PluginSpec) -> Result<PluginHandle, LoadError> {
+    let path = &spec.path;
+    let bytes = fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadError::Missing { path: path.clone() },
+        _ => LoadError::Io { path: path.clone(), reason: e.to_string() },
+    })?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    if let Some(expected) = &spec.sha256 {
+        if !expected.eq_ignore_ascii_case(&sha256) {
+            return Err(LoadError::ShaMismatch {
+                path: path.clone(),
+                expected: expected.clone(),
+                actual: sha256,
+            });
+        }
+    }
+
+    let header = library_for(path, &sha256, &bytes)?;
+    check_api_version(path, header)?;
+    let root = header
+        .init_root_module::<PluginRootRef>()
+        .map_err(|e| library_error(path, e))?;
+
+    let label = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".to_owned());
+    let config = spec.config.to_string();
+    let instance = (root.new_instance())(RStr::from_str(&config), TracingHost::boxed(label))
+        .into_result()
+        .map_err(|error| LoadError::Init { path: path.clone(), error })?;
+
+    PluginHandle::new(path.clone(), sha256, SystemTime::now(), spec.config.clone(), instance)
+}
+
+/// Returns the checked header of the library with this content, opening the
+/// shadow copy once per content hash for the life of the process.
+fn library_for(path: &Path, sha256: &str, bytes: &[u8]) -> Result<&'static LibHeader, LoadError> {
+    static OPENED: OnceLock<Mutex<HashMap<String, &'static LibHeader>>> = OnceLock::new();
+    let opened = OPENED.get_or_init(Default::default);
+    let mut opened = opened.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(header) = opened.get(sha256) {
+        return Ok(header);
+    }
+    let shadow = shadow_copy(path, sha256, bytes)?;
+    let header = lib_header_from_path(&shadow).map_err(|e| library_error(path, e))?;
+    opened.insert(sha256.to_owned(), header);
+    Ok(header)
+}
+
+/// Writes `bytes` to the content-addressed shadow path (atomically, so a
+/// concurrent host never opens a half-written file) and returns that path.
+fn shadow_copy(path: &Path, sha256: &str, bytes: &[u8]) -> Result<PathBuf, LoadError> {
+    let io = |e: std::io::Error| LoadError::Io {
+        path: path.to_path_buf(),
+        reason: format!("cannot write shadow copy: {e}"),
+    };
+    let dir = shadow_dir();
+    fs::create_dir_all(&dir).map_err(io)?;
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_else(|| "so".into());
+    let target = dir.join(format!("{stem}-{}.{ext}", &sha256[..16]));
+    if target.metadata().map(|m| m.len() == bytes.len() as u64).unwrap_or(false) {
+        return Ok(target);
+    }
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.persist(&target).map_err(|e| io(e.error))?;
+    Ok(target)
+}
+
+/// Where shadow copies live: `$PLUGHOST_LIB_CACHE`, else a per-user folder
+/// under the temp directory.
+fn shadow_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PLUGHOST_LIB_CACHE") {
+        return PathBuf::from(dir);
+    }
+    use std::os::unix::fs::MetadataExt;
+    let uid = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    std::env::temp_dir().join(format!("plughost-{uid}")).join("libs")
+}
+
+/// plugin-api follows semver: same major, and for 0.x the same minor.
+fn check_api_version(path: &Path, header: &LibHeader) -> Result<(), LoadError> {
+    let plugin_api = header.version_strings().version.as_str().to_owned();
+    let host_api = host_api_version().to_owned();
+    let compatible = match (semver::Version::parse(&plugin_api), semver::Version::parse(&host_api)) {
+        (Ok(p), Ok(h)) => p.major == h.major && (h.major != 0 || p.minor == h.minor),
+        _ => false,
+    };
+    if compatible {
+        Ok(())
+    } else {
+        Err(LoadError::IncompatibleApi { path: path.to_path_buf(), plugin_api, host_api })
+    }
+}
+
+fn library_error(path: &Path, err: LibraryError) -> LoadError {
+    let path = path.to_path_buf();
+    match err {
+        LibraryError::OpenError { err, .. } => LoadError::NotALibrary { path, reason: err.to_string() },
+        LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { path },
+        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => {
+            LoadError::IncompatibleApi {
+                path,
+                plugin_api: actual_version.to_string(),
+                host_api: expected_version.to_string(),
+            }
+        }
+        LibraryError::AbiInstability(e) => LoadError::Layout { path, reason: e.to_string() },
+        other => LoadError::Abi { path, reason: other.to_string() },
+    }
+}

@@ -1,0 +1,26 @@
+//! Plugins: loading cdylibs through abi_stable, checking them, and the
+//! registry of the methods and services they provide.
+//!
+//! - [`loader`]: one file -> one checked [`PluginHandle`] (shadow copy,
+//!   version and layout checks, instance creation).
+//! - [`handle`]: a loaded instance, its descriptor, state and counters.
+//! - [`registry`]: the plugins of one host and its method index.
+//!
+//! ```no_run
+//! use plughost::plugins::{load, PluginSpec};
+//!
+//! let math = load(&PluginSpec::file("target/release/libplugin_math.so"))?;
+//! assert_eq!(math.call("fibo", &[10.into()])?, serde_json::json!(55));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+pub mod handle;
+mod host_api;
+pub mod loader;
+pub mod registry;
+
+pub use error::LoadError;
+pub use handle::{MethodDescriptor, PluginDescriptor, PluginHandle, PluginState, ServiceDescriptor};
+pub use loader::{host_api_version, load, PluginSpec};
+pub use registry::{MethodEntry, Registry};

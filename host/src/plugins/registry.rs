@@ -1,0 +1,135 @@
+//! [`Registry`]: the set of plugins one host serves, and the method index
+//! the RPC roles route calls through.
+//!
+//! A registry is built whole and checked whole (duplicate plugin and method
+//! names are errors), so a host can build the next one beside the one that
+//! is serving and swap only when it is complete.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use plughost_plugin_api::PluginError;
+use serde_json::Value;
+
+use super::{load, LoadError, PluginHandle, PluginSpec};
+use crate::manifest::{Manifest, MethodOverride};
+
+/// Timeout of a method the manifest gives none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Calls of one method that may run at once when the manifest says nothing.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+/// One servable method: the plugin that has it and how this host serves it.
+#[derive(Debug, Clone)]
+pub struct MethodEntry {
+    /// Method name.
+    pub name: String,
+    /// The plugin that serves it.
+    pub plugin: Arc<PluginHandle>,
+    /// The route it is served on (manifest override or the plugin's default).
+    pub route: String,
+    /// One-line documentation.
+    pub doc: String,
+    /// How long a call may take.
+    pub timeout: Duration,
+    /// How many calls may run at once on this host.
+    pub concurrency: usize,
+}
+
+/// The plugins of one host and an index of their methods.
+#[derive(Debug, Default, Clone)]
+pub struct Registry {
+    plugins: Vec<Arc<PluginHandle>>,
+    methods: BTreeMap<String, MethodEntry>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Loads every plugin of a manifest into a new registry; the first
+    /// failure wins and nothing half-built escapes.
+    pub fn from_manifest(manifest: &Manifest) -> Result<Self, LoadError> {
+        let mut registry = Self::new();
+        for entry in &manifest.plugins {
+            let spec = PluginSpec {
+                path: entry.path.clone(),
+                sha256: entry.sha256.clone(),
+                config: entry.config.clone(),
+            };
+            registry.add(load(&spec)?, &entry.methods)?;
+        }
+        Ok(registry)
+    }
+
+    /// Adds a loaded plugin with the manifest's overrides for its methods.
+    pub fn add(&mut self, plugin: PluginHandle, overrides: &BTreeMap<String, MethodOverride>) -> Result<(), LoadError> {
+        if let Some(first) = self.plugins.iter().find(|p| p.name() == plugin.name()) {
+            return Err(LoadError::DuplicatePlugin {
+                name: plugin.name().to_owned(),
+                first: first.file().to_path_buf(),
+                second: plugin.file().to_path_buf(),
+            });
+        }
+        for method in overrides.keys() {
+            if !plugin.descriptor().methods.iter().any(|m| &m.name == method) {
+                return Err(LoadError::UnknownOverride {
+                    path: plugin.file().to_path_buf(),
+                    plugin: plugin.name().to_owned(),
+                    method: method.clone(),
+                });
+            }
+        }
+        for m in &plugin.descriptor().methods {
+            if let Some(existing) = self.methods.get(&m.name) {
+                return Err(LoadError::DuplicateMethod {
+                    method: m.name.clone(),
+                    first: existing.plugin.name().to_owned(),
+                    second: plugin.name().to_owned(),
+                    second_file: plugin.file().to_path_buf(),
+                });
+            }
+        }
+        let plugin = Arc::new(plugin);
+        for m in &plugin.descriptor().methods {
+            let o = overrides.get(&m.name).cloned().unwrap_or_default();
+            self.methods.insert(
+                m.name.clone(),
+                MethodEntry {
+                    name: m.name.clone(),
+                    plugin: Arc::clone(&plugin),
+                    route: o.route.unwrap_or_else(|| m.route.clone()),
+                    doc: m.doc.clone(),
+                    timeout: o.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_TIMEOUT),
+                    concurrency: o.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+                },
+            );
+        }
+        self.plugins.push(plugin);
+        Ok(())
+    }
+
+    /// The plugins, in load order.
+    pub fn plugins(&self) -> &[Arc<PluginHandle>] {
+        &self.plugins
+    }
+
+    /// All methods, by name.
+    pub fn methods(&self) -> impl Iterator<Item = &MethodEntry> {
+        self.methods.values()
+    }
+
+    /// One method by name.
+    pub fn method(&self, name: &str) -> Option<&MethodEntry> {
+        self.methods.get(name)
+    }
+
+    /// Calls a method in process (blocking): 404 when no plugin serves it.
+    pub fn call(&self, method: &str, args: &[Value]) -> Result<Value, PluginError> {
+        let entry = self
+            .method(method)
+            .ok_or_else(|| PluginError::not_found(format!("no loaded plugin serves method `{method}`")))?;
+        entry.plugin.call(method, args)
+    }
+}

@@ -1,0 +1,24 @@
+//! Versions of plughost and the libraries it speaks through, as reported by
+//! `plughost version` (an operator's first question when two hosts disagree).
+
+use serde::Serialize;
+
+/// What this build is made of.
+#[derive(Debug, Clone, Serialize)]
+pub struct Versions {
+    /// plughost itself.
+    pub plughost: &'static str,
+    /// The plugin ABI crate it loads plugins against.
+    pub plugin_api: &'static str,
+    /// The abi_stable crate behind that ABI.
+    pub abi_stable: &'static str,
+}
+
+/// The versions of this build.
+pub fn versions() -> Versions {
+    Versions {
+        plughost: env!("CARGO_PKG_VERSION"),
+        plugin_api: crate::plugins::host_api_version(),
+        abi_stable: "0.11",
+    }
+}

@@ -1,0 +1,13 @@
+//! Test helpers shared by plughost's integration tests, in one place so each
+//! test reads like a story: "build the math plugin, write a manifest, load it".
+//!
+//! Plugins are built with the real `cargo` and loaded by the real loader;
+//! nothing here fakes a library.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+pub mod build;
+pub mod manifest;
+
+pub use build::{plugin_lib, variant_lib, SourcePatch, Variant};
+pub use manifest::TempManifest;
