@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod conformance;
+mod new;
 mod plugins;
 mod version;
 
@@ -41,6 +43,10 @@ pub enum Command {
     Invoke(plugins::InvokeArgs),
     /// Print the versions of plughost, the plugin ABI and the libraries it speaks through.
     Version(version::VersionArgs),
+    /// Check that a plugin library behaves (the conformance kit); exit 1 naming the failed checks.
+    Conformance(conformance::ConformanceArgs),
+    /// Create a plugin crate that builds and passes the conformance kit as generated.
+    New(new::NewArgs),
 }
 
 /// Parses the command line, runs the command, and maps errors to exit codes.
@@ -51,6 +57,8 @@ pub fn main() -> ExitCode {
         Command::Plugins(args) => plugins::list(args),
         Command::Invoke(args) => plugins::invoke(args),
         Command::Version(args) => version::run(args),
+        Command::Conformance(args) => conformance::run(args),
+        Command::New(args) => new::run(args),
     };
     match result {
         Ok(code) => code,

@@ -28,7 +28,7 @@ use abi_stable::{
     library::{lib_header_from_path, LibHeader, LibraryError, RootModule},
     std_types::RStr,
 };
-use plughost_plugin_api::ffi::PluginRootRef;
+use plughost_plugin_api::ffi::{HostApiBox, PluginRootRef};
 use sha2::{Digest, Sha256};
 
 use super::{host_api::TracingHost, LoadError, PluginHandle};
@@ -65,6 +65,19 @@ pub fn host_api_version() -> &'static str {
 /// Safe to call for several files, and for several versions of one plugin:
 /// each distinct file content becomes its own library.
 pub fn load(spec: &PluginSpec) -> Result<PluginHandle, LoadError> {
+    let label = spec
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".to_owned());
+    load_with_host(spec, TracingHost::boxed(label))
+}
+
+/// Like [`load`], but the instance's log records go to `host` instead of
+/// `tracing`: for tools that must see what a plugin logs, such as the
+/// conformance kit (which also checks that nothing reaches stdout/stderr
+/// while plugin code runs, so it cannot let records go to a log writer).
+pub fn load_with_host(spec: &PluginSpec, host: HostApiBox) -> Result<PluginHandle, LoadError> {
     let path = &spec.path;
     let bytes = fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => LoadError::Missing { path: path.clone() },
@@ -87,12 +100,8 @@ pub fn load(spec: &PluginSpec) -> Result<PluginHandle, LoadError> {
         .init_root_module::<PluginRootRef>()
         .map_err(|e| library_error(path, e))?;
 
-    let label = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plugin".to_owned());
     let config = spec.config.to_string();
-    let instance = (root.new_instance())(RStr::from_str(&config), TracingHost::boxed(label))
+    let instance = (root.new_instance())(RStr::from_str(&config), host)
         .into_result()
         .map_err(|error| LoadError::Init { path: path.clone(), error })?;
 

@@ -16,11 +16,11 @@
 
 mod error;
 pub mod handle;
-mod host_api;
+pub(crate) mod host_api;
 pub mod loader;
 pub mod registry;
 
 pub use error::LoadError;
 pub use handle::{MethodDescriptor, PluginDescriptor, PluginHandle, PluginState, ServiceDescriptor};
-pub use loader::{host_api_version, load, PluginSpec};
+pub use loader::{host_api_version, load, load_with_host, PluginSpec};
 pub use registry::{MethodEntry, Registry};

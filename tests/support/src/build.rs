@@ -56,17 +56,30 @@ fn build_cdylibs(mut cmd: Command) -> HashMap<String, PathBuf> {
     libs
 }
 
-/// The built cdylib of a workspace plugin: `math`, `echo`, `faulty`, or the
-/// fixture `not-a-plugin`.
+/// The conformance kit's rule-breaking fixtures (`tests/conformance/fixtures/`).
+pub const CONFORMANCE_FIXTURES: [&str; 4] = [
+    "fixture-missing-doc",
+    "fixture-bad-args-500",
+    "fixture-ignores-stop",
+    "fixture-prints-stdout",
+];
+
+/// The built cdylib of a workspace plugin: `math`, `echo`, `faulty`, the
+/// fixture `not-a-plugin`, or a conformance fixture (`fixture-missing-doc`,
+/// ..., see [`CONFORMANCE_FIXTURES`]).
 pub fn plugin_lib(name: &str) -> PathBuf {
     static LIBS: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     let libs = LIBS.get_or_init(|| {
         let mut cmd = cargo();
         cmd.args(["build", "-p", "plugin-math", "-p", "plugin-echo", "-p", "plugin-faulty", "-p", "not-a-plugin"]);
+        for fixture in CONFORMANCE_FIXTURES {
+            cmd.args(["-p", fixture]);
+        }
         build_cdylibs(cmd)
     });
     let key = match name {
         "not-a-plugin" => "not_a_plugin".to_owned(),
+        fixture if fixture.starts_with("fixture-") => fixture.replace('-', "_"),
         other => format!("plugin_{other}"),
     };
     libs.get(&key)

@@ -9,5 +9,5 @@
 pub mod build;
 pub mod manifest;
 
-pub use build::{plugin_lib, variant_lib, SourcePatch, Variant};
+pub use build::{plugin_lib, variant_lib, SourcePatch, Variant, CONFORMANCE_FIXTURES};
 pub use manifest::TempManifest;
