@@ -1,0 +1,245 @@
+//! `plughost conformance`, run as a user or a CI job runs it: the table and
+//! exit 0 for good plugins, exit 1 naming the failed check for each
+//! rule-breaking fixture, `--json`, and JUnit XML that a real XML parser
+//! (Python's `xml.etree`) accepts.
+
+use std::process::{Command, Output};
+
+use plughost_test_support::{plugin_lib, CONFORMANCE_FIXTURES};
+
+fn plughost(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plughost"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn conformance(lib: &str, extra: &[&str]) -> Output {
+    plughost(&[&["conformance", lib], extra].concat())
+}
+
+#[test]
+fn math_prints_a_table_of_passed_checks_and_exits_0() {
+    let lib = plugin_lib("math");
+    let out = conformance(lib.to_str().unwrap(), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("plughost conformance: math 0.1.0 (plugin-api 0.1.0)\n"),
+        "{text}"
+    );
+    for id in [
+        "load",
+        "metadata",
+        "examples",
+        "bad-arguments",
+        "panics",
+        "concurrency",
+        "latency",
+        "init",
+        "quiet",
+    ] {
+        assert!(
+            text.contains(&format!("  PASS  {id} ")),
+            "{id} did not pass:\n{text}"
+        );
+    }
+    assert!(text.contains("  SKIP  services "), "{text}");
+    assert!(
+        text.ends_with("10 checks: 9 passed, 0 failed, 1 skipped\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn each_rule_breaking_fixture_exits_1_and_names_its_check() {
+    let expected = [
+        ("fixture-missing-doc", "metadata"),
+        ("fixture-bad-args-500", "bad-arguments"),
+        ("fixture-ignores-stop", "services"),
+        ("fixture-prints-stdout", "quiet"),
+    ];
+    assert_eq!(expected.len(), CONFORMANCE_FIXTURES.len());
+    for (fixture, check) in expected {
+        let lib = plugin_lib(fixture);
+        let out = conformance(lib.to_str().unwrap(), &[]);
+        let (text, err) = (stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(1), "{fixture}: {text}{err}");
+        assert!(
+            text.contains(&format!("  FAIL  {check} ")),
+            "{fixture}: {text}"
+        );
+        assert!(
+            text.contains(&format!("1 failed, ")) && text.contains(&format!("(failed: {check})")),
+            "{fixture}: {text}"
+        );
+        assert!(
+            err.contains(&format!(
+                "conformance failed for {fixture} 0.1.0: {check} ("
+            )),
+            "{fixture}: {err}"
+        );
+    }
+}
+
+#[test]
+fn junit_output_is_valid_xml_with_a_failure_per_failed_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("out.xml");
+    let lib = plugin_lib("fixture-bad-args-500");
+    let out = conformance(lib.to_str().unwrap(), &["--junit", xml.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("JUnit report written to {}", xml.display())),
+        "{}",
+        stdout(&out)
+    );
+
+    // Parse it with a real XML parser and read back the structure CI systems use.
+    let script = r#"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suite = root.find("testsuite")
+cases = suite.findall("testcase")
+print(root.tag, suite.get("tests"), suite.get("failures"), suite.get("skipped"), len(cases))
+for case in cases:
+    state = "failure" if case.find("failure") is not None else "skipped" if case.find("skipped") is not None else "pass"
+    print(case.get("classname"), case.get("name"), state)
+print("MESSAGE", suite.find("testcase[@name='bad-arguments']/failure").get("message"))
+"#;
+    let parsed = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&xml)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        parsed.status.success(),
+        "python3 could not parse the JUnit XML: {}",
+        stderr(&parsed)
+    );
+    let lines = stdout(&parsed);
+    let mut lines = lines.lines();
+    assert_eq!(lines.next(), Some("testsuites 10 1 1 10"));
+    let cases: Vec<&str> = lines.by_ref().take(10).collect();
+    assert_eq!(cases[0], "conformance.fixture-bad-args-500 load pass");
+    assert_eq!(
+        cases[3],
+        "conformance.fixture-bad-args-500 bad-arguments failure"
+    );
+    assert_eq!(
+        cases[7],
+        "conformance.fixture-bad-args-500 services skipped"
+    );
+    assert_eq!(
+        cases.iter().filter(|c| c.ends_with(" failure")).count(),
+        1,
+        "{cases:?}"
+    );
+    let message = lines.next().unwrap();
+    assert!(
+        message.starts_with("MESSAGE ") && message.contains("did not answer 4xx"),
+        "{message}"
+    );
+}
+
+#[test]
+fn json_output_carries_every_check() {
+    let lib = plugin_lib("echo");
+    let out = conformance(lib.to_str().unwrap(), &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["plugin"]["name"], "echo");
+    assert_eq!(v["counts"]["passed"], 10);
+    let checks = v["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 10);
+    assert_eq!(checks[7]["check"], "services");
+    assert_eq!(checks[7]["outcome"], "pass");
+}
+
+#[test]
+fn flags_for_config_panic_probes_and_latency_budget() {
+    let faulty = plugin_lib("faulty");
+    let out = conformance(
+        faulty.to_str().unwrap(),
+        &["--panic-probe", "panic", r#"["boom"]"#],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 panic probe(s) came back as 500 errors"),
+        "{}",
+        stdout(&out)
+    );
+
+    let echo = plugin_lib("echo");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("echo.toml");
+    std::fs::write(&config, "tick_ms = 10\n").unwrap();
+    let out = conformance(
+        echo.to_str().unwrap(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--latency-budget-ms",
+            "5000",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    std::fs::write(&config, "tick_ms = [").unwrap();
+    let out = conformance(
+        echo.to_str().unwrap(),
+        &["--config", config.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("config file {}: not valid TOML", config.display())),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = conformance(echo.to_str().unwrap(), &["--json", "--junit", "x.xml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--json and --junit are exclusive"
+    );
+}
+
+#[test]
+fn conformance_and_new_explain_themselves() {
+    let top = stdout(&plughost(&["--help"]));
+    assert!(top.contains("conformance") && top.contains("new"), "{top}");
+    let help = stdout(&plughost(&["conformance", "--help"]));
+    for flag in [
+        "--config <FILE>",
+        "--json",
+        "--junit <FILE>",
+        "--panic-probe <METHOD> <ARGS_JSON>",
+    ] {
+        assert!(
+            help.contains(flag),
+            "conformance --help lacks {flag}: {help}"
+        );
+    }
+    let help = stdout(&plughost(&["new", "--help"]));
+    assert!(
+        help.contains("--path <DIR>") && help.contains("--api-version"),
+        "{help}"
+    );
+}
