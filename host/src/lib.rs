@@ -4,12 +4,18 @@
 //! from stable-ABI plugins listed in a TOML manifest and serves them. Map of
 //! the crate:
 //!
+//! - [`host`]: the entry point: [`host::run`] a manifest until a shutdown future.
 //! - [`manifest`]: the TOML manifest: parse, validate.
 //! - [`plugins`]: load plugin libraries, check their ABI, the method registry.
 //! - [`proto`]: the protocol toolkit of the old system (messages, raw
 //!   protocol, addresses, uids, codes, headers).
+//! - [`rpc`]: RPC over RabbitMQ: name service, RPC service, client, v1/v2.
+//! - [`shutdown`]: the one shutdown signal every role listens to.
 //! - [`versions`]: what this build is made of, for `plughost version`.
+pub mod host;
 pub mod manifest;
 pub mod plugins;
 pub mod proto;
+pub mod rpc;
+pub mod shutdown;
 pub mod versions;

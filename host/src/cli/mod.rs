@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod plugins;
+mod rpc;
 mod version;
 
 /// plughost: a plugin-based service host.
@@ -41,6 +42,12 @@ pub enum Command {
     Invoke(plugins::InvokeArgs),
     /// Print the versions of plughost, the plugin ABI and the libraries it speaks through.
     Version(version::VersionArgs),
+    /// Run a host: load the manifest's plugins and serve them (RPC over RabbitMQ) until ctrl-c.
+    Run(rpc::RunArgs),
+    /// Ask the name services which route serves a method and print it.
+    Find(rpc::FindArgs),
+    /// Call a method over RabbitMQ (find, then call) and print its JSON result.
+    Call(rpc::CallArgs),
 }
 
 /// Parses the command line, runs the command, and maps errors to exit codes.
@@ -51,6 +58,9 @@ pub fn main() -> ExitCode {
         Command::Plugins(args) => plugins::list(args),
         Command::Invoke(args) => plugins::invoke(args),
         Command::Version(args) => version::run(args),
+        Command::Run(args) => block_on(rpc::run(args)),
+        Command::Find(args) => block_on(rpc::find(args)),
+        Command::Call(args) => block_on(rpc::call(args)),
     };
     match result {
         Ok(code) => code,
@@ -59,6 +69,17 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs an async command on the one runtime of the process. Plugin code runs
+/// on its bounded blocking pool, never on the worker threads.
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(future: F) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(256)
+        .thread_name("plughost")
+        .build()?;
+    runtime.block_on(future)
 }
 
 fn init_logging(format: LogFormat) {

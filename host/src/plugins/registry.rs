@@ -8,6 +8,7 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use plughost_plugin_api::PluginError;
+use tokio::sync::Semaphore;
 use serde_json::Value;
 
 use super::{load, LoadError, PluginHandle, PluginSpec};
@@ -33,6 +34,9 @@ pub struct MethodEntry {
     pub timeout: Duration,
     /// How many calls may run at once on this host.
     pub concurrency: usize,
+    /// Permits for those calls; a call holds one until the plugin returns,
+    /// even past its timeout, so runaway calls cannot pile up threads.
+    pub limiter: Arc<Semaphore>,
 }
 
 /// The plugins of one host and an index of their methods.
@@ -94,6 +98,7 @@ impl Registry {
         let plugin = Arc::new(plugin);
         for m in &plugin.descriptor().methods {
             let o = overrides.get(&m.name).cloned().unwrap_or_default();
+            let concurrency = o.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
             self.methods.insert(
                 m.name.clone(),
                 MethodEntry {
@@ -102,7 +107,8 @@ impl Registry {
                     route: o.route.unwrap_or_else(|| m.route.clone()),
                     doc: m.doc.clone(),
                     timeout: o.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_TIMEOUT),
-                    concurrency: o.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+                    concurrency,
+                    limiter: Arc::new(Semaphore::new(concurrency)),
                 },
             );
         }
