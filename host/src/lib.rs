@@ -4,6 +4,7 @@
 //! from stable-ABI plugins listed in a TOML manifest and serves them. Map of
 //! the crate:
 //!
+//! - [`bench`]: load generation for `plughost bench` (plughost vs a bare-lapin baseline).
 //! - [`host`]: the entry point: [`host::run`] a manifest until a shutdown future.
 //! - [`manifest`]: the TOML manifest: parse, validate.
 //! - [`plugins`]: load plugin libraries, check their ABI, the method registry.
@@ -12,6 +13,7 @@
 //! - [`rpc`]: RPC over RabbitMQ: name service, RPC service, client, v1/v2.
 //! - [`shutdown`]: the one shutdown signal every role listens to.
 //! - [`versions`]: what this build is made of, for `plughost version`.
+pub mod bench;
 pub mod host;
 pub mod manifest;
 pub mod plugins;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod bench;
 mod plugins;
 mod rpc;
 mod version;
@@ -48,6 +49,9 @@ pub enum Command {
     Find(rpc::FindArgs),
     /// Call a method over RabbitMQ (find, then call) and print its JSON result.
     Call(rpc::CallArgs),
+    /// Load generators: calls/s and latency of plughost, and of the bare broker as a baseline.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// Parses the command line, runs the command, and maps errors to exit codes.
@@ -61,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => block_on(rpc::run(args)),
         Command::Find(args) => block_on(rpc::find(args)),
         Command::Call(args) => block_on(rpc::call(args)),
+        Command::Bench(cmd) => block_on(bench::run(cmd)),
     };
     match result {
         Ok(code) => code,

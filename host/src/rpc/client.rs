@@ -95,6 +95,13 @@ impl ClientOptions {
     }
 }
 
+/// The v2 call body, serialised straight from borrowed arguments.
+#[derive(serde::Serialize)]
+struct OutgoingCall<'a> {
+    method: &'a str,
+    args: &'a [Value],
+}
+
 type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Vec<u8>>>>>;
 
 /// One connection's worth of client state.
@@ -110,7 +117,10 @@ struct Session {
 /// An RPC client; cheap to share (`Arc`) across tasks.
 pub struct Client {
     options: ClientOptions,
-    session: tokio::sync::Mutex<Option<Arc<Session>>>,
+    /// The live session; read on every call, written only on (re)connect.
+    current: std::sync::RwLock<Option<Arc<Session>>>,
+    /// Serialises reconnects so one lost connection causes one new one.
+    reconnect: tokio::sync::Mutex<()>,
     routes: Mutex<HashMap<String, String>>,
 }
 
@@ -134,7 +144,12 @@ impl Client {
     /// Connects (failing with [`RpcError::BrokerUnavailable`] when the broker
     /// cannot be reached).
     pub async fn connect(options: ClientOptions) -> Result<Self, RpcError> {
-        let client = Self { options, session: tokio::sync::Mutex::new(None), routes: Mutex::new(HashMap::new()) };
+        let client = Self {
+            options,
+            current: std::sync::RwLock::new(None),
+            reconnect: tokio::sync::Mutex::new(()),
+            routes: Mutex::new(HashMap::new()),
+        };
         client.session().await?;
         Ok(client)
     }
@@ -146,15 +161,21 @@ impl Client {
 
     /// The live session, reconnecting if the last one was lost.
     async fn session(&self) -> Result<Arc<Session>, RpcError> {
-        let mut slot = self.session.lock().await;
-        if let Some(s) = slot.as_ref() {
-            if s.alive.load(Ordering::Acquire) {
-                return Ok(Arc::clone(s));
-            }
+        if let Some(live) = self.live_session() {
+            return Ok(live);
+        }
+        let _one_at_a_time = self.reconnect.lock().await;
+        if let Some(live) = self.live_session() {
+            return Ok(live);
         }
         let session = Arc::new(Session::open(&self.options).await?);
-        *slot = Some(Arc::clone(&session));
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&session));
         Ok(session)
+    }
+
+    fn live_session(&self) -> Option<Arc<Session>> {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        current.as_ref().filter(|s| s.alive.load(Ordering::Acquire)).cloned()
     }
 
     fn unavailable(&self, reason: impl Into<String>) -> RpcError {
@@ -252,7 +273,7 @@ impl Client {
         }
         let session = self.session().await?;
         let (id, mut replies, _guard) = session.expect_replies();
-        let body = serde_json::to_vec(&serde_json::json!({ "method": method, "args": args }))
+        let body = serde_json::to_vec(&OutgoingCall { method, args })
             .map_err(|e| RpcError::BadReply(format!("arguments do not encode: {e}")))?;
         let props = session.request_props(&id, timeout);
         let returned = session
