@@ -4,6 +4,7 @@
 //! from stable-ABI plugins listed in a TOML manifest and serves them. Map of
 //! the crate:
 //!
+//! - [`admin`]: the local admin socket behind `plughost reload` and `plughost status`.
 //! - [`bench`]: load generation for `plughost bench` (plughost vs a bare-lapin baseline).
 //! - [`host`]: the entry point: [`host::run`] a manifest until a shutdown future.
 //! - [`manifest`]: the TOML manifest: parse, validate.
@@ -13,6 +14,8 @@
 //! - [`rpc`]: RPC over RabbitMQ: name service, RPC service, client, v1/v2.
 //! - [`shutdown`]: the one shutdown signal every role listens to.
 //! - [`versions`]: what this build is made of, for `plughost version`.
+//! - [`watch`]: following the manifest and plugin files (debounced).
+pub mod admin;
 pub mod bench;
 pub mod host;
 pub mod manifest;
@@ -21,3 +24,4 @@ pub mod proto;
 pub mod rpc;
 pub mod shutdown;
 pub mod versions;
+pub mod watch;

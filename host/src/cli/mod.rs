@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod admin;
 mod bench;
 mod plugins;
 mod rpc;
@@ -52,6 +53,10 @@ pub enum Command {
     /// Load generators: calls/s and latency of plughost, and of the bare broker as a baseline.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Tell a running host to re-read its manifest now (it also follows file changes and SIGHUP).
+    Reload(admin::AdminArgs),
+    /// Show a running host's plugins: versions, file hashes, states, load times, call counts.
+    Status(admin::AdminArgs),
 }
 
 /// Parses the command line, runs the command, and maps errors to exit codes.
@@ -66,6 +71,8 @@ pub fn main() -> ExitCode {
         Command::Find(args) => block_on(rpc::find(args)),
         Command::Call(args) => block_on(rpc::call(args)),
         Command::Bench(cmd) => block_on(bench::run(cmd)),
+        Command::Reload(args) => block_on(admin::reload(args)),
+        Command::Status(args) => block_on(admin::status(args)),
     };
     match result {
         Ok(code) => code,

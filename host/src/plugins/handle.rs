@@ -4,7 +4,7 @@ use std::{
     collections::HashMap,
     fmt,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, AtomicU8, Ordering},
+    sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
     time::SystemTime,
 };
 
@@ -21,7 +21,7 @@ use crate::manifest::is_valid_route;
 
 /// Where a plugin is in its life inside a host. Named in logs and in
 /// `plughost status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum PluginState {
@@ -109,6 +109,7 @@ pub struct PluginHandle {
     config: Value,
     state: AtomicU8,
     calls: HashMap<String, AtomicU64>,
+    in_flight: AtomicUsize,
     instance: PluginInstanceBox,
 }
 
@@ -145,6 +146,7 @@ impl PluginHandle {
             config,
             state: AtomicU8::new(PluginState::Loaded as u8),
             calls,
+            in_flight: AtomicUsize::new(0),
             instance,
         })
     }
@@ -222,10 +224,15 @@ impl PluginHandle {
         if let Some(counter) = self.calls.get(method) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        self.instance
-            .call(RStr::from_str(method), RStr::from_str(args_json))
-            .into_result()
-            .map(|s| s.into_string())
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let result = self.instance.call(RStr::from_str(method), RStr::from_str(args_json)).into_result();
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        result.map(|s| s.into_string())
+    }
+
+    /// Calls running in the plugin right now (a draining plugin retires at 0).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     /// Runs one of its tracked services until `host` says stop. Blocking.

@@ -69,6 +69,12 @@ impl Registry {
 
     /// Adds a loaded plugin with the manifest's overrides for its methods.
     pub fn add(&mut self, plugin: PluginHandle, overrides: &BTreeMap<String, MethodOverride>) -> Result<(), LoadError> {
+        self.add_shared(Arc::new(plugin), overrides)
+    }
+
+    /// Adds a plugin that may also be in another registry (a reload keeps
+    /// unchanged plugins as they are, with their state and counters).
+    pub fn add_shared(&mut self, plugin: Arc<PluginHandle>, overrides: &BTreeMap<String, MethodOverride>) -> Result<(), LoadError> {
         if let Some(first) = self.plugins.iter().find(|p| p.name() == plugin.name()) {
             return Err(LoadError::DuplicatePlugin {
                 name: plugin.name().to_owned(),
@@ -95,7 +101,6 @@ impl Registry {
                 });
             }
         }
-        let plugin = Arc::new(plugin);
         for m in &plugin.descriptor().methods {
             let o = overrides.get(&m.name).cloned().unwrap_or_default();
             let concurrency = o.concurrency.unwrap_or(DEFAULT_CONCURRENCY);

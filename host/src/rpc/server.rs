@@ -62,14 +62,24 @@ pub enum BrokerState {
 }
 
 /// Runs the RPC roles until `shutdown`, reconnecting whenever the broker
-/// connection is lost. `registry` is the host's current plugin set.
-pub async fn serve(config: RpcConfig, registry: watch::Receiver<Arc<Registry>>, state: watch::Sender<BrokerState>, mut shutdown: Shutdown) {
+/// connection is lost. `registry` is the host's current plugin set;
+/// `served` is set to each registry once its routes are consumed, so the
+/// name service never hands out a route before its queue is bound (and a
+/// reload can wait for its change to be live).
+pub async fn serve(
+    config: RpcConfig,
+    registry: watch::Receiver<Arc<Registry>>,
+    served: watch::Sender<Arc<Registry>>,
+    state: watch::Sender<BrokerState>,
+    mut shutdown: Shutdown,
+) {
+    let served = Arc::new(served);
     let mut backoff = Backoff::default();
     let url = redact(&config.url);
     while !shutdown.is_fired() {
         let conn_name = format!("plughost host {} ({})", config.host_name, std::process::id());
         let session = match connect(&config.url, &conn_name).await {
-            Ok(conn) => Session::start(conn, &config, registry.clone()).await,
+            Ok(conn) => Session::start(conn, &config, registry.clone(), Arc::clone(&served)).await,
             Err(e) => Err(e.to_string()),
         };
         let mut session = match session {
@@ -110,7 +120,10 @@ struct CallContext {
     replies: Channel,
     exchanges: Exchanges,
     host_name: String,
+    /// The newest plugin set: calls run on it.
     registry: watch::Receiver<Arc<Registry>>,
+    /// The newest plugin set whose routes are consumed: finds answer from it.
+    served: Arc<watch::Sender<Arc<Registry>>>,
 }
 
 /// A consumer on one route's shared queue.
@@ -122,7 +135,12 @@ struct RouteConsumer {
 }
 
 impl Session {
-    async fn start(conn: Connection, config: &RpcConfig, registry: watch::Receiver<Arc<Registry>>) -> Result<Self, String> {
+    async fn start(
+        conn: Connection,
+        config: &RpcConfig,
+        registry: watch::Receiver<Arc<Registry>>,
+        served: Arc<watch::Sender<Arc<Registry>>>,
+    ) -> Result<Self, String> {
         let err = |what: &str, e: lapin::Error| format!("{what}: {e}");
         let setup = conn.create_channel().await.map_err(|e| err("create channel", e))?;
         declare_exchanges(&setup, &config.exchanges).await.map_err(|e| err("declare exchanges", e))?;
@@ -132,6 +150,7 @@ impl Session {
             exchanges: config.exchanges.clone(),
             host_name: config.host_name.clone(),
             registry: registry.clone(),
+            served,
         });
         let mut session = Self { conn, ctx, config: config.clone(), routes: HashMap::new(), ns: None };
         if config.name_service {
@@ -190,7 +209,7 @@ impl Session {
     }
 
     /// Starts consumers for routes the registry serves and stops the others.
-    async fn sync_routes(&mut self, registry: &Registry) -> Result<(), String> {
+    async fn sync_routes(&mut self, registry: &Arc<Registry>) -> Result<(), String> {
         let wanted: Vec<String> = if self.config.rpc {
             let mut routes: Vec<String> = registry.methods().map(|m| m.route.clone()).collect();
             routes.sort();
@@ -199,18 +218,20 @@ impl Session {
         } else {
             Vec::new()
         };
+        // New routes first, so a method that moves route is never unserved.
+        for route in &wanted {
+            if !self.routes.contains_key(route) {
+                let consumer = RouteConsumer::start(&self.conn, &self.config, route, Arc::clone(&self.ctx)).await?;
+                debug!(%route, queue = %consumer.queue, "serving route");
+                self.routes.insert(route.clone(), consumer);
+            }
+        }
+        self.ctx.served.send_replace(Arc::clone(registry));
         let gone: Vec<String> = self.routes.keys().filter(|r| !wanted.contains(r)).cloned().collect();
         for route in gone {
             if let Some(consumer) = self.routes.remove(&route) {
                 consumer.stop(true).await;
                 info!(%route, "stopped serving route");
-            }
-        }
-        for route in wanted {
-            if !self.routes.contains_key(&route) {
-                let consumer = RouteConsumer::start(&self.conn, &self.config, &route, Arc::clone(&self.ctx)).await?;
-                debug!(%route, queue = %consumer.queue, "serving route");
-                self.routes.insert(route, consumer);
             }
         }
         Ok(())
@@ -371,7 +392,7 @@ async fn publish(channel: &Channel, exchange: &str, key: &str, body: &[u8], prop
 async fn name_service(mut consumer: lapin::Consumer, ctx: Arc<CallContext>, _channel: Channel) {
     while let Some(delivery) = consumer.next().await {
         let Ok(delivery) = delivery else { break };
-        let registry = ctx.registry.borrow().clone();
+        let registry = ctx.served.borrow().clone();
         let props = &delivery.properties;
         let correlation_id: ShortString = props.correlation_id().clone().unwrap_or_default();
         match Protocol::of(props.content_type().as_ref().map(|c| c.as_str())) {
