@@ -49,7 +49,12 @@ pub struct AdminReply {
 impl AdminReply {
     /// A failure with its reason.
     pub fn failed(error: impl Into<String>) -> Self {
-        Self { ok: false, error: Some(error.into()), changes: None, status: None }
+        Self {
+            ok: false,
+            error: Some(error.into()),
+            changes: None,
+            status: None,
+        }
     }
 }
 
@@ -79,8 +84,16 @@ pub fn socket_path(manifest: &Manifest) -> PathBuf {
     if let Some(path) = &manifest.host.admin {
         return PathBuf::from(path);
     }
-    let dir = manifest.source.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = manifest.source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "plughost".into());
+    let dir = manifest
+        .source
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = manifest
+        .source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plughost".into());
     dir.join(format!(".{name}.admin.sock"))
 }
 
@@ -103,7 +116,10 @@ pub fn listen(path: &Path) -> std::io::Result<UnixListener> {
 /// Reads one request from a connection.
 pub async fn read_request(stream: &mut BufReader<UnixStream>) -> Result<AdminRequest, String> {
     let mut line = String::new();
-    stream.read_line(&mut line).await.map_err(|e| e.to_string())?;
+    stream
+        .read_line(&mut line)
+        .await
+        .map_err(|e| e.to_string())?;
     serde_json::from_str(line.trim()).map_err(|e| format!("bad admin request: {e}"))
 }
 
@@ -117,14 +133,26 @@ pub async fn write_reply(mut stream: BufReader<UnixStream>, reply: &AdminReply) 
 
 /// Sends one request to the host listening on `path`.
 pub async fn request(path: &Path, request: AdminRequest) -> Result<AdminReply, AdminError> {
-    let protocol = |reason: String| AdminError::Protocol { path: path.to_path_buf(), reason };
+    let protocol = |reason: String| AdminError::Protocol {
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut stream = UnixStream::connect(path)
         .await
-        .map_err(|source| AdminError::Connect { path: path.to_path_buf(), source })?;
+        .map_err(|source| AdminError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let mut line = serde_json::to_vec(&request).map_err(|e| protocol(e.to_string()))?;
     line.push(b'\n');
-    stream.write_all(&line).await.map_err(|e| protocol(e.to_string()))?;
+    stream
+        .write_all(&line)
+        .await
+        .map_err(|e| protocol(e.to_string()))?;
     let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer).await.map_err(|e| protocol(e.to_string()))?;
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .await
+        .map_err(|e| protocol(e.to_string()))?;
     serde_json::from_str(answer.trim()).map_err(|e| protocol(format!("unreadable answer: {e}")))
 }

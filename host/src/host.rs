@@ -106,7 +106,11 @@ impl PluginStatus {
             version: p.version().to_owned(),
             file: p.file().to_path_buf(),
             sha256: p.sha256().to_owned(),
-            loaded_at: p.loaded_at().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            loaded_at: p
+                .loaded_at()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
             state: p.state(),
             in_flight: p.in_flight(),
             calls: p.call_counts(),
@@ -147,13 +151,22 @@ impl Host {
         if roles.name_service || roles.rpc {
             let config = RpcConfig {
                 url: amqp_url(options, manifest),
-                exchanges: Exchanges { rpc: manifest.rabbitmq.rpc_exchange.clone(), ns: manifest.rabbitmq.ns_exchange.clone() },
+                exchanges: Exchanges {
+                    rpc: manifest.rabbitmq.rpc_exchange.clone(),
+                    ns: manifest.rabbitmq.ns_exchange.clone(),
+                },
                 host_name: manifest.host.name.clone(),
                 prefetch: manifest.rabbitmq.prefetch,
                 name_service: roles.name_service,
                 rpc: roles.rpc,
             };
-            tasks.push(tokio::spawn(rpc::serve(config, registry_rx, served_tx, broker_tx, shutdown.clone())));
+            tasks.push(tokio::spawn(rpc::serve(
+                config,
+                registry_rx,
+                served_tx,
+                broker_tx,
+                shutdown.clone(),
+            )));
         }
         let served = (roles.name_service || roles.rpc).then_some(served_rx);
         Ok(Self {
@@ -182,7 +195,10 @@ impl Host {
         let target = manifest.clone();
         let (next, changes) = tokio::task::spawn_blocking(move || rebuild(&current, &target))
             .await
-            .map_err(|e| LoadError::Io { path: manifest.source.clone(), reason: format!("reload task failed: {e}") })??;
+            .map_err(|e| LoadError::Io {
+                path: manifest.source.clone(),
+                reason: format!("reload task failed: {e}"),
+            })??;
         self.warn_about_unreloadable(manifest);
         if changes.is_empty() {
             return Ok(changes);
@@ -190,7 +206,12 @@ impl Host {
         for plugin in next.plugins() {
             if plugin.state() != PluginState::Serving {
                 plugin.set_state(PluginState::Serving);
-                info!(plugin = plugin.name(), version = plugin.version(), sha256 = &plugin.sha256()[..12], "plugin serving");
+                info!(
+                    plugin = plugin.name(),
+                    version = plugin.version(),
+                    sha256 = &plugin.sha256()[..12],
+                    "plugin serving"
+                );
             }
         }
         let next = Arc::new(next);
@@ -220,7 +241,10 @@ impl Host {
                 _ = broker.wait_for(|b| *b == BrokerState::Disconnected) => {}
             }
         };
-        if tokio::time::timeout(Duration::from_secs(10), live).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), live)
+            .await
+            .is_err()
+        {
             warn!("the RPC roles have not applied the reload after 10 s; it will take effect when they do");
         }
     }
@@ -228,13 +252,23 @@ impl Host {
     /// Marks a plugin draining, and retired once its in-flight calls are done.
     fn retire(&self, plugin: Arc<PluginHandle>) {
         plugin.set_state(PluginState::Draining);
-        info!(plugin = plugin.name(), version = plugin.version(), in_flight = plugin.in_flight(), "plugin draining");
+        info!(
+            plugin = plugin.name(),
+            version = plugin.version(),
+            in_flight = plugin.in_flight(),
+            "plugin draining"
+        );
         if let Ok(mut retired) = self.retired.lock() {
             // Status shows every draining plugin and the last few retired ones;
             // older records go, so repeated reloads do not grow the list.
             let mut keep = KEEP_RETIRED;
             retired.reverse();
-            retired.retain(|p| p.state() != PluginState::Retired || { keep = keep.saturating_sub(1); keep > 0 });
+            retired.retain(|p| {
+                p.state() != PluginState::Retired || {
+                    keep = keep.saturating_sub(1);
+                    keep > 0
+                }
+            });
             retired.reverse();
             retired.push(Arc::clone(&plugin));
         }
@@ -243,20 +277,35 @@ impl Host {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             plugin.set_state(PluginState::Retired);
-            info!(plugin = plugin.name(), version = plugin.version(), "plugin retired (its library stays mapped)");
+            info!(
+                plugin = plugin.name(),
+                version = plugin.version(),
+                "plugin retired (its library stays mapped)"
+            );
         });
     }
 
     fn warn_about_unreloadable(&self, manifest: &Manifest) {
         let was = &self.started_with;
-        if was.rabbitmq != manifest.rabbitmq || was.zeromq != manifest.zeromq || was.roles != manifest.roles || was.host != manifest.host {
-            warn!("[host], [rabbitmq], [zeromq] and [roles] changes take effect only after a restart");
+        if was.rabbitmq != manifest.rabbitmq
+            || was.zeromq != manifest.zeromq
+            || was.roles != manifest.roles
+            || was.host != manifest.host
+        {
+            warn!(
+                "[host], [rabbitmq], [zeromq] and [roles] changes take effect only after a restart"
+            );
         }
     }
 
     /// What `plughost status` shows.
     pub fn status(&self) -> HostStatus {
-        let mut plugins: Vec<PluginStatus> = self.registry().plugins().iter().map(|p| PluginStatus::of(p)).collect();
+        let mut plugins: Vec<PluginStatus> = self
+            .registry()
+            .plugins()
+            .iter()
+            .map(|p| PluginStatus::of(p))
+            .collect();
         if let Ok(retired) = self.retired.lock() {
             plugins.extend(retired.iter().map(|p| PluginStatus::of(p)));
         }
@@ -264,7 +313,11 @@ impl Host {
             BrokerState::Serving => "serving",
             BrokerState::Disconnected => "disconnected",
         };
-        HostStatus { host: self.name.clone(), broker: broker.to_owned(), plugins }
+        HostStatus {
+            host: self.name.clone(),
+            broker: broker.to_owned(),
+            plugins,
+        }
     }
 
     /// Waits until the RPC roles are connected and serving.
@@ -288,7 +341,11 @@ impl Host {
 }
 
 /// Re-reads the manifest from disk and applies it, logging the outcome.
-async fn reload_from_disk(host: &Host, path: &std::path::Path, why: &str) -> Result<Changes, HostError> {
+async fn reload_from_disk(
+    host: &Host,
+    path: &std::path::Path,
+    why: &str,
+) -> Result<Changes, HostError> {
     let result = match Manifest::load(path) {
         Ok(manifest) => host.reload(&manifest).await,
         Err(e) => Err(e.into()),
@@ -296,7 +353,9 @@ async fn reload_from_disk(host: &Host, path: &std::path::Path, why: &str) -> Res
     match &result {
         Ok(changes) if changes.is_empty() => info!(trigger = why, "reload: nothing changed"),
         Ok(_) => {}
-        Err(e) => error!(trigger = why, error = %e, "reload refused; still serving the previous set"),
+        Err(e) => {
+            error!(trigger = why, error = %e, "reload refused; still serving the previous set")
+        }
     }
     result
 }
@@ -304,18 +363,30 @@ async fn reload_from_disk(host: &Host, path: &std::path::Path, why: &str) -> Res
 /// The files a host follows: its manifest and every plugin file it names.
 fn followed_files(path: &std::path::Path, host: &Host) -> Vec<PathBuf> {
     let mut files = vec![path.to_path_buf()];
-    files.extend(host.registry().plugins().iter().map(|p| p.file().to_path_buf()));
+    files.extend(
+        host.registry()
+            .plugins()
+            .iter()
+            .map(|p| p.file().to_path_buf()),
+    );
     files
 }
 
 /// Runs a host until `shutdown` resolves: serves the roles, follows the
 /// manifest and plugin files, reloads on SIGHUP, answers the admin socket.
-pub async fn run(manifest: &Manifest, options: &HostOptions, shutdown: impl Future<Output = ()>) -> Result<(), HostError> {
+pub async fn run(
+    manifest: &Manifest,
+    options: &HostOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), HostError> {
     let host = Host::start(manifest, options).await?;
     let path = manifest.source.clone();
     let admin_path = admin::socket_path(manifest);
     let listener = if manifest.roles.admin {
-        let listener = admin::listen(&admin_path).map_err(|source| HostError::Admin { path: admin_path.clone(), source })?;
+        let listener = admin::listen(&admin_path).map_err(|source| HostError::Admin {
+            path: admin_path.clone(),
+            source,
+        })?;
         info!(socket = %admin_path.display(), "admin endpoint listening");
         Some(listener)
     } else {

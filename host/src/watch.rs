@@ -31,21 +31,33 @@ impl FileWatch {
         let files: BTreeSet<PathBuf> = files.into_iter().map(|f| absolute(&f)).collect();
         let interesting: HashSet<PathBuf> = files.iter().cloned().collect();
         let (tx, events) = mpsc::unbounded_channel();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event {
-                if event.kind.is_access() {
-                    return;
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if let Ok(event) = event {
+                    if event.kind.is_access() {
+                        return;
+                    }
+                    if event
+                        .paths
+                        .iter()
+                        .any(|p| interesting.contains(&absolute(p)))
+                    {
+                        let _ = tx.send(());
+                    }
                 }
-                if event.paths.iter().any(|p| interesting.contains(&absolute(p))) {
-                    let _ = tx.send(());
-                }
-            }
-        })?;
-        let dirs: BTreeSet<PathBuf> = files.iter().filter_map(|f| f.parent().map(Path::to_path_buf)).collect();
+            })?;
+        let dirs: BTreeSet<PathBuf> = files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
         for dir in &dirs {
             watcher.watch(dir, RecursiveMode::NonRecursive)?;
         }
-        Ok(Self { _watcher: watcher, events, files })
+        Ok(Self {
+            _watcher: watcher,
+            events,
+            files,
+        })
     }
 
     /// The files being followed.
@@ -89,7 +101,9 @@ mod tests {
         for i in 0..5 {
             std::fs::write(&file, format!("v{i}")).unwrap();
         }
-        tokio::time::timeout(Duration::from_secs(5), watch.changed()).await.expect("the burst is seen");
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .expect("the burst is seen");
         let again = tokio::time::timeout(Duration::from_millis(600), watch.changed()).await;
         assert!(again.is_err(), "the whole burst counts once");
 
@@ -97,6 +111,8 @@ mod tests {
         let tmp = dir.path().join(".plughost.toml.tmp");
         std::fs::write(&tmp, "renamed").unwrap();
         std::fs::rename(&tmp, &file).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), watch.changed()).await.expect("the rename is seen");
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .expect("the rename is seen");
     }
 }

@@ -1,6 +1,8 @@
 //! `plughost run`, `find` and `call` as an operator uses them: the real
 //! binary serving a manifest, and the real binary calling it.
 
+#![allow(clippy::unwrap_used)]
+
 use std::{
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
@@ -9,7 +11,10 @@ use std::{
 use plughost_test_support::{plugin_lib, TempManifest, TestExchanges};
 
 fn plughost(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plughost")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_plughost"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// A `plughost run` child process, killed on drop.
@@ -47,7 +52,10 @@ fn run_then_find_and_call_from_the_cli() {
         if out.status.success() {
             break String::from_utf8(out.stdout).unwrap();
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "host never answered: {out:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "host never answered: {out:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(route.trim(), "com.goffersoft.math.algo.fibo");
@@ -69,9 +77,21 @@ fn run_then_find_and_call_from_the_cli() {
 
 #[test]
 fn call_without_a_broker_says_so() {
-    let out = plughost(&["call", "fibo", "1", "--amqp", "amqp://guest:guest@127.0.0.1:1/%2f"]);
+    let out = plughost(&[
+        "call",
+        "fibo",
+        "1",
+        "--amqp",
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("broker unavailable") && err.contains("guest:***@127.0.0.1:1"), "{err}");
-    assert!(err.contains("rabbitmq-server"), "the error says what to do: {err}");
+    assert!(
+        err.contains("broker unavailable") && err.contains("guest:***@127.0.0.1:1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rabbitmq-server"),
+        "the error says what to do: {err}"
+    );
 }

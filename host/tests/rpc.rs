@@ -5,6 +5,8 @@
 //! Every test uses its own exchanges (`TestExchanges`), so tests run in
 //! parallel and leave the broker as they found it.
 
+#![allow(clippy::unwrap_used)]
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -17,7 +19,9 @@ use plughost::{
     manifest::Manifest,
     rpc::{BrokerState, Client, ClientOptions, Exchanges, RpcError},
 };
-use plughost_test_support::{close_broker_connection, plugin_lib, TempManifest, TestExchanges, AMQP_URL};
+use plughost_test_support::{
+    close_broker_connection, plugin_lib, TempManifest, TestExchanges, AMQP_URL,
+};
 use serde_json::json;
 
 struct TestHost {
@@ -36,14 +40,27 @@ async fn start_host(name: &str, ex: &TestExchanges, extra: &str) -> TestHost {
         plugin_lib("faulty").display().to_string(),
     );
     let manifest = TempManifest::new(&text);
-    let host = Host::start(&Manifest::load(manifest.path()).unwrap(), &HostOptions::default()).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), host.wait_serving()).await.expect("host connects to RabbitMQ");
-    TestHost { host, _manifest: manifest }
+    let host = Host::start(
+        &Manifest::load(manifest.path()).unwrap(),
+        &HostOptions::default(),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), host.wait_serving())
+        .await
+        .expect("host connects to RabbitMQ");
+    TestHost {
+        host,
+        _manifest: manifest,
+    }
 }
 
 async fn client(ex: &TestExchanges) -> Client {
     let mut options = ClientOptions::new(AMQP_URL);
-    options.exchanges = Exchanges { rpc: ex.rpc.clone(), ns: ex.ns.clone() };
+    options.exchanges = Exchanges {
+        rpc: ex.rpc.clone(),
+        ns: ex.ns.clone(),
+    };
     options.find_timeout = Duration::from_secs(10);
     Client::connect(options).await.unwrap()
 }
@@ -53,12 +70,26 @@ async fn find_and_call() {
     let ex = TestExchanges::new("find-call");
     let h = start_host("rpc-find-call", &ex, "").await;
     let c = client(&ex).await;
-    assert_eq!(c.find("fibo").await.unwrap(), "com.goffersoft.math.algo.fibo");
+    assert_eq!(
+        c.find("fibo").await.unwrap(),
+        "com.goffersoft.math.algo.fibo"
+    );
     let reply = c.find_reply("fibo", Duration::from_secs(5)).await.unwrap();
-    assert_eq!((reply.host.as_str(), reply.plugin.as_deref()), ("rpc-find-call", Some("math")));
+    assert_eq!(
+        (reply.host.as_str(), reply.plugin.as_deref()),
+        ("rpc-find-call", Some("math"))
+    );
     assert_eq!(c.call("fibo", &[json!(10)]).await.unwrap(), json!(55));
-    assert_eq!(c.call("upper", &[json!("abc")]).await.unwrap(), json!("ABC"));
-    assert_eq!(c.call_route("plughost.echo.echo", "echo", &[json!(1), json!([2])]).await.unwrap(), json!([1, [2]]));
+    assert_eq!(
+        c.call("upper", &[json!("abc")]).await.unwrap(),
+        json!("ABC")
+    );
+    assert_eq!(
+        c.call_route("plughost.echo.echo", "echo", &[json!(1), json!([2])])
+            .await
+            .unwrap(),
+        json!([1, [2]])
+    );
     h.host.shutdown().await;
 }
 
@@ -74,15 +105,24 @@ async fn errors_carry_their_codes() {
 
     let panic = c.call("panic", &[json!("on purpose")]).await.unwrap_err();
     assert_eq!(panic.code(), 500, "{panic}");
-    assert!(panic.to_string().contains("panicked: on purpose"), "{panic}");
+    assert!(
+        panic.to_string().contains("panicked: on purpose"),
+        "{panic}"
+    );
 
     // sleep_ms has a 500 ms timeout in the manifest: the host answers 504.
     let slow = c.call("sleep_ms", &[json!(2000)]).await.unwrap_err();
     assert_eq!(slow.code(), 504, "{slow}");
-    assert!(matches!(slow, RpcError::Remote { .. }), "the host, not the client, timed out: {slow:?}");
+    assert!(
+        matches!(slow, RpcError::Remote { .. }),
+        "the host, not the client, timed out: {slow:?}"
+    );
 
     // A caller's own shorter timeout also ends in 504.
-    let slow = c.call_with_timeout("sleep_ms", &[json!(400)], Duration::from_millis(100)).await.unwrap_err();
+    let slow = c
+        .call_with_timeout("sleep_ms", &[json!(400)], Duration::from_millis(100))
+        .await
+        .unwrap_err();
     assert_eq!(slow.code(), 504, "{slow}");
 
     // The host still serves after all of that.
@@ -100,7 +140,11 @@ async fn unknown_method_is_404_without_waiting_for_the_timeout() {
     assert_eq!(err.code(), 404, "{err}");
     assert!(matches!(err, RpcError::MethodNotFound { .. }), "{err:?}");
     // The "not here" answer ends the wait, not the 10 s find timeout.
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 
     // A route nobody consumes comes back from the broker (mandatory publish).
     let err = c.call_route("no.such.route", "x", &[]).await.unwrap_err();
@@ -112,9 +156,19 @@ async fn unknown_method_is_404_without_waiting_for_the_timeout() {
 async fn no_name_service_is_503() {
     let ex = TestExchanges::new("no-ns");
     // Declare the exchanges with nobody bound to them.
-    let conn = Connection::connect(AMQP_URL, Default::default()).await.unwrap();
+    let conn = Connection::connect(AMQP_URL, Default::default())
+        .await
+        .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    plughost::rpc::topology::declare_exchanges(&ch, &Exchanges { rpc: ex.rpc.clone(), ns: ex.ns.clone() }).await.unwrap();
+    plughost::rpc::topology::declare_exchanges(
+        &ch,
+        &Exchanges {
+            rpc: ex.rpc.clone(),
+            ns: ex.ns.clone(),
+        },
+    )
+    .await
+    .unwrap();
     let c = client(&ex).await;
     let err = c.call("fibo", &[json!(1)]).await.unwrap_err();
     assert_eq!(err.code(), 503, "{err}");
@@ -146,11 +200,27 @@ async fn two_hosts_share_a_route_and_each_call_runs_once() {
         assert_eq!(r.unwrap(), json!([i]));
     }
     let ran = |h: &TestHost| {
-        h.host.registry().method("echo").unwrap().plugin.call_counts().into_iter().find(|(m, _)| m == "echo").unwrap().1
+        h.host
+            .registry()
+            .method("echo")
+            .unwrap()
+            .plugin
+            .call_counts()
+            .into_iter()
+            .find(|(m, _)| m == "echo")
+            .unwrap()
+            .1
     };
     let (ran_a, ran_b) = (ran(&a), ran(&b));
-    assert!(ran_a > 0 && ran_b > 0, "both hosts must serve: a={ran_a} b={ran_b}");
-    assert_eq!(ran_a + ran_b, 1000, "each call runs exactly once: a={ran_a} b={ran_b}");
+    assert!(
+        ran_a > 0 && ran_b > 0,
+        "both hosts must serve: a={ran_a} b={ran_b}"
+    );
+    assert_eq!(
+        ran_a + ran_b,
+        1000,
+        "each call runs exactly once: a={ran_a} b={ran_b}"
+    );
     a.host.shutdown().await;
     b.host.shutdown().await;
 }
@@ -169,7 +239,11 @@ async fn a_thousand_concurrent_calls_over_one_client() {
         .collect();
     for call in calls {
         let (i, result) = call.await.unwrap();
-        assert_eq!(result.unwrap(), json!([i, "tag"]), "reply of call {i} must match its request");
+        assert_eq!(
+            result.unwrap(),
+            json!([i, "tag"]),
+            "reply of call {i} must match its request"
+        );
     }
     h.host.shutdown().await;
 }
@@ -183,36 +257,72 @@ struct OldClient {
 
 impl OldClient {
     async fn new(rpc_exchange: &str) -> Self {
-        let conn = Connection::connect(AMQP_URL, Default::default()).await.unwrap();
+        let conn = Connection::connect(AMQP_URL, Default::default())
+            .await
+            .unwrap();
         let channel = conn.create_channel().await.unwrap();
         let q = channel
-            .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, FieldTable::default())
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         let queue = q.name().to_string();
         let consumer = channel
-            .basic_consume(queue.as_str().into(), "old".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+            .basic_consume(
+                queue.as_str().into(),
+                "old".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         let _ = rpc_exchange;
         std::mem::forget(conn); // keep the connection for the test's lifetime
-        Self { channel, queue, consumer }
+        Self {
+            channel,
+            queue,
+            consumer,
+        }
     }
 
     async fn bind(&self, exchange: &str, key: &str) {
         self.channel
-            .queue_bind(self.queue.as_str().into(), exchange.into(), key.into(), Default::default(), FieldTable::default())
+            .queue_bind(
+                self.queue.as_str().into(),
+                exchange.into(),
+                key.into(),
+                Default::default(),
+                FieldTable::default(),
+            )
             .await
             .unwrap();
     }
 
     async fn publish(&self, exchange: &str, key: &str, body: &[u8], correlation_id: &str) {
         let props = BasicProperties::default().with_correlation_id(correlation_id.into());
-        self.channel.basic_publish(exchange.into(), key.into(), Default::default(), body, props).await.unwrap().await.unwrap();
+        self.channel
+            .basic_publish(exchange.into(), key.into(), Default::default(), body, props)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     }
 
     async fn receive(&mut self) -> lapin::message::Delivery {
-        tokio::time::timeout(Duration::from_secs(10), self.consumer.next()).await.expect("a reply within 10 s").unwrap().unwrap()
+        tokio::time::timeout(Duration::from_secs(10), self.consumer.next())
+            .await
+            .expect("a reply within 10 s")
+            .unwrap()
+            .unwrap()
     }
 }
 
@@ -230,38 +340,81 @@ async fn v1_find_and_call_byte_for_byte() {
     old.publish(&ex.ns, "", body.as_bytes(), &find_id).await;
     let reply = old.receive().await;
     assert_eq!(reply.data, b"fibo\r\n\r\ncom.goffersoft.math.algo.fibo\r\n");
-    assert_eq!(reply.properties.correlation_id().as_ref().unwrap().as_str(), find_id);
-    assert!(reply.properties.content_type().is_none(), "v1 replies carry no content type");
+    assert_eq!(
+        reply.properties.correlation_id().as_ref().unwrap().as_str(),
+        find_id
+    );
+    assert!(
+        reply.properties.content_type().is_none(),
+        "v1 replies carry no content type"
+    );
 
     // Call: bind to R.result, publish M CRLF CRLF X CRLF CRLF a1 CRLF with key R.
     let route = "com.goffersoft.math.algo.fibo";
     old.bind(&ex.rpc, &format!("{route}.result")).await;
     let call_id = uuid::Uuid::new_v4().to_string();
-    old.publish(&ex.rpc, route, format!("fibo\r\n\r\n{}\r\n\r\n10\r\n", ex.rpc).as_bytes(), &call_id).await;
+    old.publish(
+        &ex.rpc,
+        route,
+        format!("fibo\r\n\r\n{}\r\n\r\n10\r\n", ex.rpc).as_bytes(),
+        &call_id,
+    )
+    .await;
     let reply = old.receive().await;
     assert_eq!(reply.data, b"Success\r\n\r\n55\r\n");
-    assert_eq!(reply.properties.correlation_id().as_ref().unwrap().as_str(), call_id);
+    assert_eq!(
+        reply.properties.correlation_id().as_ref().unwrap().as_str(),
+        call_id
+    );
     assert_eq!(reply.routing_key.as_str(), format!("{route}.result"));
 
     // A failing v1 call answers Failure with the error text.
-    old.publish(&ex.rpc, route, format!("fibo\r\n\r\n{}\r\n\r\n94\r\n", ex.rpc).as_bytes(), &call_id).await;
+    old.publish(
+        &ex.rpc,
+        route,
+        format!("fibo\r\n\r\n{}\r\n\r\n94\r\n", ex.rpc).as_bytes(),
+        &call_id,
+    )
+    .await;
     let reply = old.receive().await;
     let text = String::from_utf8(reply.data).unwrap();
-    assert!(text.starts_with("Failure\r\n\r\n") && text.contains("overflows") && text.ends_with("\r\n"), "{text:?}");
+    assert!(
+        text.starts_with("Failure\r\n\r\n") && text.contains("overflows") && text.ends_with("\r\n"),
+        "{text:?}"
+    );
 
     // A malformed body (no reply exchange) still gets a Failure on <route>.result.
     old.publish(&ex.rpc, route, b"fibo", &call_id).await;
     let reply = old.receive().await;
     let text = String::from_utf8(reply.data).unwrap();
-    assert!(text.starts_with("Failure\r\n\r\n") && text.contains("reply exchange"), "{text:?}");
+    assert!(
+        text.starts_with("Failure\r\n\r\n") && text.contains("reply exchange"),
+        "{text:?}"
+    );
 
     // A v1 find for an unknown method gets no answer (as in the old system),
     // and the host keeps serving.
-    old.publish(&ex.ns, "", format!("nosuch\r\n\r\n{}\r\n\r\n{key}\r\n", ex.rpc).as_bytes(), &find_id).await;
-    old.publish(&ex.ns, "", b"garbage without crlf", &find_id).await;
-    old.publish(&ex.rpc, route, format!("fibo\r\n\r\n{}\r\n\r\n5\r\n", ex.rpc).as_bytes(), &call_id).await;
+    old.publish(
+        &ex.ns,
+        "",
+        format!("nosuch\r\n\r\n{}\r\n\r\n{key}\r\n", ex.rpc).as_bytes(),
+        &find_id,
+    )
+    .await;
+    old.publish(&ex.ns, "", b"garbage without crlf", &find_id)
+        .await;
+    old.publish(
+        &ex.rpc,
+        route,
+        format!("fibo\r\n\r\n{}\r\n\r\n5\r\n", ex.rpc).as_bytes(),
+        &call_id,
+    )
+    .await;
     let reply = old.receive().await;
-    assert_eq!(reply.data, b"Success\r\n\r\n5\r\n", "the next message is the call's answer, not a find answer");
+    assert_eq!(
+        reply.data, b"Success\r\n\r\n5\r\n",
+        "the next message is the call's answer, not a find answer"
+    );
     h.host.shutdown().await;
 }
 
@@ -281,8 +434,20 @@ async fn host_serves_again_after_losing_its_broker_connection() {
     .await
     .unwrap();
     assert_eq!(closed, 1, "exactly the host's connection is closed");
-    tokio::time::timeout(Duration::from_secs(10), state.wait_for(|s| *s == BrokerState::Disconnected)).await.unwrap().unwrap();
-    tokio::time::timeout(Duration::from_secs(30), state.wait_for(|s| *s == BrokerState::Serving)).await.unwrap().unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        state.wait_for(|s| *s == BrokerState::Disconnected),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        state.wait_for(|s| *s == BrokerState::Serving),
+    )
+    .await
+    .unwrap()
+    .unwrap();
 
     // Same client, same cached route: the host consumes again.
     assert_eq!(c.call("fibo", &[json!(11)]).await.unwrap(), json!(89));

@@ -73,14 +73,31 @@ where
 
 /// Benchmarks `method` through plughost: one find, then `call_route` in a
 /// closed loop over one shared client.
-pub async fn run_calls(client: Arc<Client>, method: &str, args: Vec<Value>, shape: LoadShape, progress: Progress) -> Result<BenchReport, RpcError> {
+pub async fn run_calls(
+    client: Arc<Client>,
+    method: &str,
+    args: Vec<Value>,
+    shape: LoadShape,
+    progress: Progress,
+) -> Result<BenchReport, RpcError> {
     let route = client.find(method).await?;
     let method: Arc<str> = method.into();
     let args = Arc::new(args);
     let route: Arc<str> = route.into();
     Ok(closed_loop(shape, progress, move || {
-        let (client, method, args, route) = (Arc::clone(&client), Arc::clone(&method), Arc::clone(&args), Arc::clone(&route));
-        async move { client.call_route(&route, &method, &args).await.map(|_| ()).map_err(|e| e.code()) }
+        let (client, method, args, route) = (
+            Arc::clone(&client),
+            Arc::clone(&method),
+            Arc::clone(&args),
+            Arc::clone(&route),
+        );
+        async move {
+            client
+                .call_route(&route, &method, &args)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code())
+        }
     })
     .await)
 }

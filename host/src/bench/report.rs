@@ -45,7 +45,9 @@ impl BenchReport {
 
     /// Records one call.
     pub fn record(&mut self, latency: Duration, error: Option<u16>) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.latencies.saturating_record(micros);
         if let Some(code) = error {
             *self.errors.entry(code).or_default() += 1;
@@ -71,7 +73,11 @@ impl BenchReport {
         let secs = self.elapsed.as_secs_f64();
         Summary {
             calls: self.calls(),
-            calls_per_sec: if secs > 0.0 { self.calls() as f64 / secs } else { 0.0 },
+            calls_per_sec: if secs > 0.0 {
+                self.calls() as f64 / secs
+            } else {
+                0.0
+            },
             p50_ms: ms(self.latencies.value_at_quantile(0.50)),
             p99_ms: ms(self.latencies.value_at_quantile(0.99)),
             max_ms: ms(self.latencies.max()),
@@ -83,8 +89,18 @@ impl BenchReport {
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.summary();
-        writeln!(f, "calls:   {} in {:.1} s = {:.0} calls/s", s.calls, self.elapsed.as_secs_f64(), s.calls_per_sec)?;
-        writeln!(f, "latency: p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms", s.p50_ms, s.p99_ms, s.max_ms)?;
+        writeln!(
+            f,
+            "calls:   {} in {:.1} s = {:.0} calls/s",
+            s.calls,
+            self.elapsed.as_secs_f64(),
+            s.calls_per_sec
+        )?;
+        writeln!(
+            f,
+            "latency: p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+            s.p50_ms, s.p99_ms, s.max_ms
+        )?;
         if s.errors.is_empty() {
             write!(f, "errors:  none")
         } else {
@@ -102,7 +118,10 @@ mod tests {
     fn summary_counts_and_quantiles() {
         let mut r = BenchReport::empty();
         for ms in 1..=100 {
-            r.record(Duration::from_millis(ms), if ms > 98 { Some(504) } else { None });
+            r.record(
+                Duration::from_millis(ms),
+                if ms > 98 { Some(504) } else { None },
+            );
         }
         r.elapsed = Duration::from_secs(2);
         let s = r.summary();

@@ -13,7 +13,12 @@ use plughost::{
 #[derive(Debug, Args)]
 pub struct AdminArgs {
     /// The manifest the host runs (its admin socket is found from it).
-    #[arg(long, short, env = "PLUGHOST_MANIFEST", required_unless_present = "socket")]
+    #[arg(
+        long,
+        short,
+        env = "PLUGHOST_MANIFEST",
+        required_unless_present = "socket"
+    )]
     manifest: Option<PathBuf>,
     /// The admin socket, when not the manifest's default.
     #[arg(long)]
@@ -45,13 +50,19 @@ pub async fn reload(args: AdminArgs) -> Result<ExitCode> {
                 if c.is_empty() {
                     println!("reloaded: nothing changed");
                 } else {
-                    println!("reloaded: added {:?}, removed {:?}, replaced {:?}", c.added, c.removed, c.replaced);
+                    println!(
+                        "reloaded: added {:?}, removed {:?}, replaced {:?}",
+                        c.added, c.removed, c.replaced
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
         _ => {
-            eprintln!("error: reload refused, the host keeps serving its previous set: {}", reply.error.unwrap_or_default());
+            eprintln!(
+                "error: reload refused, the host keeps serving its previous set: {}",
+                reply.error.unwrap_or_default()
+            );
             Ok(ExitCode::FAILURE)
         }
     }
@@ -60,7 +71,12 @@ pub async fn reload(args: AdminArgs) -> Result<ExitCode> {
 pub async fn status(args: AdminArgs) -> Result<ExitCode> {
     let reply = admin::request(&args.socket()?, AdminRequest::Status).await?;
     let Some(status) = reply.status else {
-        eprintln!("error: {}", reply.error.unwrap_or_else(|| "no status in the answer".into()));
+        eprintln!(
+            "error: {}",
+            reply
+                .error
+                .unwrap_or_else(|| "no status in the answer".into())
+        );
         return Ok(ExitCode::FAILURE);
     };
     if args.json {
@@ -68,7 +84,10 @@ pub async fn status(args: AdminArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("host {}  broker: {}", status.host, status.broker);
-    println!("{:<10} {:<8} {:<9} {:<14} {:>9} {:>10}  calls", "plugin", "version", "state", "sha256", "in-flight", "loaded-at");
+    println!(
+        "{:<10} {:<8} {:<9} {:<14} {:>9} {:>10}  calls",
+        "plugin", "version", "state", "sha256", "in-flight", "loaded-at"
+    );
     for p in &status.plugins {
         let calls: Vec<String> = p.calls.iter().map(|(m, n)| format!("{m}={n}")).collect();
         println!(

@@ -88,13 +88,21 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             let client = Arc::new(Client::connect(options).await?);
             let args = b.args.iter().map(|a| parse_arg(a)).collect();
             let (shape, progress, bar) = start(&b.load)?;
-            let report = bench::run_calls(client, &b.method, args, shape, Arc::clone(&progress)).await;
+            let report =
+                bench::run_calls(client, &b.method, args, shape, Arc::clone(&progress)).await;
             finish(bar, report?, &b.load)
         }
         BenchCommand::Baseline(b) => {
             let options = b.broker.client_options()?;
             let (shape, progress, bar) = start(&b.load)?;
-            let report = bench::baseline(&options.url, b.load.reply.into(), b.prefetch, shape, Arc::clone(&progress)).await;
+            let report = bench::baseline(
+                &options.url,
+                b.load.reply.into(),
+                b.prefetch,
+                shape,
+                Arc::clone(&progress),
+            )
+            .await;
             finish(bar, report?, &b.load)
         }
     }
@@ -102,10 +110,15 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
 
 fn start(load: &Load) -> Result<(LoadShape, Progress, tokio::task::JoinHandle<()>)> {
     let duration = Duration::try_from_secs_f64(load.duration)?;
-    let shape = LoadShape { concurrency: load.concurrency, duration };
+    let shape = LoadShape {
+        concurrency: load.concurrency,
+        duration,
+    };
     let progress = Progress::default();
     let bar = ProgressBar::new(duration.as_millis() as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:30} {elapsed}/{duration} {msg}")?);
+    bar.set_style(ProgressStyle::with_template(
+        "{bar:30} {elapsed}/{duration} {msg}",
+    )?);
     let ticker = {
         let progress = Arc::clone(&progress);
         tokio::spawn(async move {

@@ -95,7 +95,9 @@ pub struct CallArgs {
 
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let manifest = Manifest::load(&args.manifest)?;
-    let options = HostOptions { amqp_url: args.amqp };
+    let options = HostOptions {
+        amqp_url: args.amqp,
+    };
     host::run(&manifest, &options, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -131,13 +133,18 @@ pub async fn call(args: CallArgs) -> Result<ExitCode> {
     let timeout = seconds(args.timeout)?;
     let call_args: Vec<_> = args.args.iter().map(|a| parse_arg(a)).collect();
     let client = Client::connect(options).await?;
-    let result = client.call_with_timeout(&args.method, &call_args, timeout).await;
+    let result = client
+        .call_with_timeout(&args.method, &call_args, timeout)
+        .await;
     match (result, args.json) {
         (Ok(value), false) => println!("{value}"),
         (Ok(value), true) => println!("{}", serde_json::json!({ "result": value })),
         (Err(e), true) => {
             let mut error = serde_json::json!({ "code": e.code(), "message": e.to_string() });
-            if let RpcError::Remote { help: Some(help), .. } = &e {
+            if let RpcError::Remote {
+                help: Some(help), ..
+            } = &e
+            {
                 error["help"] = help.clone().into();
             }
             println!("{}", serde_json::json!({ "error": error }));

@@ -51,7 +51,9 @@ impl PluginState {
 
 impl fmt::Display for PluginState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned));
+        let s = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned));
         f.write_str(s.as_deref().unwrap_or("?"))
     }
 }
@@ -213,7 +215,10 @@ impl PluginHandle {
             .map_err(|e| PluginError::bad_arguments(format!("arguments do not serialise: {e}")))?;
         let result = self.call_json(method, &args)?;
         serde_json::from_str(&result).map_err(|e| {
-            PluginError::failed(format!("plugin {} returned invalid JSON from {method}: {e}", self.name()))
+            PluginError::failed(format!(
+                "plugin {} returned invalid JSON from {method}: {e}",
+                self.name()
+            ))
         })
     }
 
@@ -225,7 +230,10 @@ impl PluginHandle {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let result = self.instance.call(RStr::from_str(method), RStr::from_str(args_json)).into_result();
+        let result = self
+            .instance
+            .call(RStr::from_str(method), RStr::from_str(args_json))
+            .into_result();
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         result.map(|s| s.into_string())
     }
@@ -237,30 +245,47 @@ impl PluginHandle {
 
     /// Runs one of its tracked services until `host` says stop. Blocking.
     pub fn run_service(&self, service: &str, host: ServiceHostBox) -> Result<(), PluginError> {
-        self.instance.run_service(RStr::from_str(service), host).into_result()
+        self.instance
+            .run_service(RStr::from_str(service), host)
+            .into_result()
     }
 }
 
 /// Converts and checks the FFI description.
 fn describe(file: &Path, info: PluginInfo) -> Result<PluginDescriptor, LoadError> {
-    let bad = |reason: String| LoadError::Metadata { path: file.to_path_buf(), reason };
+    let bad = |reason: String| LoadError::Metadata {
+        path: file.to_path_buf(),
+        reason,
+    };
     let name = info.name.into_string();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(bad(format!("plugin name `{name}` must be non-empty letters, digits, '_' or '-'")));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(bad(format!(
+            "plugin name `{name}` must be non-empty letters, digits, '_' or '-'"
+        )));
     }
     let version = info.version.into_string();
     if semver::Version::parse(&version).is_err() {
-        return Err(bad(format!("version `{version}` of plugin `{name}` is not semver (e.g. 1.2.3)")));
+        return Err(bad(format!(
+            "version `{version}` of plugin `{name}` is not semver (e.g. 1.2.3)"
+        )));
     }
     let mut methods: Vec<MethodDescriptor> = Vec::new();
     for m in info.methods {
         let method = m.name.into_string();
         if method.is_empty() || methods.iter().any(|seen| seen.name == method) {
-            return Err(bad(format!("method name `{method}` is empty or declared twice")));
+            return Err(bad(format!(
+                "method name `{method}` is empty or declared twice"
+            )));
         }
         let route = m.route.into_string();
         if !is_valid_route(&route) {
-            return Err(bad(format!("method `{method}` has an invalid route `{route}`")));
+            return Err(bad(format!(
+                "method `{method}` has an invalid route `{route}`"
+            )));
         }
         let examples = m
             .examples
@@ -270,7 +295,9 @@ fn describe(file: &Path, info: PluginInfo) -> Result<PluginDescriptor, LoadError
                 let expected = serde_json::from_str(e.expected_json.as_str());
                 match (args, expected) {
                     (Ok(a), Ok(x)) => Ok((a, x)),
-                    _ => Err(bad(format!("method `{method}` has an example that is not JSON"))),
+                    _ => Err(bad(format!(
+                        "method `{method}` has an example that is not JSON"
+                    ))),
                 }
             })
             .collect::<Result<_, _>>()?;
@@ -285,7 +312,10 @@ fn describe(file: &Path, info: PluginInfo) -> Result<PluginDescriptor, LoadError
     let services = info
         .services
         .into_iter()
-        .map(|s| ServiceDescriptor { name: s.name.into_string(), doc: s.doc.into_string() })
+        .map(|s| ServiceDescriptor {
+            name: s.name.into_string(),
+            doc: s.doc.into_string(),
+        })
         .collect();
     let sample_config = info
         .sample_config

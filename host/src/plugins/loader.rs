@@ -86,9 +86,18 @@ pub fn load(spec: &PluginSpec) -> Result<PluginHandle, LoadError> {
     let config = spec.config.to_string();
     let instance = (root.new_instance())(RStr::from_str(&config), TracingHost::boxed(label))
         .into_result()
-        .map_err(|error| LoadError::Init { path: path.clone(), error })?;
+        .map_err(|error| LoadError::Init {
+            path: path.clone(),
+            error,
+        })?;
 
-    PluginHandle::new(path.clone(), sha256, SystemTime::now(), spec.config.clone(), instance)
+    PluginHandle::new(
+        path.clone(),
+        sha256,
+        SystemTime::now(),
+        spec.config.clone(),
+        instance,
+    )
 }
 
 /// Returns the checked root module of the library with this content. Each
@@ -97,14 +106,18 @@ pub fn load(spec: &PluginSpec) -> Result<PluginHandle, LoadError> {
 fn root_module_for(path: &Path, sha256: &str) -> Result<PluginRootRef, LoadError> {
     static OPENED: OnceLock<Mutex<HashMap<String, PluginRootRef>>> = OnceLock::new();
     let opened = OPENED.get_or_init(Default::default);
-    let mut opened = opened.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut opened = opened
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(root) = opened.get(sha256) {
         return Ok(*root);
     }
     let shadow = shadow_copy(path, sha256)?;
     let header = lib_header_from_path(&shadow).map_err(|e| library_error(path, e))?;
     check_api_version(path, header)?;
-    let root = header.init_root_module::<PluginRootRef>().map_err(|e| library_error(path, e))?;
+    let root = header
+        .init_root_module::<PluginRootRef>()
+        .map_err(|e| library_error(path, e))?;
     opened.insert(sha256.to_owned(), root);
     Ok(root)
 }
@@ -113,11 +126,19 @@ fn root_module_for(path: &Path, sha256: &str) -> Result<PluginRootRef, LoadError
 /// builds; reading them whole on every reload would churn the heap).
 pub fn file_sha256(path: &Path) -> Result<String, LoadError> {
     let mut file = fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => LoadError::Missing { path: path.to_path_buf() },
-        _ => LoadError::Io { path: path.to_path_buf(), reason: e.to_string() },
+        std::io::ErrorKind::NotFound => LoadError::Missing {
+            path: path.to_path_buf(),
+        },
+        _ => LoadError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
     })?;
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| LoadError::Io { path: path.to_path_buf(), reason: e.to_string() })?;
+    std::io::copy(&mut file, &mut hasher).map_err(|e| LoadError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     Ok(hex::encode(hasher.finalize()))
 }
 
@@ -132,8 +153,14 @@ fn shadow_copy(path: &Path, sha256: &str) -> Result<PathBuf, LoadError> {
     };
     let dir = shadow_dir();
     fs::create_dir_all(&dir).map_err(io)?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_else(|| "so".into());
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "so".into());
     let target = dir.join(format!("{stem}-{}.{ext}", &sha256[..16]));
     if target.exists() && file_sha256(&target).is_ok_and(|s| s == sha256) {
         return Ok(target);
@@ -143,7 +170,10 @@ fn shadow_copy(path: &Path, sha256: &str) -> Result<PathBuf, LoadError> {
     std::io::copy(&mut source, tmp.as_file_mut()).map_err(io)?;
     tmp.as_file_mut().flush().map_err(io)?;
     if file_sha256(tmp.path())? != sha256 {
-        return Err(LoadError::Io { path: path.to_path_buf(), reason: "the file changed while it was being loaded; try again".into() });
+        return Err(LoadError::Io {
+            path: path.to_path_buf(),
+            reason: "the file changed while it was being loaded; try again".into(),
+        });
     }
     tmp.persist(&target).map_err(|e| io(e.error))?;
     Ok(target)
@@ -157,37 +187,57 @@ fn shadow_dir() -> PathBuf {
     }
     use std::os::unix::fs::MetadataExt;
     let uid = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
-    std::env::temp_dir().join(format!("plughost-{uid}")).join("libs")
+    std::env::temp_dir()
+        .join(format!("plughost-{uid}"))
+        .join("libs")
 }
 
 /// plugin-api follows semver: same major, and for 0.x the same minor.
 fn check_api_version(path: &Path, header: &LibHeader) -> Result<(), LoadError> {
     let plugin_api = header.version_strings().version.as_str().to_owned();
     let host_api = host_api_version().to_owned();
-    let compatible = match (semver::Version::parse(&plugin_api), semver::Version::parse(&host_api)) {
+    let compatible = match (
+        semver::Version::parse(&plugin_api),
+        semver::Version::parse(&host_api),
+    ) {
         (Ok(p), Ok(h)) => p.major == h.major && (h.major != 0 || p.minor == h.minor),
         _ => false,
     };
     if compatible {
         Ok(())
     } else {
-        Err(LoadError::IncompatibleApi { path: path.to_path_buf(), plugin_api, host_api })
+        Err(LoadError::IncompatibleApi {
+            path: path.to_path_buf(),
+            plugin_api,
+            host_api,
+        })
     }
 }
 
 fn library_error(path: &Path, err: LibraryError) -> LoadError {
     let path = path.to_path_buf();
     match err {
-        LibraryError::OpenError { err, .. } => LoadError::NotALibrary { path, reason: err.to_string() },
+        LibraryError::OpenError { err, .. } => LoadError::NotALibrary {
+            path,
+            reason: err.to_string(),
+        },
         LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { path },
-        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => {
-            LoadError::IncompatibleApi {
-                path,
-                plugin_api: actual_version.to_string(),
-                host_api: expected_version.to_string(),
-            }
-        }
-        LibraryError::AbiInstability(e) => LoadError::Layout { path, reason: e.to_string() },
-        other => LoadError::Abi { path, reason: other.to_string() },
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => LoadError::IncompatibleApi {
+            path,
+            plugin_api: actual_version.to_string(),
+            host_api: expected_version.to_string(),
+        },
+        LibraryError::AbiInstability(e) => LoadError::Layout {
+            path,
+            reason: e.to_string(),
+        },
+        other => LoadError::Abi {
+            path,
+            reason: other.to_string(),
+        },
     }
 }

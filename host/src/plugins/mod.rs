@@ -23,7 +23,9 @@ pub mod registry;
 pub mod reload;
 
 pub use error::LoadError;
-pub use handle::{MethodDescriptor, PluginDescriptor, PluginHandle, PluginState, ServiceDescriptor};
+pub use handle::{
+    MethodDescriptor, PluginDescriptor, PluginHandle, PluginState, ServiceDescriptor,
+};
 pub use loader::{host_api_version, load, PluginSpec};
 pub use registry::{MethodEntry, Registry};
 pub use reload::{rebuild, Changes};

@@ -38,9 +38,10 @@ pub fn rebuild(current: &Registry, manifest: &Manifest) -> Result<(Registry, Cha
     let mut next = Registry::new();
     for entry in &manifest.plugins {
         let sha = file_sha256(&entry.path)?;
-        let reusable = current.plugins().iter().find(|p| {
-            p.file() == entry.path && p.sha256() == sha && p.config() == &entry.config
-        });
+        let reusable = current
+            .plugins()
+            .iter()
+            .find(|p| p.file() == entry.path && p.sha256() == sha && p.config() == &entry.config);
         let plugin = match reusable {
             Some(p) => Arc::clone(p),
             None => Arc::new(load(&PluginSpec {
@@ -66,7 +67,12 @@ pub fn rebuild(current: &Registry, manifest: &Manifest) -> Result<(Registry, Cha
 
 /// Compares two registries by plugin name and instance identity.
 pub fn diff(old: &Registry, new: &Registry) -> Changes {
-    let names = |r: &Registry| r.plugins().iter().map(|p| p.name().to_owned()).collect::<BTreeSet<_>>();
+    let names = |r: &Registry| {
+        r.plugins()
+            .iter()
+            .map(|p| p.name().to_owned())
+            .collect::<BTreeSet<_>>()
+    };
     let (old_names, new_names) = (names(old), names(new));
     let find = |r: &Registry, name: &str| r.plugins().iter().find(|p| p.name() == name).cloned();
     let mut changes = Changes {
@@ -90,8 +96,14 @@ pub fn diff(old: &Registry, new: &Registry) -> Changes {
 
 /// True when every method of `plugin` is served the same way in both.
 fn same_overrides(old: &Registry, new: &Registry, plugin: &PluginHandle) -> bool {
-    plugin.descriptor().methods.iter().all(|m| match (old.method(&m.name), new.method(&m.name)) {
-        (Some(a), Some(b)) => a.route == b.route && a.timeout == b.timeout && a.concurrency == b.concurrency,
-        _ => false,
-    })
+    plugin
+        .descriptor()
+        .methods
+        .iter()
+        .all(|m| match (old.method(&m.name), new.method(&m.name)) {
+            (Some(a), Some(b)) => {
+                a.route == b.route && a.timeout == b.timeout && a.concurrency == b.concurrency
+            }
+            _ => false,
+        })
 }

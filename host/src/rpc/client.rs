@@ -175,39 +175,57 @@ impl Client {
 
     fn live_session(&self) -> Option<Arc<Session>> {
         let current = self.current.read().unwrap_or_else(|p| p.into_inner());
-        current.as_ref().filter(|s| s.alive.load(Ordering::Acquire)).cloned()
+        current
+            .as_ref()
+            .filter(|s| s.alive.load(Ordering::Acquire))
+            .cloned()
     }
 
     fn unavailable(&self, reason: impl Into<String>) -> RpcError {
-        RpcError::BrokerUnavailable { url: redact(&self.options.url), reason: reason.into() }
+        RpcError::BrokerUnavailable {
+            url: redact(&self.options.url),
+            reason: reason.into(),
+        }
     }
 
     /// Asks the name services which route serves `method`.
     pub async fn find(&self, method: &str) -> Result<String, RpcError> {
         let reply = self.find_reply(method, self.options.find_timeout).await?;
-        reply.route.ok_or_else(|| RpcError::MethodNotFound { method: method.to_owned() })
+        reply.route.ok_or_else(|| RpcError::MethodNotFound {
+            method: method.to_owned(),
+        })
     }
 
     /// Like [`Client::find`], with the whole answer (host, plugin, version).
-    pub async fn find_reply(&self, method: &str, timeout: Duration) -> Result<v2::FindReply, RpcError> {
+    pub async fn find_reply(
+        &self,
+        method: &str,
+        timeout: Duration,
+    ) -> Result<v2::FindReply, RpcError> {
         let session = self.session().await?;
         let deadline = Instant::now() + timeout;
         let (id, mut replies, _guard) = session.expect_replies();
-        let body = serde_json::to_vec(&v2::FindRequest { method: method.to_owned() }).unwrap_or_default();
+        let body = serde_json::to_vec(&v2::FindRequest {
+            method: method.to_owned(),
+        })
+        .unwrap_or_default();
         let props = session.request_props(&id, timeout);
         let returned = session
             .publish(&self.options.exchanges.ns, "", &body, props)
             .await
             .map_err(|e| self.unavailable(e))?;
         if returned {
-            return Err(RpcError::NoNameService { exchange: self.options.exchanges.ns.clone() });
+            return Err(RpcError::NoNameService {
+                exchange: self.options.exchanges.ns.clone(),
+            });
         }
         let mut give_up = deadline;
         let mut negative: Option<v2::FindReply> = None;
         loop {
             match tokio::time::timeout_at(give_up.into(), replies.recv()).await {
                 Ok(Some(body)) => {
-                    let reply: v2::FindReply = serde_json::from_slice(&body).map_err(|e| RpcError::BadReply(e.to_string()))?;
+                    let reply: v2::FindReply = serde_json::from_slice(&body)
+                        .map_err(|e| RpcError::BadReply(e.to_string()))?;
                     if reply.route.is_some() {
                         return Ok(reply);
                     }
@@ -216,11 +234,16 @@ impl Client {
                         negative = Some(reply);
                     }
                 }
-                Ok(None) => return Err(self.unavailable("connection lost while waiting for a find answer")),
+                Ok(None) => {
+                    return Err(self.unavailable("connection lost while waiting for a find answer"))
+                }
                 Err(_) => {
                     return match negative {
                         Some(reply) => Ok(reply),
-                        None => Err(RpcError::Timeout { method: format!("find {method}"), timeout_ms: timeout.as_millis() as u64 }),
+                        None => Err(RpcError::Timeout {
+                            method: format!("find {method}"),
+                            timeout_ms: timeout.as_millis() as u64,
+                        }),
                     }
                 }
             }
@@ -230,11 +253,17 @@ impl Client {
     /// Finds (or takes from the cache) the route of `method` and calls it
     /// with the default timeout.
     pub async fn call(&self, method: &str, args: &[Value]) -> Result<Value, RpcError> {
-        self.call_with_timeout(method, args, self.options.timeout).await
+        self.call_with_timeout(method, args, self.options.timeout)
+            .await
     }
 
     /// [`Client::call`] with an explicit timeout (find included).
-    pub async fn call_with_timeout(&self, method: &str, args: &[Value], timeout: Duration) -> Result<Value, RpcError> {
+    pub async fn call_with_timeout(
+        &self,
+        method: &str,
+        args: &[Value],
+        timeout: Duration,
+    ) -> Result<Value, RpcError> {
         let deadline = Instant::now() + timeout;
         let cached = lock(&self.routes).get(method).cloned();
         let route = match cached {
@@ -254,20 +283,39 @@ impl Client {
 
     async fn find_and_cache(&self, method: &str, deadline: Instant) -> Result<String, RpcError> {
         let left = deadline.saturating_duration_since(Instant::now());
-        let reply = self.find_reply(method, left.min(self.options.find_timeout)).await?;
-        let route = reply.route.ok_or_else(|| RpcError::MethodNotFound { method: method.to_owned() })?;
+        let reply = self
+            .find_reply(method, left.min(self.options.find_timeout))
+            .await?;
+        let route = reply.route.ok_or_else(|| RpcError::MethodNotFound {
+            method: method.to_owned(),
+        })?;
         lock(&self.routes).insert(method.to_owned(), route.clone());
         Ok(route)
     }
 
     /// Calls `method` on a known route, skipping the name service.
-    pub async fn call_route(&self, route: &str, method: &str, args: &[Value]) -> Result<Value, RpcError> {
-        self.call_route_until(route, method, args, Instant::now() + self.options.timeout).await
+    pub async fn call_route(
+        &self,
+        route: &str,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, RpcError> {
+        self.call_route_until(route, method, args, Instant::now() + self.options.timeout)
+            .await
     }
 
-    async fn call_route_until(&self, route: &str, method: &str, args: &[Value], deadline: Instant) -> Result<Value, RpcError> {
+    async fn call_route_until(
+        &self,
+        route: &str,
+        method: &str,
+        args: &[Value],
+        deadline: Instant,
+    ) -> Result<Value, RpcError> {
         let timeout = deadline.saturating_duration_since(Instant::now());
-        let timed_out = || RpcError::Timeout { method: method.to_owned(), timeout_ms: timeout.as_millis() as u64 };
+        let timed_out = || RpcError::Timeout {
+            method: method.to_owned(),
+            timeout_ms: timeout.as_millis() as u64,
+        };
         if timeout.is_zero() {
             return Err(timed_out());
         }
@@ -281,7 +329,9 @@ impl Client {
             .await
             .map_err(|e| self.unavailable(e))?;
         if returned {
-            return Err(RpcError::NoRoute { route: route.to_owned() });
+            return Err(RpcError::NoRoute {
+                route: route.to_owned(),
+            });
         }
         let body = match tokio::time::timeout_at(deadline.into(), replies.recv()).await {
             Ok(Some(body)) => body,
@@ -290,7 +340,11 @@ impl Client {
         };
         match serde_json::from_slice::<v2::CallReply>(&body) {
             Ok(v2::CallReply::Result(value)) => Ok(value),
-            Ok(v2::CallReply::Error(e)) => Err(RpcError::Remote { code: e.code, message: e.message, help: e.help }),
+            Ok(v2::CallReply::Error(e)) => Err(RpcError::Remote {
+                code: e.code,
+                message: e.message,
+                help: e.help,
+            }),
             Err(e) => Err(RpcError::BadReply(e.to_string())),
         }
     }
@@ -304,25 +358,47 @@ impl Session {
             url: redact(&options.url),
             reason: format!("{what}: {e}"),
         };
-        let channel = conn.create_channel().await.map_err(|e| fail("create channel", e))?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| fail("enable confirms", e))?;
+        let channel = conn
+            .create_channel()
+            .await
+            .map_err(|e| fail("create channel", e))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| fail("enable confirms", e))?;
         let reply_to = match options.reply_mode {
             ReplyMode::DirectReplyTo => "amq.rabbitmq.reply-to".to_owned(),
-            ReplyMode::ExclusiveQueue => declare_private_queue(&channel).await.map_err(|e| fail("declare reply queue", e))?,
+            ReplyMode::ExclusiveQueue => declare_private_queue(&channel)
+                .await
+                .map_err(|e| fail("declare reply queue", e))?,
         };
         let consumer = channel
             .basic_consume(
                 reply_to.as_str().into(),
                 "plughost-replies".into(),
-                BasicConsumeOptions { no_ack: true, ..Default::default() },
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await
             .map_err(|e| fail("consume replies", e))?;
         let pending: Pending = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
-        tokio::spawn(read_replies(consumer, conn.events_listener(), Arc::clone(&pending), Arc::clone(&alive)));
-        Ok(Self { conn: Some(conn), channel, reply_to, pending, alive })
+        tokio::spawn(read_replies(
+            consumer,
+            conn.events_listener(),
+            Arc::clone(&pending),
+            Arc::clone(&alive),
+        ));
+        Ok(Self {
+            conn: Some(conn),
+            channel,
+            reply_to,
+            pending,
+            alive,
+        })
     }
 
     /// Registers a fresh correlation id and returns where its replies arrive.
@@ -330,13 +406,19 @@ impl Session {
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         lock(&self.pending).insert(id.clone(), tx);
-        let guard = PendingGuard { pending: &self.pending, id: id.clone() };
+        let guard = PendingGuard {
+            pending: &self.pending,
+            id: id.clone(),
+        };
         (id, rx, guard)
     }
 
     fn request_props(&self, id: &str, timeout: Duration) -> BasicProperties {
         let timeout_ms = timeout.as_millis().max(1);
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
         let mut headers = FieldTable::default();
         headers.insert(
             v2::DEADLINE_HEADER.into(),
@@ -352,13 +434,26 @@ impl Session {
 
     /// Publishes mandatory and waits for the confirm; `Ok(true)` when the
     /// broker returned the message as unroutable.
-    async fn publish(&self, exchange: &str, key: &str, body: &[u8], props: BasicProperties) -> Result<bool, String> {
+    async fn publish(
+        &self,
+        exchange: &str,
+        key: &str,
+        body: &[u8],
+        props: BasicProperties,
+    ) -> Result<bool, String> {
         let fail = |e: lapin::Error| {
             self.alive.store(false, Ordering::Release);
             e.to_string()
         };
-        let options = BasicPublishOptions { mandatory: true, ..Default::default() };
-        let confirm = self.channel.basic_publish(exchange.into(), key.into(), options, body, props).await.map_err(fail)?;
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        let confirm = self
+            .channel
+            .basic_publish(exchange.into(), key.into(), options, body, props)
+            .await
+            .map_err(fail)?;
         let confirmation = confirm.await.map_err(fail)?;
         if let lapin::Confirmation::Nack(_) = confirmation {
             return Err("the broker refused the message (nack)".into());

@@ -23,11 +23,16 @@ pub fn redact(url: &str) -> String {
 /// Opens a connection named `name` (shown by the broker as `connection_name`).
 pub async fn connect(url: &str, name: &str) -> Result<Connection, RpcError> {
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    let unavailable = |reason: String| RpcError::BrokerUnavailable { url: redact(url), reason };
+    let unavailable = |reason: String| RpcError::BrokerUnavailable {
+        url: redact(url),
+        reason,
+    };
     match tokio::time::timeout(Duration::from_secs(10), Connection::connect(url, props)).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => Err(unavailable(e.to_string())),
-        Err(_) => Err(unavailable("connection attempt timed out after 10 s".into())),
+        Err(_) => Err(unavailable(
+            "connection attempt timed out after 10 s".into(),
+        )),
     }
 }
 
@@ -39,7 +44,9 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { next: Duration::from_millis(100) }
+        Self {
+            next: Duration::from_millis(100),
+        }
     }
 }
 
@@ -63,7 +70,10 @@ mod tests {
 
     #[test]
     fn redact_hides_password() {
-        assert_eq!(redact("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
+        assert_eq!(
+            redact("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
         assert_eq!(redact("amqp://127.0.0.1"), "amqp://127.0.0.1");
     }
 

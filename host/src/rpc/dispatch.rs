@@ -11,7 +11,12 @@ use crate::plugins::Registry;
 
 /// Runs `method` with `args_json` (a JSON array) and returns the result as
 /// JSON text. `deadline` is the caller's, when it sent one.
-pub async fn dispatch(registry: &Registry, method: &str, args_json: String, deadline: Option<Instant>) -> Result<String, ErrorBody> {
+pub async fn dispatch(
+    registry: &Registry,
+    method: &str,
+    args_json: String,
+    deadline: Option<Instant>,
+) -> Result<String, ErrorBody> {
     let entry = registry
         .method(method)
         .ok_or_else(|| ErrorBody::new(codes::NOT_FOUND, format!("unknown method `{method}`")))?;
@@ -28,7 +33,12 @@ pub async fn dispatch(registry: &Registry, method: &str, args_json: String, dead
         Ok(permit) => permit,
         Err(_) => match tokio::time::timeout(budget, entry.limiter.clone().acquire_owned()).await {
             Ok(Ok(permit)) => permit,
-            Ok(Err(_)) => return Err(ErrorBody::new(codes::UNAVAILABLE, format!("method `{method}` is shutting down"))),
+            Ok(Err(_)) => {
+                return Err(ErrorBody::new(
+                    codes::UNAVAILABLE,
+                    format!("method `{method}` is shutting down"),
+                ))
+            }
             Err(_) => return Err(timed_out(method, budget)),
         },
     };
@@ -42,18 +52,27 @@ pub async fn dispatch(registry: &Registry, method: &str, args_json: String, dead
     let left = budget.saturating_sub(started.elapsed());
     match tokio::time::timeout(left, call).await {
         Ok(Ok(result)) => result.map_err(ErrorBody::from),
-        Ok(Err(join)) => Err(ErrorBody::new(codes::FAILED, format!("method `{method}` failed in the host: {join}"))),
+        Ok(Err(join)) => Err(ErrorBody::new(
+            codes::FAILED,
+            format!("method `{method}` failed in the host: {join}"),
+        )),
         Err(_) => Err(timed_out(method, budget)),
     }
 }
 
 fn deadline_passed(method: &str) -> ErrorBody {
-    ErrorBody::new(codes::DEADLINE_EXCEEDED, format!("call to `{method}` arrived after its deadline; not run"))
+    ErrorBody::new(
+        codes::DEADLINE_EXCEEDED,
+        format!("call to `{method}` arrived after its deadline; not run"),
+    )
 }
 
 fn timed_out(method: &str, budget: Duration) -> ErrorBody {
     ErrorBody::new(
         codes::DEADLINE_EXCEEDED,
-        format!("method `{method}` did not finish within {} ms", budget.as_millis()),
+        format!(
+            "method `{method}` did not finish within {} ms",
+            budget.as_millis()
+        ),
     )
 }

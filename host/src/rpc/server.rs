@@ -20,7 +20,10 @@ use std::{
 use futures_util::StreamExt;
 use lapin::{
     message::Delivery,
-    options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeleteOptions},
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions,
+        BasicQosOptions, QueueDeleteOptions,
+    },
     types::{AMQPValue, FieldTable, ShortString},
     BasicProperties, Channel, Connection,
 };
@@ -77,7 +80,11 @@ pub async fn serve(
     let mut backoff = Backoff::default();
     let url = redact(&config.url);
     while !shutdown.is_fired() {
-        let conn_name = format!("plughost host {} ({})", config.host_name, std::process::id());
+        let conn_name = format!(
+            "plughost host {} ({})",
+            config.host_name,
+            std::process::id()
+        );
         let session = match connect(&config.url, &conn_name).await {
             Ok(conn) => Session::start(conn, &config, registry.clone(), Arc::clone(&served)).await,
             Err(e) => Err(e.to_string()),
@@ -142,9 +149,17 @@ impl Session {
         served: Arc<watch::Sender<Arc<Registry>>>,
     ) -> Result<Self, String> {
         let err = |what: &str, e: lapin::Error| format!("{what}: {e}");
-        let setup = conn.create_channel().await.map_err(|e| err("create channel", e))?;
-        declare_exchanges(&setup, &config.exchanges).await.map_err(|e| err("declare exchanges", e))?;
-        let replies = conn.create_channel().await.map_err(|e| err("create reply channel", e))?;
+        let setup = conn
+            .create_channel()
+            .await
+            .map_err(|e| err("create channel", e))?;
+        declare_exchanges(&setup, &config.exchanges)
+            .await
+            .map_err(|e| err("declare exchanges", e))?;
+        let replies = conn
+            .create_channel()
+            .await
+            .map_err(|e| err("create reply channel", e))?;
         let ctx = Arc::new(CallContext {
             replies,
             exchanges: config.exchanges.clone(),
@@ -152,19 +167,49 @@ impl Session {
             registry: registry.clone(),
             served,
         });
-        let mut session = Self { conn, ctx, config: config.clone(), routes: HashMap::new(), ns: None };
+        let mut session = Self {
+            conn,
+            ctx,
+            config: config.clone(),
+            routes: HashMap::new(),
+            ns: None,
+        };
         if config.name_service {
-            let channel = session.conn.create_channel().await.map_err(|e| err("create name-service channel", e))?;
-            let queue = declare_private_queue(&channel).await.map_err(|e| err("declare name-service queue", e))?;
+            let channel = session
+                .conn
+                .create_channel()
+                .await
+                .map_err(|e| err("create name-service channel", e))?;
+            let queue = declare_private_queue(&channel)
+                .await
+                .map_err(|e| err("declare name-service queue", e))?;
             channel
-                .queue_bind(queue.as_str().into(), config.exchanges.ns.as_str().into(), "".into(), Default::default(), FieldTable::default())
+                .queue_bind(
+                    queue.as_str().into(),
+                    config.exchanges.ns.as_str().into(),
+                    "".into(),
+                    Default::default(),
+                    FieldTable::default(),
+                )
                 .await
                 .map_err(|e| err("bind name-service queue", e))?;
             let consumer = channel
-                .basic_consume(queue.as_str().into(), "plughost-ns".into(), BasicConsumeOptions { no_ack: true, ..Default::default() }, FieldTable::default())
+                .basic_consume(
+                    queue.as_str().into(),
+                    "plughost-ns".into(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
                 .await
                 .map_err(|e| err("consume name-service queue", e))?;
-            session.ns = Some(tokio::spawn(name_service(consumer, Arc::clone(&session.ctx), channel)));
+            session.ns = Some(tokio::spawn(name_service(
+                consumer,
+                Arc::clone(&session.ctx),
+                channel,
+            )));
         }
         let current = registry.borrow().clone();
         session.sync_routes(&current).await?;
@@ -172,7 +217,11 @@ impl Session {
     }
 
     /// Serves until the connection is lost (returns why) or shutdown (None).
-    async fn run(&mut self, mut registry: watch::Receiver<Arc<Registry>>, mut shutdown: Shutdown) -> Option<String> {
+    async fn run(
+        &mut self,
+        mut registry: watch::Receiver<Arc<Registry>>,
+        mut shutdown: Shutdown,
+    ) -> Option<String> {
         let mut events = self.conn.events_listener();
         let mut check = tokio::time::interval(Duration::from_millis(500));
         loop {
@@ -221,13 +270,20 @@ impl Session {
         // New routes first, so a method that moves route is never unserved.
         for route in &wanted {
             if !self.routes.contains_key(route) {
-                let consumer = RouteConsumer::start(&self.conn, &self.config, route, Arc::clone(&self.ctx)).await?;
+                let consumer =
+                    RouteConsumer::start(&self.conn, &self.config, route, Arc::clone(&self.ctx))
+                        .await?;
                 debug!(%route, queue = %consumer.queue, "serving route");
                 self.routes.insert(route.clone(), consumer);
             }
         }
         self.ctx.served.send_replace(Arc::clone(registry));
-        let gone: Vec<String> = self.routes.keys().filter(|r| !wanted.contains(r)).cloned().collect();
+        let gone: Vec<String> = self
+            .routes
+            .keys()
+            .filter(|r| !wanted.contains(r))
+            .cloned()
+            .collect();
         for route in gone {
             if let Some(consumer) = self.routes.remove(&route) {
                 consumer.stop(true).await;
@@ -245,39 +301,78 @@ impl Session {
         if let Some(ns) = self.ns.take() {
             ns.abort();
         }
-        let _ = self.conn.close(200, "plughost host shutting down".into()).await;
+        let _ = self
+            .conn
+            .close(200, "plughost host shutting down".into())
+            .await;
     }
 }
 
 impl RouteConsumer {
-    async fn start(conn: &Connection, config: &RpcConfig, route: &str, ctx: Arc<CallContext>) -> Result<Self, String> {
+    async fn start(
+        conn: &Connection,
+        config: &RpcConfig,
+        route: &str,
+        ctx: Arc<CallContext>,
+    ) -> Result<Self, String> {
         let err = |what: &str, e: lapin::Error| format!("route {route}: {what}: {e}");
-        let channel = conn.create_channel().await.map_err(|e| err("create channel", e))?;
-        channel.basic_qos(config.prefetch, BasicQosOptions::default()).await.map_err(|e| err("set prefetch", e))?;
-        let queue = declare_route_queue(&channel, &config.exchanges, route).await.map_err(|e| err("declare queue", e))?;
+        let channel = conn
+            .create_channel()
+            .await
+            .map_err(|e| err("create channel", e))?;
+        channel
+            .basic_qos(config.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| err("set prefetch", e))?;
+        let queue = declare_route_queue(&channel, &config.exchanges, route)
+            .await
+            .map_err(|e| err("declare queue", e))?;
         let tag = format!("plughost-{}-{}", config.host_name, uuid::Uuid::new_v4());
         let consumer = channel
-            .basic_consume(queue.as_str().into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .map_err(|e| err("consume", e))?;
         let task = tokio::spawn(consume_route(consumer, ctx));
-        Ok(Self { channel, queue, tag, task })
+        Ok(Self {
+            channel,
+            queue,
+            tag,
+            task,
+        })
     }
 
     /// Cancels the consumer and waits for its in-flight calls; when the
     /// route is no longer served here, removes its queue if nobody else
     /// consumes it and it is empty (so callers get "no route" at once).
     async fn stop(self, delete_if_unused: bool) {
-        let _ = self.channel.basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default()).await;
+        let _ = self
+            .channel
+            .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
+            .await;
         let _ = self.task.await;
         if delete_if_unused {
             // A refused delete closes the channel, which we are done with anyway.
             let _ = self
                 .channel
-                .queue_delete(self.queue.as_str().into(), QueueDeleteOptions { if_unused: true, if_empty: true, nowait: false })
+                .queue_delete(
+                    self.queue.as_str().into(),
+                    QueueDeleteOptions {
+                        if_unused: true,
+                        if_empty: true,
+                        nowait: false,
+                    },
+                )
                 .await;
         }
-        let _ = self.channel.close(200, "route no longer served".into()).await;
+        let _ = self
+            .channel
+            .close(200, "route no longer served".into())
+            .await;
     }
 }
 
@@ -314,8 +409,13 @@ async fn handle_call(delivery: Delivery, ctx: Arc<CallContext>) {
             let deadline = deadline_of(props.headers().as_ref());
             let registry = ctx.registry.borrow().clone();
             let outcome = match serde_json::from_slice::<v2::CallRequest<'_>>(&delivery.data) {
-                Ok(req) => dispatch(&registry, &req.method, req.args.get().to_owned(), deadline).await,
-                Err(e) => Err(v2::ErrorBody::new(400, format!("malformed v2 call body: {e}"))),
+                Ok(req) => {
+                    dispatch(&registry, &req.method, req.args.get().to_owned(), deadline).await
+                }
+                Err(e) => Err(v2::ErrorBody::new(
+                    400,
+                    format!("malformed v2 call body: {e}"),
+                )),
             };
             let body = match &outcome {
                 Ok(result) => v2::encode_result(result),
@@ -328,14 +428,17 @@ async fn handle_call(delivery: Delivery, ctx: Arc<CallContext>) {
                         .with_correlation_id(correlation_id.unwrap_or_default());
                     publish(&ctx.replies, "", reply_to.as_str(), &body, reply_props).await;
                 }
-                None => warn!(route = %delivery.routing_key, "v2 call without reply_to; result dropped"),
+                None => {
+                    warn!(route = %delivery.routing_key, "v2 call without reply_to; result dropped")
+                }
             }
         }
         Protocol::V1 => {
             let route = delivery.routing_key.as_str();
             let (exchange, reply) = match v1::CallRequest::parse(&delivery.data) {
                 Ok(req) => {
-                    let args: Vec<serde_json::Value> = req.args.iter().map(|a| parse_v1_arg(a)).collect();
+                    let args: Vec<serde_json::Value> =
+                        req.args.iter().map(|a| parse_v1_arg(a)).collect();
                     let args = serde_json::Value::Array(args).to_string();
                     let registry = ctx.registry.borrow().clone();
                     let reply = match dispatch(&registry, &req.method, args, None).await {
@@ -349,11 +452,22 @@ async fn handle_call(delivery: Delivery, ctx: Arc<CallContext>) {
                 }
                 Err(e) => {
                     warn!(%route, error = %e, "malformed v1 call; answering Failure");
-                    (ctx.exchanges.rpc.clone(), v1::CallReply::Failure(e.to_string()))
+                    (
+                        ctx.exchanges.rpc.clone(),
+                        v1::CallReply::Failure(e.to_string()),
+                    )
                 }
             };
-            let props = BasicProperties::default().with_correlation_id(correlation_id.unwrap_or_default());
-            publish(&ctx.replies, &exchange, &v1::result_key(route), &reply.encode(), props).await;
+            let props =
+                BasicProperties::default().with_correlation_id(correlation_id.unwrap_or_default());
+            publish(
+                &ctx.replies,
+                &exchange,
+                &v1::result_key(route),
+                &reply.encode(),
+                props,
+            )
+            .await;
         }
     }
     if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
@@ -376,12 +490,32 @@ fn deadline_of(headers: Option<&FieldTable>) -> Option<Instant> {
         AMQPValue::LongUInt(v) => u64::from(*v),
         _ => return None,
     };
-    let now_ms = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
+    let now_ms = u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .ok()?
+            .as_millis(),
+    )
+    .ok()?;
     Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
 }
 
-async fn publish(channel: &Channel, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
-    let result = channel.basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props).await;
+async fn publish(
+    channel: &Channel,
+    exchange: &str,
+    key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) {
+    let result = channel
+        .basic_publish(
+            exchange.into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            body,
+            props,
+        )
+        .await;
     if let Err(e) = result {
         warn!(exchange, key, error = %e, "cannot publish reply");
     }
@@ -418,14 +552,23 @@ async fn name_service(mut consumer: lapin::Consumer, ctx: Arc<CallContext>, _cha
                     }
                 };
                 let body = serde_json::to_vec(&reply).unwrap_or_default();
-                let props = BasicProperties::default().with_content_type(v2::CONTENT_TYPE.into()).with_correlation_id(correlation_id);
+                let props = BasicProperties::default()
+                    .with_content_type(v2::CONTENT_TYPE.into())
+                    .with_correlation_id(correlation_id);
                 publish(&ctx.replies, "", reply_to.as_str(), &body, props).await;
             }
             Protocol::V1 => match v1::FindRequest::parse(&delivery.data) {
                 Ok(find) => {
                     if let Some(entry) = registry.method(&find.method) {
                         let props = BasicProperties::default().with_correlation_id(correlation_id);
-                        publish(&ctx.replies, &find.exchange, &find.key, &v1::find_reply(&find.method, &entry.route), props).await;
+                        publish(
+                            &ctx.replies,
+                            &find.exchange,
+                            &find.key,
+                            &v1::find_reply(&find.method, &entry.route),
+                            props,
+                        )
+                        .await;
                     }
                 }
                 Err(e) => warn!(error = %e, "malformed v1 find; ignored (no reply address in it)"),

@@ -20,22 +20,41 @@ pub struct Exchanges {
 
 impl Default for Exchanges {
     fn default() -> Self {
-        Self { rpc: "rpc_exchange".into(), ns: "rpc_ns_exchange".into() }
+        Self {
+            rpc: "rpc_exchange".into(),
+            ns: "rpc_ns_exchange".into(),
+        }
     }
 }
 
 /// durable=false, auto_delete=false, internal=false, no arguments.
 fn old_system_exchange_options() -> ExchangeDeclareOptions {
-    ExchangeDeclareOptions { passive: false, durable: false, auto_delete: false, internal: false, nowait: false }
+    ExchangeDeclareOptions {
+        passive: false,
+        durable: false,
+        auto_delete: false,
+        internal: false,
+        nowait: false,
+    }
 }
 
 /// Declares both exchanges with the old system's attributes.
 pub async fn declare_exchanges(channel: &Channel, exchanges: &Exchanges) -> lapin::Result<()> {
     channel
-        .exchange_declare(exchanges.rpc.as_str().into(), ExchangeKind::Topic, old_system_exchange_options(), FieldTable::default())
+        .exchange_declare(
+            exchanges.rpc.as_str().into(),
+            ExchangeKind::Topic,
+            old_system_exchange_options(),
+            FieldTable::default(),
+        )
         .await?;
     channel
-        .exchange_declare(exchanges.ns.as_str().into(), ExchangeKind::Fanout, old_system_exchange_options(), FieldTable::default())
+        .exchange_declare(
+            exchanges.ns.as_str().into(),
+            ExchangeKind::Fanout,
+            old_system_exchange_options(),
+            FieldTable::default(),
+        )
         .await
 }
 
@@ -50,19 +69,37 @@ const ROUTE_QUEUE_EXPIRES_MS: i64 = 10 * 60 * 1000;
 
 /// Declares a route's shared queue and binds it to the RPC exchange. Every
 /// host declares it with the same arguments, so the declarations agree.
-pub async fn declare_route_queue(channel: &Channel, exchanges: &Exchanges, route: &str) -> lapin::Result<String> {
+pub async fn declare_route_queue(
+    channel: &Channel,
+    exchanges: &Exchanges,
+    route: &str,
+) -> lapin::Result<String> {
     let name = route_queue_name(&exchanges.rpc, route);
     let mut args = FieldTable::default();
-    args.insert("x-expires".into(), AMQPValue::LongLongInt(ROUTE_QUEUE_EXPIRES_MS));
+    args.insert(
+        "x-expires".into(),
+        AMQPValue::LongLongInt(ROUTE_QUEUE_EXPIRES_MS),
+    );
     channel
         .queue_declare(
             name.as_str().into(),
-            QueueDeclareOptions { durable: false, exclusive: false, auto_delete: false, ..Default::default() },
+            QueueDeclareOptions {
+                durable: false,
+                exclusive: false,
+                auto_delete: false,
+                ..Default::default()
+            },
             args,
         )
         .await?;
     channel
-        .queue_bind(name.as_str().into(), exchanges.rpc.as_str().into(), route.into(), QueueBindOptions::default(), FieldTable::default())
+        .queue_bind(
+            name.as_str().into(),
+            exchanges.rpc.as_str().into(),
+            route.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     Ok(name)
 }
@@ -72,7 +109,11 @@ pub async fn declare_private_queue(channel: &Channel) -> lapin::Result<String> {
     let q = channel
         .queue_declare(
             "".into(),
-            QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() },
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await?;

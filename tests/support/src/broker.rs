@@ -39,12 +39,22 @@ impl Drop for TestExchanges {
         let names = [self.rpc.clone(), self.ns.clone()];
         // Drop may run inside a runtime; clean up on a thread with its own.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             rt.block_on(async {
-                let Ok(conn) = lapin::Connection::connect(AMQP_URL, Default::default()).await else { return };
+                let Ok(conn) = lapin::Connection::connect(AMQP_URL, Default::default()).await
+                else {
+                    return;
+                };
                 if let Ok(ch) = conn.create_channel().await {
                     for name in names {
-                        let _ = ch.exchange_delete(name.as_str().into(), Default::default()).await;
+                        let _ = ch
+                            .exchange_delete(name.as_str().into(), Default::default())
+                            .await;
                     }
                 }
                 let _ = conn.close(200, "test cleanup".into()).await;
@@ -69,8 +79,14 @@ pub fn close_broker_connection(name: &str) -> usize {
         .filter_map(|line| line.split('\t').next().map(str::to_owned))
         .collect();
     for pid in &pids {
-        let status = Command::new("rabbitmqctl").args(["close_connection", pid, "closed by a plughost test"]).output().unwrap();
-        assert!(status.status.success(), "rabbitmqctl close_connection failed: {status:?}");
+        let status = Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "closed by a plughost test"])
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "rabbitmqctl close_connection failed: {status:?}"
+        );
     }
     pids.len()
 }

@@ -10,6 +10,6 @@ pub mod broker;
 pub mod build;
 pub mod manifest;
 
-pub use build::{plugin_lib, variant_lib, SourcePatch, Variant};
 pub use broker::{close_broker_connection, TestExchanges, AMQP_URL};
+pub use build::{plugin_lib, variant_lib, SourcePatch, Variant};
 pub use manifest::TempManifest;

@@ -63,7 +63,11 @@ impl FindRequest {
 
     /// The body bytes, as the old finder sends them.
     pub fn encode(&self) -> Vec<u8> {
-        format!("{}{CRLF}{CRLF}{}{CRLF}{CRLF}{}{CRLF}", self.method, self.exchange, self.key).into_bytes()
+        format!(
+            "{}{CRLF}{CRLF}{}{CRLF}{CRLF}{}{CRLF}",
+            self.method, self.exchange, self.key
+        )
+        .into_bytes()
     }
 }
 
@@ -81,7 +85,10 @@ pub fn find_reply(method: &str, route: &str) -> Vec<u8> {
 /// as the old finder does.
 pub fn parse_find_reply(body: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
-    text.split(CRLF).nth(2).filter(|r| !r.is_empty()).map(str::to_owned)
+    text.split(CRLF)
+        .nth(2)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
 }
 
 /// A call: run `method` with string `args`; answer to `reply_exchange`.
@@ -109,9 +116,14 @@ impl CallRequest {
     pub fn parse(body: &[u8]) -> Result<Self, V1Error> {
         let text = std::str::from_utf8(body).map_err(|_| V1Error::NotUtf8)?;
         let mut parts = text.split(CRLF);
-        let method = parts.next().filter(|m| !m.is_empty()).ok_or(V1Error::CallShape { missing: "method" })?;
+        let method = parts
+            .next()
+            .filter(|m| !m.is_empty())
+            .ok_or(V1Error::CallShape { missing: "method" })?;
         let mut rest = parts.filter(|p| !p.is_empty());
-        let reply_exchange = rest.next().ok_or(V1Error::CallShape { missing: "reply exchange" })?;
+        let reply_exchange = rest.next().ok_or(V1Error::CallShape {
+            missing: "reply exchange",
+        })?;
         Ok(Self {
             method: method.to_owned(),
             reply_exchange: reply_exchange.to_owned(),
@@ -121,7 +133,10 @@ impl CallRequest {
 
     /// The body bytes, as the old caller sends them.
     pub fn encode(&self) -> Vec<u8> {
-        let mut body = format!("{}{CRLF}{CRLF}{}{CRLF}{CRLF}", self.method, self.reply_exchange);
+        let mut body = format!(
+            "{}{CRLF}{CRLF}{}{CRLF}{CRLF}",
+            self.method, self.reply_exchange
+        );
         for arg in &self.args {
             body.push_str(arg);
             body.push_str(CRLF);
@@ -161,7 +176,7 @@ impl CallReply {
         let text = std::str::from_utf8(body).ok()?;
         let mut parts = text.splitn(3, CRLF);
         let status = parts.next()?;
-        if parts.next()? != "" {
+        if !parts.next()?.is_empty() {
             return None;
         }
         let rest = parts.next()?;
@@ -200,10 +215,16 @@ mod tests {
     #[test]
     fn find_body_must_have_exactly_six_parts() {
         assert!(FindRequest::parse(b"fibo\r\n\r\nx\r\n\r\nk\r\n").is_ok());
-        assert_eq!(FindRequest::parse(b"fibo\r\n\r\nx\r\n").unwrap_err(), V1Error::FindShape { parts: 4 });
+        assert_eq!(
+            FindRequest::parse(b"fibo\r\n\r\nx\r\n").unwrap_err(),
+            V1Error::FindShape { parts: 4 }
+        );
         assert!(FindRequest::parse(b"fibo\r\n\r\nx\r\n\r\nk\r\nextra\r\n").is_err());
         assert!(FindRequest::parse(b"\r\n\r\nx\r\n\r\nk\r\n").is_err());
-        assert_eq!(FindRequest::parse(&[0xff, 0xfe]).unwrap_err(), V1Error::NotUtf8);
+        assert_eq!(
+            FindRequest::parse(&[0xff, 0xfe]).unwrap_err(),
+            V1Error::NotUtf8
+        );
     }
 
     #[test]
@@ -212,16 +233,31 @@ mod tests {
         assert_eq!(c.args, ["a", "b"]);
         let c = CallRequest::parse(b"now\r\n\r\nrpc_exchange\r\n\r\n").unwrap();
         assert!(c.args.is_empty());
-        assert_eq!(CallRequest::parse(b"fibo\r\n\r\n").unwrap_err(), V1Error::CallShape { missing: "reply exchange" });
-        assert_eq!(CallRequest::parse(b"").unwrap_err(), V1Error::CallShape { missing: "method" });
+        assert_eq!(
+            CallRequest::parse(b"fibo\r\n\r\n").unwrap_err(),
+            V1Error::CallShape {
+                missing: "reply exchange"
+            }
+        );
+        assert_eq!(
+            CallRequest::parse(b"").unwrap_err(),
+            V1Error::CallShape { missing: "method" }
+        );
     }
 
     #[test]
     fn encode_parse_round_trip() {
-        let c = CallRequest { method: "fibo".into(), reply_exchange: "rpc_exchange".into(), args: vec!["10".into()] };
+        let c = CallRequest {
+            method: "fibo".into(),
+            reply_exchange: "rpc_exchange".into(),
+            args: vec!["10".into()],
+        };
         assert_eq!(c.encode(), b"fibo\r\n\r\nrpc_exchange\r\n\r\n10\r\n");
         assert_eq!(CallRequest::parse(&c.encode()).unwrap(), c);
-        assert_eq!(parse_find_reply(&find_reply("fibo", "a.b")).as_deref(), Some("a.b"));
+        assert_eq!(
+            parse_find_reply(&find_reply("fibo", "a.b")).as_deref(),
+            Some("a.b")
+        );
         assert_eq!(result_text(&serde_json::json!("ABC")), "ABC");
         assert_eq!(result_text(&serde_json::json!([1, 2])), "[1,2]");
     }

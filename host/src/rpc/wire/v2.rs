@@ -73,7 +73,11 @@ impl From<PluginError> for ErrorBody {
 impl ErrorBody {
     /// An error with a code and message.
     pub fn new(code: u16, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), help: None }
+        Self {
+            code,
+            message: message.into(),
+            help: None,
+        }
     }
 }
 
@@ -108,7 +112,11 @@ pub fn encode_result(result_json: &str) -> Vec<u8> {
 pub fn encode_error(error: &ErrorBody) -> Vec<u8> {
     // Serialising a struct of strings and a number cannot fail.
     serde_json::to_vec(&CallReply::Error(error.clone())).unwrap_or_else(|_| {
-        format!(r#"{{"error":{{"code":{},"message":"unencodable error"}}}}"#, codes::FAILED).into_bytes()
+        format!(
+            r#"{{"error":{{"code":{},"message":"unencodable error"}}}}"#,
+            codes::FAILED
+        )
+        .into_bytes()
     })
 }
 
@@ -118,7 +126,8 @@ mod tests {
 
     #[test]
     fn call_request_keeps_args_raw() {
-        let req: CallRequest<'_> = serde_json::from_str(r#"{"method":"fibo","args":[10]}"#).unwrap();
+        let req: CallRequest<'_> =
+            serde_json::from_str(r#"{"method":"fibo","args":[10]}"#).unwrap();
         assert_eq!(req.method, "fibo");
         assert_eq!(req.args.get(), "[10]");
     }
@@ -126,12 +135,24 @@ mod tests {
     #[test]
     fn error_reply_shape() {
         let body = encode_error(&ErrorBody::new(404, "no such method"));
-        assert_eq!(body, br#"{"error":{"code":404,"message":"no such method"}}"#);
+        assert_eq!(
+            body,
+            br#"{"error":{"code":404,"message":"no such method"}}"#
+        );
     }
 
     #[test]
     fn find_reply_omits_absent_plugin() {
-        let r = FindReply { method: "m".into(), route: None, host: "h".into(), plugin: None, version: None };
-        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"method":"m","route":null,"host":"h"}"#);
+        let r = FindReply {
+            method: "m".into(),
+            route: None,
+            host: "h".into(),
+            plugin: None,
+            version: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"method":"m","route":null,"host":"h"}"#
+        );
     }
 }
