@@ -1,2 +1,8 @@
 //! The `plughost` command line: a thin shell over the `plughost` library.
-fn main() {}
+//! Argument parsing and printing live in `cli/`; everything else is library.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

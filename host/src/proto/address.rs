@@ -67,13 +67,12 @@ pub enum AddressError {
         reason: &'static str,
     },
     /// The uuid field of a raw address is not a uid.
-    #[error("bad UUID in address {address:?}: {source}")]
+    #[error("bad UUID in address {address:?}: {reason}")]
     BadUid {
         /// The text that was parsed.
         address: String,
         /// Why the uuid field is not a uid.
-        #[source]
-        source: UidError,
+        reason: UidError,
     },
 }
 
@@ -225,9 +224,9 @@ impl RawAddress {
             });
         };
         check_name(name)?;
-        let uid = Uid::parse(uid).map_err(|source| AddressError::BadUid {
+        let uid = Uid::parse(uid).map_err(|reason| AddressError::BadUid {
             address: excerpt(text),
-            source,
+            reason,
         })?;
         Ok(Self {
             name: name.to_owned(),
@@ -406,7 +405,7 @@ mod tests {
         assert!(matches!(
             RawAddress::parse(&upper),
             Err(AddressError::BadUid {
-                source: UidError::NotCanonical { .. },
+                reason: UidError::NotCanonical { .. },
                 ..
             })
         ));

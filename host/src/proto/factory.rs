@@ -80,15 +80,14 @@ pub enum FactoryError {
         start: String,
     },
     /// A protocol recognised the message, but its parser refused it.
-    #[error("not a valid {protocol} {kind}: {source}")]
+    #[error("not a valid {protocol} {kind}: {reason}")]
     Parse {
         /// The protocol that recognised it.
         protocol: String,
         /// Request or response.
         kind: MessageKind,
         /// Why its parser refused the message.
-        #[source]
-        source: BoxError,
+        reason: BoxError,
     },
 }
 
@@ -189,10 +188,10 @@ impl<M> MessageFactory<M> {
             .ok_or_else(|| FactoryError::Unrecognised {
                 start: quote_start(message),
             })?;
-        let parsed = (entry.parse)(message).map_err(|source| FactoryError::Parse {
+        let parsed = (entry.parse)(message).map_err(|reason| FactoryError::Parse {
             protocol: entry.protocol.clone(),
             kind: entry.kind,
-            source,
+            reason,
         })?;
         Ok(Recognised {
             protocol: &entry.protocol,

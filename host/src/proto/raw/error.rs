@@ -30,31 +30,28 @@ pub enum RawParseError {
         valid_up_to: usize,
     },
     /// The id (part 1) is not a uid.
-    #[error("bad id (part 1) {found:?}: not a valid UUID4: {source}")]
+    #[error("bad id (part 1) {found:?}: not a valid UUID4: {reason}")]
     BadId {
         /// The id as found.
         found: String,
         /// Why it is not a uid.
-        #[source]
-        source: UidError,
+        reason: UidError,
     },
     /// The From address (part 2) is not a valid `<name>:<uuid4>`.
-    #[error("bad From address (part 2) {found:?}: {source}")]
+    #[error("bad From address (part 2) {found:?}: {reason}")]
     BadFrom {
         /// The From part as found.
         found: String,
         /// Why it is not an address.
-        #[source]
-        source: AddressError,
+        reason: AddressError,
     },
     /// Part 3 is not empty, so it is a To address, and it is not a valid one.
-    #[error("bad To address (part 3) {found:?}: {source}")]
+    #[error("bad To address (part 3) {found:?}: {reason}")]
     BadTo {
         /// The To part as found.
         found: String,
         /// Why it is not an address.
-        #[source]
-        source: AddressError,
+        reason: AddressError,
     },
     /// After a To address, part 4 must be the empty part that ends the header block.
     #[error("missing separator after To: part 4 must be empty, found {found:?}")]

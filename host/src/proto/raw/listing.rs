@@ -56,22 +56,20 @@ pub enum ListingError {
         found: String,
     },
     /// The service id is not a uid.
-    #[error("listing line {line:?}: bad service_id: {source}")]
+    #[error("listing line {line:?}: bad service_id: {reason}")]
     BadUid {
         /// The line.
         line: String,
         /// Why it is not a uid.
-        #[source]
-        source: UidError,
+        reason: UidError,
     },
     /// The service name cannot be part of an address.
-    #[error("listing line {line:?}: bad service_name: {source}")]
+    #[error("listing line {line:?}: bad service_name: {reason}")]
     BadName {
         /// The line.
         line: String,
         /// Why the name is not valid.
-        #[source]
-        source: AddressError,
+        reason: AddressError,
     },
     /// The age is not a number.
     #[error("listing line {line:?}: time_since_lastUpdate {found:?} is not a number")]
@@ -138,13 +136,13 @@ impl ListingEntry {
             line: line.to_owned(),
             found: index.to_owned(),
         })?;
-        let uid = Uid::parse(uid).map_err(|source| ListingError::BadUid {
+        let uid = Uid::parse(uid).map_err(|reason| ListingError::BadUid {
             line: line.to_owned(),
-            source,
+            reason,
         })?;
-        let service = RawAddress::new(name, uid).map_err(|source| ListingError::BadName {
+        let service = RawAddress::new(name, uid).map_err(|reason| ListingError::BadName {
             line: line.to_owned(),
-            source,
+            reason,
         })?;
         let seconds_since_update =
             parse_seconds(seconds).ok_or_else(|| ListingError::BadSeconds {

@@ -263,19 +263,19 @@ fn parse_envelope<'a>(
     let [_, id, from, after_from @ ..] = parts.as_slice() else {
         return Err(RawParseError::TooFewParts { found: parts.len() });
     };
-    let id = Uid::parse(id).map_err(|source| RawParseError::BadId {
+    let id = Uid::parse(id).map_err(|reason| RawParseError::BadId {
         found: quote(id),
-        source,
+        reason,
     })?;
-    let from = RawAddress::parse(from).map_err(|source| RawParseError::BadFrom {
+    let from = RawAddress::parse(from).map_err(|reason| RawParseError::BadFrom {
         found: quote(from),
-        source,
+        reason,
     })?;
     let (to, rest) = match after_from {
         [to, after_to @ ..] if !to.is_empty() => {
-            let to = RawAddress::parse(to).map_err(|source| RawParseError::BadTo {
+            let to = RawAddress::parse(to).map_err(|reason| RawParseError::BadTo {
                 found: quote(to),
-                source,
+                reason,
             })?;
             match after_to {
                 [separator, ..] if !separator.is_empty() => {

@@ -353,7 +353,7 @@ fn errors_name_what_is_wrong() {
     assert!(matches!(
         parse_error(format!("{head}Service Manager\r\n\r\nhello\r\n").as_bytes()),
         RawParseError::BadFrom {
-            source: AddressError::WrongFieldCount { found: 1, .. },
+            reason: AddressError::WrongFieldCount { found: 1, .. },
             ..
         }
     ));
@@ -364,7 +364,7 @@ fn errors_name_what_is_wrong() {
     assert!(matches!(
         parse_error(format!("{head}{SERVICE}\r\nService Manager:1234\r\n\r\ninit\r\n").as_bytes()),
         RawParseError::BadTo {
-            source: AddressError::BadUid { .. },
+            reason: AddressError::BadUid { .. },
             ..
         }
     ));
