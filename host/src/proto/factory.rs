@@ -49,7 +49,7 @@ pub enum FactoryError {
     )]
     EmptyPrefix {
         /// The protocol that tried.
-        protocol: String,
+        protocol: &'static str,
         /// Request or response.
         kind: MessageKind,
     },
@@ -61,13 +61,13 @@ pub enum FactoryError {
     )]
     PrefixClash {
         /// The protocol being registered.
-        protocol: String,
+        protocol: &'static str,
         /// The kind being registered.
         kind: MessageKind,
         /// The new prefix (lossily decoded for display).
         prefix: String,
         /// The protocol already registered.
-        existing_protocol: String,
+        existing_protocol: &'static str,
         /// Its kind.
         existing_kind: MessageKind,
         /// Its prefix (lossily decoded for display).
@@ -83,7 +83,7 @@ pub enum FactoryError {
     #[error("not a valid {protocol} {kind}: {reason}")]
     Parse {
         /// The protocol that recognised it.
-        protocol: String,
+        protocol: &'static str,
         /// Request or response.
         kind: MessageKind,
         /// Why its parser refused the message.
@@ -93,9 +93,9 @@ pub enum FactoryError {
 
 /// A message recognised and parsed by a [`MessageFactory`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Recognised<'f, M> {
+pub struct Recognised<M> {
     /// The name the protocol was registered under, e.g. `"raw"`.
-    pub protocol: &'f str,
+    pub protocol: &'static str,
     /// Request or response, as registered for the matching prefix.
     pub kind: MessageKind,
     /// What the protocol's parser made of the message.
@@ -106,7 +106,7 @@ pub struct Recognised<'f, M> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Registration<'f> {
     /// The protocol's name.
-    pub protocol: &'f str,
+    pub protocol: &'static str,
     /// Request or response.
     pub kind: MessageKind,
     /// The bytes a message of this protocol and kind starts with.
@@ -114,7 +114,7 @@ pub struct Registration<'f> {
 }
 
 struct Entry<M> {
-    protocol: String,
+    protocol: &'static str,
     kind: MessageKind,
     prefix: Vec<u8>,
     parse: ParseFn<M>,
@@ -139,7 +139,7 @@ impl<M> MessageFactory<M> {
     /// Fails if the prefix is empty or overlaps a registered prefix.
     pub fn register<F, E>(
         &mut self,
-        protocol: impl Into<String>,
+        protocol: &'static str,
         kind: MessageKind,
         prefix: impl Into<Vec<u8>>,
         parse: F,
@@ -148,7 +148,6 @@ impl<M> MessageFactory<M> {
         F: Fn(&[u8]) -> Result<M, E> + Send + Sync + 'static,
         E: Into<BoxError>,
     {
-        let protocol = protocol.into();
         let prefix = prefix.into();
         if prefix.is_empty() {
             return Err(FactoryError::EmptyPrefix { protocol, kind });
@@ -162,7 +161,7 @@ impl<M> MessageFactory<M> {
                 protocol,
                 kind,
                 prefix: String::from_utf8_lossy(&prefix).into_owned(),
-                existing_protocol: existing.protocol.clone(),
+                existing_protocol: existing.protocol,
                 existing_kind: existing.kind,
                 existing_prefix: String::from_utf8_lossy(&existing.prefix).into_owned(),
             });
@@ -182,19 +181,19 @@ impl<M> MessageFactory<M> {
     }
 
     /// Recognises `message` and parses it with its protocol's parser.
-    pub fn parse(&self, message: &[u8]) -> Result<Recognised<'_, M>, FactoryError> {
+    pub fn parse(&self, message: &[u8]) -> Result<Recognised<M>, FactoryError> {
         let entry = self
             .entry_for(message)
             .ok_or_else(|| FactoryError::Unrecognised {
                 start: quote_start(message),
             })?;
         let parsed = (entry.parse)(message).map_err(|reason| FactoryError::Parse {
-            protocol: entry.protocol.clone(),
+            protocol: entry.protocol,
             kind: entry.kind,
             reason,
         })?;
         Ok(Recognised {
-            protocol: &entry.protocol,
+            protocol: entry.protocol,
             kind: entry.kind,
             message: parsed,
         })
@@ -215,7 +214,7 @@ impl<M> MessageFactory<M> {
 impl<M> Entry<M> {
     fn registration(&self) -> Registration<'_> {
         Registration {
-            protocol: &self.protocol,
+            protocol: self.protocol,
             kind: self.kind,
             prefix: &self.prefix,
         }
