@@ -30,16 +30,16 @@ const ID: &str = "5f0c6a3e-9b2d-4c1e-a7f8-3d4b5c6e7f80";
 fn seeds() -> Vec<Vec<String>> {
     let request = "Raw Request Message : Version 1.0";
     let response = "Raw Response Message : Version 1.0";
-    let listing = format!(
-        "[1] : service_name = Service 4711 : service_id = 6e3b1f9a-2c4d-4a5e-8f7b-1d2c3e4f5a6b :time_since_lastUpdate = 2.5 : last_msg_type = hello\n"
-    );
+    let listing =
+        "[1] : service_name = Service 4711 : service_id = 6e3b1f9a-2c4d-4a5e-8f7b-1d2c3e4f5a6b \
+                   :time_since_lastUpdate = 2.5 : last_msg_type = hello\n";
     [
         vec![request, ID, MANAGER, "", "hello"],
         vec![request, ID, SERVICE, MANAGER, "", "init"],
         vec![request, ID, SERVICE, MANAGER, "", "mgmt", "l", "", ""],
         vec![response, ID, MANAGER, SERVICE, "", "200", "Success", ""],
         vec![
-            response, ID, MANAGER, SERVICE, "", "200", "Success", &listing,
+            response, ID, MANAGER, SERVICE, "", "200", "Success", listing,
         ],
         vec![
             response,
@@ -192,7 +192,7 @@ fn fuzz(cases: u32) -> (usize, usize) {
             counter.set(counter.get() + 1);
             Ok(())
         })
-        .unwrap();
+        .unwrap_or_else(|failure| panic!("fuzz check failed: {failure}"));
     (accepted.get(), rejected.get())
 }
 

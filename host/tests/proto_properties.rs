@@ -16,7 +16,8 @@ use plughost::proto::uid::Uid;
 
 fn uid() -> impl Strategy<Value = Uid> {
     any::<[u8; 16]>().prop_map(|bytes| {
-        Uid::try_from(uuid::Builder::from_random_bytes(bytes).into_uuid()).unwrap()
+        Uid::try_from(uuid::Builder::from_random_bytes(bytes).into_uuid())
+            .expect("random bytes make a v4 uuid")
     })
 }
 
@@ -26,7 +27,9 @@ fn name() -> impl Strategy<Value = String> {
 }
 
 fn raw_address() -> impl Strategy<Value = RawAddress> {
-    (name(), uid()).prop_map(|(name, uid)| RawAddress::new(name, uid).unwrap())
+    (name(), uid()).prop_map(|(name, uid)| {
+        RawAddress::new(name, uid).expect("the name strategy excludes ':' and line breaks")
+    })
 }
 
 /// Body strings, including CRLFs (which constructors split into lines),
