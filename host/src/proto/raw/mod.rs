@@ -90,14 +90,16 @@ impl RawMessage {
         } else if bytes.starts_with(REQUEST_LINE.as_bytes()) {
             RawRequest::parse(bytes).map(Self::Request)
         } else {
-            let parts = LineSeparator::CRLF.split(bytes).count();
-            match LineSeparator::CRLF.split(bytes).next() {
-                Some(first) if parts >= 3 => Err(RawParseError::BadStartLine {
+            let mut parts = LineSeparator::CRLF.split(bytes);
+            let first = parts.next();
+            let found = usize::from(first.is_some()) + parts.count();
+            match first {
+                Some(first) if found >= 3 => Err(RawParseError::BadStartLine {
                     expected:
                         "Raw Request Message : Version 1.0 or Raw Response Message : Version 1.0",
                     found: quote_bytes(first),
                 }),
-                _ => Err(RawParseError::TooFewParts { found: parts }),
+                _ => Err(RawParseError::TooFewParts { found }),
             }
         }
     }

@@ -112,7 +112,7 @@ impl RawRequest {
 
     /// The request's bytes, as the old system wrote them.
     pub fn serialize(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.wire_len_hint());
+        let mut out = Vec::new();
         self.write_to(&mut out);
         out
     }
@@ -130,13 +130,6 @@ impl RawRequest {
         for line in &self.body {
             crlf.write_line(out, line.as_bytes());
         }
-    }
-
-    fn wire_len_hint(&self) -> usize {
-        REQUEST_LINE.len()
-            + 40
-            + 2 * 80
-            + self.body.iter().map(|line| line.len() + 2).sum::<usize>()
     }
 
     /// The request id.
