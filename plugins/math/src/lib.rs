@@ -6,8 +6,7 @@ pub fn fibo(n: u32) -> Result<u64, PluginError> {
     let (mut a, mut b) = (0u64, 1u64);
     for _ in 0..n {
         let next = a.checked_add(b).ok_or_else(|| {
-            PluginError::bad_arguments(format!("fibo({n}) overflows u64"))
-                .with_help("n must be at most 93")
+            PluginError::bad_arguments(format!("fibo({n}) overflows u64")).with_help("n must be at most 93")
         })?;
         (a, b) = (b, next);
     }
@@ -16,15 +15,13 @@ pub fn fibo(n: u32) -> Result<u64, PluginError> {
 
 /// Builds the plugin; exported below.
 pub fn plugin(_config: &Config) -> Result<Plugin, PluginError> {
-    Ok(Plugin::new("math", env!("CARGO_PKG_VERSION"))
-        .doc("Math algorithms")
-        .method(
-            Method::new("fibo", fibo)
-                .route("com.goffersoft.math.algo.fibo")
-                .doc("The n-th Fibonacci number (F(0) = 0, F(1) = 1, n <= 93)")
-                .example(json!([10]), json!(55))
-                .example(json!([93]), json!(12200160415121876738u64)),
-        ))
+    Ok(Plugin::new("math", env!("CARGO_PKG_VERSION")).doc("Math algorithms").method(
+        Method::new("fibo", fibo)
+            .route("com.goffersoft.math.algo.fibo")
+            .doc("The n-th Fibonacci number (F(0) = 0, F(1) = 1, n <= 93)")
+            .example(json!([10]), json!(55))
+            .example(json!([93]), json!(12200160415121876738u64)),
+    ))
 }
 
 export_plugin!(plugin);
