@@ -7,6 +7,7 @@
 //! - [`admin`]: the local admin socket behind `plughost reload` and `plughost status`.
 //! - [`bench`]: load generation for `plughost bench` (plughost vs a bare-lapin baseline).
 //! - [`host`]: the entry point: [`host::run`] a manifest until a shutdown future.
+//! - [`logging`]: install `tracing` from options, a TOML config and the environment.
 //! - [`manifest`]: the TOML manifest: parse, validate.
 //! - [`plugins`]: load plugin libraries, check their ABI, the method registry.
 //! - [`proto`]: the protocol toolkit of the old system (messages, raw
@@ -18,6 +19,7 @@
 pub mod admin;
 pub mod bench;
 pub mod host;
+pub mod logging;
 pub mod manifest;
 pub mod plugins;
 pub mod proto;

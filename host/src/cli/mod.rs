@@ -1,13 +1,15 @@
 //! Command-line parsing and dispatch. Each subcommand module parses its
 //! arguments, calls the library and prints; none holds logic of its own.
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use plughost::logging::{self, LogFormat, LoggingOptions};
 
 mod admin;
 mod bench;
 mod plugins;
+pub mod proto;
 mod rpc;
 mod version;
 
@@ -19,21 +21,17 @@ mod version;
 #[derive(Debug, Parser)]
 #[command(name = "plughost", version, propagate_version = true)]
 pub struct Cli {
-    /// Log output format (logs go to stderr; RUST_LOG sets levels, e.g. RUST_LOG=plughost=debug).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Log output format on stderr: text or json (default: the log config's, else text).
+    /// RUST_LOG sets levels, e.g. RUST_LOG=plughost=debug.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// A TOML logging config: levels per target, format, rotating file (overrides PLUGHOST_LOG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_config: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// How log records are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +51,9 @@ pub enum Command {
     /// Load generators: calls/s and latency of plughost, and of the bare broker as a baseline.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The protocol toolkit: parse raw-protocol messages, look up raw/HTTP/SIP status codes.
+    #[command(subcommand)]
+    Proto(proto::ProtoCommand),
     /// Tell a running host to re-read its manifest now (it also follows file changes and SIGHUP).
     Reload(admin::AdminArgs),
     /// Show a running host's plugins: versions, file hashes, states, load times, call counts.
@@ -62,7 +63,11 @@ pub enum Command {
 /// Parses the command line, runs the command, and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let _logging = logging::init(LoggingOptions {
+        format: cli.log_format,
+        config_file: cli.log_config,
+        ..LoggingOptions::default()
+    });
     let result = match cli.command {
         Command::Plugins(args) => plugins::list(args),
         Command::Invoke(args) => plugins::invoke(args),
@@ -71,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Find(args) => block_on(rpc::find(args)),
         Command::Call(args) => block_on(rpc::call(args)),
         Command::Bench(cmd) => block_on(bench::run(cmd)),
+        Command::Proto(command) => proto::run(command),
         Command::Reload(args) => block_on(admin::reload(args)),
         Command::Status(args) => block_on(admin::status(args)),
     };
@@ -94,16 +100,4 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
         .thread_name("plughost")
         .build()?;
     runtime.block_on(future)
-}
-
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
