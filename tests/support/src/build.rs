@@ -122,8 +122,8 @@ pub struct SourcePatch {
 }
 
 /// Builds a copy of plugin `name` (e.g. "echo") as described by `variant`
-/// and returns the path of a private copy of the library, which the caller
-/// may move or overwrite freely.
+/// and returns the path of a copy of the library named by its content
+/// (callers must copy it before changing it).
 ///
 /// Variants build in `target/test-variants/` with a copy of the plugin's
 /// sources (and of plugin-api when it is changed), so they never disturb the
@@ -190,14 +190,23 @@ pub fn variant_lib(name: &str, variant: &Variant) -> PathBuf {
     }
     let libs = build_cdylibs(cmd);
     let built = libs.get(&format!("plugin_{name}")).expect("variant cdylib");
-    let out_dir = tempfile::Builder::new()
-        .prefix("variant-")
-        .tempdir_in(&base)
-        .unwrap()
-        .keep();
+    // Keep each distinct build once, named by its content, so repeated runs
+    // reuse the same files instead of piling up copies.
+    let bytes = fs::read(built).unwrap();
+    let out_dir = base.join("out").join(format!("{:016x}", fnv1a(&bytes)));
+    fs::create_dir_all(&out_dir).unwrap();
     let out = out_dir.join(built.file_name().unwrap());
-    fs::copy(built, &out).unwrap();
+    if !out.exists() {
+        let tmp = out_dir.join(".partial");
+        fs::write(&tmp, &bytes).unwrap();
+        fs::rename(&tmp, &out).unwrap();
+    }
     out
+}
+
+/// A 64-bit FNV-1a hash: enough to tell builds apart in a test folder.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 fn copy_dir(from: &Path, to: &Path) {
