@@ -461,8 +461,15 @@ async fn a_request_past_its_deadline_is_answered_504_without_running() {
     let h = start_host("rpc-deadline", &ex, "").await;
     let mut old = OldClient::new(&ex.rpc).await; // any raw AMQP client will do
     let mut headers = FieldTable::default();
-    let past_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64 - 1000;
-    headers.insert(plughost::rpc::wire::v2::DEADLINE_HEADER.into(), AMQPValue::LongLongInt(past_ms));
+    let past_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 1000;
+    headers.insert(
+        plughost::rpc::wire::v2::DEADLINE_HEADER.into(),
+        AMQPValue::LongLongInt(past_ms),
+    );
     let props = BasicProperties::default()
         .with_content_type("application/json".into())
         .with_correlation_id("late-1".into())
@@ -470,7 +477,13 @@ async fn a_request_past_its_deadline_is_answered_504_without_running() {
         .with_headers(headers);
     let body = br#"{"method":"fibo","args":[10]}"#;
     old.channel
-        .basic_publish(ex.rpc.as_str().into(), "com.goffersoft.math.algo.fibo".into(), Default::default(), body, props)
+        .basic_publish(
+            ex.rpc.as_str().into(),
+            "com.goffersoft.math.algo.fibo".into(),
+            Default::default(),
+            body,
+            props,
+        )
         .await
         .unwrap()
         .await
@@ -478,9 +491,22 @@ async fn a_request_past_its_deadline_is_answered_504_without_running() {
     let reply = old.receive().await;
     let v: serde_json::Value = serde_json::from_slice(&reply.data).unwrap();
     assert_eq!(v["error"]["code"], 504, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("not run"), "{v}");
-    let ran = h.host.registry().method("fibo").unwrap().plugin.call_counts();
-    assert_eq!(ran, [("fibo".to_owned(), 0)], "the method must not have run");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("not run"),
+        "{v}"
+    );
+    let ran = h
+        .host
+        .registry()
+        .method("fibo")
+        .unwrap()
+        .plugin
+        .call_counts();
+    assert_eq!(
+        ran,
+        [("fibo".to_owned(), 0)],
+        "the method must not have run"
+    );
 
     // A malformed v2 body is answered 400, not dropped.
     let props = BasicProperties::default()
@@ -488,7 +514,13 @@ async fn a_request_past_its_deadline_is_answered_504_without_running() {
         .with_correlation_id("bad-1".into())
         .with_reply_to(old.queue.as_str().into());
     old.channel
-        .basic_publish(ex.rpc.as_str().into(), "com.goffersoft.math.algo.fibo".into(), Default::default(), b"{not json", props)
+        .basic_publish(
+            ex.rpc.as_str().into(),
+            "com.goffersoft.math.algo.fibo".into(),
+            Default::default(),
+            b"{not json",
+            props,
+        )
         .await
         .unwrap()
         .await

@@ -32,6 +32,18 @@ fn unavailable(url: &str) -> impl Fn(lapin::Error) -> RpcError + '_ {
     }
 }
 
+/// A server-named queue that lives as long as the connection.
+async fn exclusive_queue(channel: &lapin::Channel) -> lapin::Result<String> {
+    let options = QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    };
+    let queue = channel
+        .queue_declare("".into(), options, FieldTable::default())
+        .await?;
+    Ok(queue.name().to_string())
+}
+
 /// Runs the baseline against the broker at `url`.
 pub async fn baseline(
     url: &str,
@@ -57,19 +69,7 @@ pub async fn baseline(
     )
     .await
     .map_err(&fail)?;
-    let queue = sch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .map_err(&fail)?
-        .name()
-        .to_string();
+    let queue = exclusive_queue(&sch).await.map_err(&fail)?;
     sch.queue_bind(
         queue.as_str().into(),
         exchange.as_str().into(),
@@ -125,19 +125,7 @@ pub async fn baseline(
         .map_err(&fail)?;
     let reply_to = match reply_mode {
         ReplyMode::DirectReplyTo => "amq.rabbitmq.reply-to".to_owned(),
-        ReplyMode::ExclusiveQueue => ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(&fail)?
-            .name()
-            .to_string(),
+        ReplyMode::ExclusiveQueue => exclusive_queue(&ch).await.map_err(&fail)?,
     };
     let pending: Arc<Mutex<HashMap<String, oneshot::Sender<()>>>> = Arc::default();
     let mut reply_stream = ch

@@ -206,7 +206,9 @@ pub fn variant_lib(name: &str, variant: &Variant) -> PathBuf {
 
 /// A 64-bit FNV-1a hash: enough to tell builds apart in a test folder.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn copy_dir(from: &Path, to: &Path) {

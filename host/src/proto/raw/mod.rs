@@ -303,6 +303,25 @@ fn parse_envelope<'a>(
 /// Splits body strings into lines at CRLF, so that a body string given to a
 /// constructor goes on the wire exactly as the old serializer wrote it and
 /// comes back from the parser as the same lines.
+/// Writes the part both message kinds share: start line, id, From, the
+/// optional To and the empty separator part.
+fn write_envelope(
+    out: &mut Vec<u8>,
+    start_line: &str,
+    id: &Uid,
+    from: &RawAddress,
+    to: Option<&RawAddress>,
+) {
+    let crlf = LineSeparator::CRLF;
+    crlf.write_line(out, start_line.as_bytes());
+    crlf.write_line(out, id.to_string().as_bytes());
+    crlf.write_line(out, from.to_string().as_bytes());
+    if let Some(to) = to {
+        crlf.write_line(out, to.to_string().as_bytes());
+    }
+    crlf.write_line(out, b"");
+}
+
 fn body_lines<I, S>(body: I) -> Vec<String>
 where
     I: IntoIterator<Item = S>,

@@ -1,8 +1,8 @@
 //! Raw requests: beacons, INIT, HELLO, BYE and management requests.
 
 use super::{
-    body_lines, parse_envelope, trim_trailing_empty, with_joined_frames, MgmtCommand,
-    RawMessageType, RawParseError, RawResponse, REQUEST_LINE,
+    body_lines, parse_envelope, trim_trailing_empty, with_joined_frames, write_envelope,
+    MgmtCommand, RawMessageType, RawParseError, RawResponse, REQUEST_LINE,
 };
 use crate::proto::address::RawAddress;
 use crate::proto::codes::raw::RawCode;
@@ -119,14 +119,8 @@ impl RawRequest {
 
     /// Appends the request's bytes to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
+        write_envelope(out, REQUEST_LINE, &self.id, &self.from, self.to.as_ref());
         let crlf = LineSeparator::CRLF;
-        crlf.write_line(out, REQUEST_LINE.as_bytes());
-        crlf.write_line(out, self.id.to_string().as_bytes());
-        crlf.write_line(out, self.from.to_string().as_bytes());
-        if let Some(to) = &self.to {
-            crlf.write_line(out, to.to_string().as_bytes());
-        }
-        crlf.write_line(out, b"");
         for line in &self.body {
             crlf.write_line(out, line.as_bytes());
         }

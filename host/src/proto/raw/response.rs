@@ -2,7 +2,7 @@
 
 use super::{
     body_lines, parse_envelope, parse_listing, trim_trailing_empty, with_joined_frames,
-    ListingEntry, ListingError, RawParseError, RESPONSE_LINE,
+    write_envelope, ListingEntry, ListingError, RawParseError, RESPONSE_LINE,
 };
 use crate::proto::address::RawAddress;
 use crate::proto::codes::raw::RawCode;
@@ -115,14 +115,8 @@ impl RawResponse {
 
     /// Appends the response's bytes to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
+        write_envelope(out, RESPONSE_LINE, &self.id, &self.from, self.to.as_ref());
         let crlf = LineSeparator::CRLF;
-        crlf.write_line(out, RESPONSE_LINE.as_bytes());
-        crlf.write_line(out, self.id.to_string().as_bytes());
-        crlf.write_line(out, self.from.to_string().as_bytes());
-        if let Some(to) = &self.to {
-            crlf.write_line(out, to.to_string().as_bytes());
-        }
-        crlf.write_line(out, b"");
         crlf.write_line(out, self.code.to_string().as_bytes());
         crlf.write_line(out, self.reason.as_bytes());
         for line in &self.body {
