@@ -12,6 +12,12 @@ pub struct Versions {
     pub plugin_api: &'static str,
     /// The abi_stable crate behind that ABI.
     pub abi_stable: &'static str,
+    /// The AMQP client (RPC over RabbitMQ).
+    pub lapin: &'static str,
+    /// The ZeroMQ implementation (service tracker).
+    pub zeromq: &'static str,
+    /// The ZMTP wire version that ZeroMQ implementation speaks (`ZMTP 3.0`).
+    pub zmtp: String,
 }
 
 /// The versions of this build.
@@ -19,6 +25,9 @@ pub fn versions() -> Versions {
     Versions {
         plughost: env!("CARGO_PKG_VERSION"),
         plugin_api: crate::plugins::host_api_version(),
-        abi_stable: "0.11",
+        abi_stable: env!("PLUGHOST_ABI_STABLE_VERSION"),
+        lapin: env!("PLUGHOST_LAPIN_VERSION"),
+        zeromq: env!("PLUGHOST_ZEROMQ_VERSION"),
+        zmtp: crate::proto::zmq_version().to_string(),
     }
 }

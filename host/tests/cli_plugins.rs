@@ -1,11 +1,16 @@
 //! The `plughost` binary's plugin commands, run as a user would run them.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::{Command, Output};
 
 use plughost_test_support::{plugin_lib, TempManifest};
 
 fn plughost(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plughost")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_plughost"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -27,20 +32,34 @@ fn plugins_lists_methods_routes_and_services() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("math 0.1.0"), "{text}");
-    assert!(text.contains("fibo") && text.contains("com.goffersoft.math.algo.fibo"), "{text}");
-    assert!(text.contains("echo 0.1.0") && text.contains("ticker"), "{text}");
+    assert!(
+        text.contains("fibo") && text.contains("com.goffersoft.math.algo.fibo"),
+        "{text}"
+    );
+    assert!(
+        text.contains("echo 0.1.0") && text.contains("ticker"),
+        "{text}"
+    );
 }
 
 #[test]
 fn plugins_json_has_the_same_content() {
     let m = example_like_manifest();
-    let out = plughost(&["plugins", "--manifest", m.path().to_str().unwrap(), "--json"]);
+    let out = plughost(&[
+        "plugins",
+        "--manifest",
+        m.path().to_str().unwrap(),
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let plugins = v["plugins"].as_array().unwrap();
     assert_eq!(plugins[0]["name"], "math");
     assert_eq!(plugins[0]["methods"][0]["name"], "fibo");
-    assert_eq!(plugins[0]["methods"][0]["route"], "com.goffersoft.math.algo.fibo");
+    assert_eq!(
+        plugins[0]["methods"][0]["route"],
+        "com.goffersoft.math.algo.fibo"
+    );
     assert_eq!(plugins[1]["name"], "echo");
     assert_eq!(plugins[1]["services"][0]["name"], "ticker");
 }
@@ -64,7 +83,11 @@ fn invoke_prints_results_and_fails_clearly() {
     assert!(stderr(&out).contains("overflows u64"), "{}", stderr(&out));
     let out = plughost(&["invoke", "--manifest", manifest, "fibo", "abc"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("code 400") && stderr(&out).contains("argument 1"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("code 400") && stderr(&out).contains("argument 1"),
+        "{}",
+        stderr(&out)
+    );
     let out = plughost(&["invoke", "--manifest", manifest, "nosuch"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("code 404"), "{}", stderr(&out));
@@ -73,8 +96,18 @@ fn invoke_prints_results_and_fails_clearly() {
 #[test]
 fn invoke_contains_a_panicking_plugin() {
     let faulty = plugin_lib("faulty");
-    let out = plughost(&["invoke", "--plugin", faulty.to_str().unwrap(), "panic", "kaboom"]);
-    assert_eq!(out.status.code(), Some(1), "must fail normally, not abort: {out:?}");
+    let out = plughost(&[
+        "invoke",
+        "--plugin",
+        faulty.to_str().unwrap(),
+        "panic",
+        "kaboom",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "must fail normally, not abort: {out:?}"
+    );
     let err = stderr(&out);
     assert!(err.contains("panicked: kaboom"), "{err}");
     assert!(out.stdout.is_empty());
@@ -83,7 +116,13 @@ fn invoke_contains_a_panicking_plugin() {
 #[test]
 fn invoke_with_a_bad_manifest_names_key_and_line() {
     let m = TempManifest::new("[host]\nname = \"x\"\n\n[rabbitmq]\nexchange = \"oops\"\n");
-    let out = plughost(&["invoke", "--manifest", m.path().to_str().unwrap(), "fibo", "1"]);
+    let out = plughost(&[
+        "invoke",
+        "--manifest",
+        m.path().to_str().unwrap(),
+        "fibo",
+        "1",
+    ]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("line 5") && err.contains("exchange"), "{err}");
@@ -99,7 +138,11 @@ fn every_command_explains_itself() {
         assert!(text.contains(cmd), "top-level help lacks {cmd}: {text}");
         let sub = plughost(&[cmd, "--help"]);
         assert!(sub.status.success(), "{cmd} --help failed");
-        assert!(stdout(&sub).contains("Usage: plughost"), "{cmd}: {}", stdout(&sub));
+        assert!(
+            stdout(&sub).contains("Usage: plughost"),
+            "{cmd}: {}",
+            stdout(&sub)
+        );
     }
     let invoke = stdout(&plughost(&["invoke", "--help"]));
     assert!(invoke.contains("parsed as JSON"), "{invoke}");
@@ -110,5 +153,8 @@ fn version_names_plugin_api() {
     let out = plughost(&["version"]);
     assert!(out.status.success());
     let text = stdout(&out);
-    assert!(text.contains("plughost") && text.contains("plugin-api 0.1.0"), "{text}");
+    assert!(
+        text.contains("plughost") && text.contains("plugin-api 0.1.0"),
+        "{text}"
+    );
 }

@@ -2,6 +2,8 @@
 //! every load error, panic containment, several plugins and two versions of
 //! one plugin in one process.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use plughost::{
@@ -20,7 +22,10 @@ fn math_plugin_describes_and_serves_fibo() {
     let fibo = d.methods.iter().find(|m| m.name == "fibo").unwrap();
     assert_eq!(fibo.route, "com.goffersoft.math.algo.fibo");
     assert_eq!(math.call("fibo", &[json!(10)]).unwrap(), json!(55));
-    assert_eq!(math.call("fibo", &[json!(93)]).unwrap(), json!(12200160415121876738u64));
+    assert_eq!(
+        math.call("fibo", &[json!(93)]).unwrap(),
+        json!(12200160415121876738u64)
+    );
     let overflow = math.call("fibo", &[json!(94)]).unwrap_err();
     assert_eq!(overflow.code, 400);
     assert!(overflow.message.contains("overflows"), "{overflow}");
@@ -34,7 +39,11 @@ fn math_plugin_describes_and_serves_fibo() {
 fn missing_file_is_named() {
     let err = load(&PluginSpec::file("/nonexistent/libnope.so")).unwrap_err();
     assert!(matches!(err, LoadError::Missing { .. }), "{err:?}");
-    assert!(err.to_string().contains("/nonexistent/libnope.so: file not found"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/libnope.so: file not found"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -45,7 +54,10 @@ fn a_file_that_is_not_a_library_is_refused() {
     let err = load(&PluginSpec::file(&fake)).unwrap_err();
     assert!(matches!(err, LoadError::NotALibrary { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("libfake.so") && msg.contains("not a loadable shared library"), "{msg}");
+    assert!(
+        msg.contains("libfake.so") && msg.contains("not a loadable shared library"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -54,7 +66,10 @@ fn a_shared_library_that_is_not_a_plugin_is_refused() {
     let err = load(&PluginSpec::file(&lib)).unwrap_err();
     assert!(matches!(err, LoadError::NotAPlugin { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("libnot_a_plugin") && msg.contains("not a plughost plugin"), "{msg}");
+    assert!(
+        msg.contains("libnot_a_plugin") && msg.contains("not a plughost plugin"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -77,16 +92,24 @@ fn init_error_and_init_panic_are_reported() {
     spec.config = json!({ "panic_init": true });
     let err = load(&spec).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("initialisation failed") && msg.contains("panicked"), "{msg}");
+    assert!(
+        msg.contains("initialisation failed") && msg.contains("panicked"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn panics_are_contained_and_the_plugin_keeps_working() {
     let faulty = load(&PluginSpec::file(plugin_lib("faulty"))).unwrap();
     for i in 0..1000 {
-        let err = faulty.call("panic", &[json!(format!("boom {i}"))]).unwrap_err();
+        let err = faulty
+            .call("panic", &[json!(format!("boom {i}"))])
+            .unwrap_err();
         assert_eq!(err.code, 500);
-        assert!(err.message.contains(&format!("panicked: boom {i}")), "{err}");
+        assert!(
+            err.message.contains(&format!("panicked: boom {i}")),
+            "{err}"
+        );
     }
     let err = faulty.call("fail", &[json!("plain failure")]).unwrap_err();
     assert_eq!((err.code, err.message.as_str()), (500, "plain failure"));
@@ -98,11 +121,21 @@ fn panics_are_contained_and_the_plugin_keeps_working() {
 fn manifest_with_two_plugins_lists_and_calls_both() {
     let m = TempManifest::with_plugins(&[&plugin_lib("math"), &plugin_lib("echo")]);
     let registry = Registry::from_manifest(&Manifest::load(m.path()).unwrap()).unwrap();
-    let names: Vec<_> = registry.plugins().iter().map(|p| p.name().to_owned()).collect();
+    let names: Vec<_> = registry
+        .plugins()
+        .iter()
+        .map(|p| p.name().to_owned())
+        .collect();
     assert_eq!(names, ["math", "echo"]);
     assert_eq!(registry.call("fibo", &[json!(20)]).unwrap(), json!(6765));
-    assert_eq!(registry.call("upper", &[json!("abc")]).unwrap(), json!("ABC"));
-    assert_eq!(registry.call("echo", &[json!(1), json!("x")]).unwrap(), json!([1, "x"]));
+    assert_eq!(
+        registry.call("upper", &[json!("abc")]).unwrap(),
+        json!("ABC")
+    );
+    assert_eq!(
+        registry.call("echo", &[json!(1), json!("x")]).unwrap(),
+        json!([1, "x"])
+    );
     assert_eq!(registry.call("nosuch", &[]).unwrap_err().code, 404);
     let services = &registry.plugins()[1].descriptor().services;
     assert_eq!(services[0].name, "ticker");
@@ -118,7 +151,10 @@ fn duplicate_plugin_name_is_refused() {
     let err = Registry::from_manifest(&Manifest::load(m.path()).unwrap()).unwrap_err();
     assert!(matches!(err, LoadError::DuplicatePlugin { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("libmath_copy.so") && msg.contains("`math` is already used by"), "{msg}");
+    assert!(
+        msg.contains("libmath_copy.so") && msg.contains("`math` is already used by"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -126,13 +162,19 @@ fn duplicate_method_name_across_plugins_is_refused() {
     // A rebuilt echo whose plugin name differs still declares `echo`, `upper`, ...
     let renamed = variant_lib(
         "echo",
-        &Variant { env: vec![("ECHO_PLUGIN_NAME".into(), "echo2".into())], ..Default::default() },
+        &Variant {
+            env: vec![("ECHO_PLUGIN_NAME".into(), "echo2".into())],
+            ..Default::default()
+        },
     );
     let m = TempManifest::with_plugins(&[&plugin_lib("echo"), &renamed]);
     let err = Registry::from_manifest(&Manifest::load(m.path()).unwrap()).unwrap_err();
     assert!(matches!(err, LoadError::DuplicateMethod { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("method `echo` of plugin `echo2` is already served by plugin `echo`"), "{msg}");
+    assert!(
+        msg.contains("method `echo` of plugin `echo2` is already served by plugin `echo`"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -142,13 +184,28 @@ fn unknown_method_override_is_refused() {
         plugin_lib("math").display().to_string()
     ));
     let err = Registry::from_manifest(&Manifest::load(m.path()).unwrap()).unwrap_err();
-    assert!(err.to_string().contains("overrides method `fibbo`"), "{err}");
+    assert!(
+        err.to_string().contains("overrides method `fibbo`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn two_versions_of_one_plugin_load_side_by_side() {
-    let v1 = variant_lib("echo", &Variant { env: vec![("ECHO_BUILD_TAG".into(), "one".into())], ..Default::default() });
-    let v2 = variant_lib("echo", &Variant { env: vec![("ECHO_BUILD_TAG".into(), "two".into())], ..Default::default() });
+    let v1 = variant_lib(
+        "echo",
+        &Variant {
+            env: vec![("ECHO_BUILD_TAG".into(), "one".into())],
+            ..Default::default()
+        },
+    );
+    let v2 = variant_lib(
+        "echo",
+        &Variant {
+            env: vec![("ECHO_BUILD_TAG".into(), "two".into())],
+            ..Default::default()
+        },
+    );
     // Same file name, different folders and content: both must load as themselves.
     assert_eq!(v1.file_name(), v2.file_name());
     let a = load(&PluginSpec::file(&v1)).unwrap();
@@ -156,7 +213,10 @@ fn two_versions_of_one_plugin_load_side_by_side() {
     let workspace = load(&PluginSpec::file(plugin_lib("echo"))).unwrap();
     assert_eq!(a.call("version", &[]).unwrap(), json!("0.1.0+one"));
     assert_eq!(b.call("version", &[]).unwrap(), json!("0.1.0+two"));
-    assert_eq!(workspace.call("version", &[]).unwrap(), json!("0.1.0+default"));
+    assert_eq!(
+        workspace.call("version", &[]).unwrap(),
+        json!("0.1.0+default")
+    );
     // And the first still answers after the others loaded.
     assert_eq!(a.call("version", &[]).unwrap(), json!("0.1.0+one"));
 }
@@ -165,8 +225,20 @@ fn two_versions_of_one_plugin_load_side_by_side() {
 fn rewriting_a_plugin_file_in_place_loads_the_new_content() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("libplugin_echo.so");
-    let v1 = variant_lib("echo", &Variant { env: vec![("ECHO_BUILD_TAG".into(), "before".into())], ..Default::default() });
-    let v2 = variant_lib("echo", &Variant { env: vec![("ECHO_BUILD_TAG".into(), "after".into())], ..Default::default() });
+    let v1 = variant_lib(
+        "echo",
+        &Variant {
+            env: vec![("ECHO_BUILD_TAG".into(), "before".into())],
+            ..Default::default()
+        },
+    );
+    let v2 = variant_lib(
+        "echo",
+        &Variant {
+            env: vec![("ECHO_BUILD_TAG".into(), "after".into())],
+            ..Default::default()
+        },
+    );
     std::fs::copy(&v1, &path).unwrap();
     let old = load(&PluginSpec::file(&path)).unwrap();
     std::fs::copy(&v2, &path).unwrap();
@@ -178,13 +250,21 @@ fn rewriting_a_plugin_file_in_place_loads_the_new_content() {
 
 #[test]
 fn plugin_built_against_another_plugin_api_is_refused_with_both_versions() {
-    let lib = variant_lib("math", &Variant { api_version: Some("0.2.0".into()), ..Default::default() });
+    let lib = variant_lib(
+        "math",
+        &Variant {
+            api_version: Some("0.2.0".into()),
+            ..Default::default()
+        },
+    );
     let err = load(&PluginSpec::file(&lib)).unwrap_err();
     assert!(matches!(err, LoadError::IncompatibleApi { .. }), "{err:?}");
     let msg = err.to_string();
     let host = plughost::plugins::host_api_version();
     assert!(
-        msg.contains(&format!("built against plugin-api 0.2.0, host expects {host}")),
+        msg.contains(&format!(
+            "built against plugin-api 0.2.0, host expects {host}"
+        )),
         "{msg}"
     );
     assert!(msg.contains(&lib.display().to_string()), "{msg}");
@@ -197,16 +277,29 @@ fn plugin_with_a_different_abi_layout_is_refused() {
         find: "    Error,\n}".into(),
         replace: "    Error,\n    /// Not in the host's plugin-api.\n    Fatal,\n}".into(),
     };
-    let lib = variant_lib("math", &Variant { api_patch: Some(patch), ..Default::default() });
+    let lib = variant_lib(
+        "math",
+        &Variant {
+            api_patch: Some(patch),
+            ..Default::default()
+        },
+    );
     let err = load(&PluginSpec::file(&lib)).unwrap_err();
     assert!(matches!(err, LoadError::Layout { .. }), "{err:?}");
-    assert!(err.to_string().contains("ABI layout does not match"), "{err}");
+    assert!(
+        err.to_string().contains("ABI layout does not match"),
+        "{err}"
+    );
 }
 
 #[test]
 fn example_manifest_parses_and_names_release_builds() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plughost.toml");
     let m = Manifest::load(&path).unwrap();
-    let files: Vec<_> = m.plugins.iter().map(|p| p.path.file_name().unwrap().to_owned()).collect();
+    let files: Vec<_> = m
+        .plugins
+        .iter()
+        .map(|p| p.path.file_name().unwrap().to_owned())
+        .collect();
     assert_eq!(files, ["libplugin_math.so", "libplugin_echo.so"]);
 }

@@ -88,15 +88,21 @@ impl Plugin {
     }
 
     pub(crate) fn find_method(&self, method: &str) -> Result<&Method, PluginError> {
-        self.methods.iter().find(|m| m.name == method).ok_or_else(|| {
-            PluginError::not_found(format!("plugin {} has no method `{method}`", self.name))
-        })
+        self.methods
+            .iter()
+            .find(|m| m.name == method)
+            .ok_or_else(|| {
+                PluginError::not_found(format!("plugin {} has no method `{method}`", self.name))
+            })
     }
 
     pub(crate) fn find_service(&self, service: &str) -> Result<&Service, PluginError> {
-        self.services.iter().find(|s| s.name == service).ok_or_else(|| {
-            PluginError::not_found(format!("plugin {} has no service `{service}`", self.name))
-        })
+        self.services
+            .iter()
+            .find(|s| s.name == service)
+            .ok_or_else(|| {
+                PluginError::not_found(format!("plugin {} has no service `{service}`", self.name))
+            })
     }
 }
 
@@ -118,10 +124,7 @@ impl Method {
     pub fn new<M, H: Handler<M>>(name: impl Into<String>, handler: H) -> Self {
         let name = name.into();
         let method_name = name.clone();
-        Self::with_handler(
-            name,
-            Box::new(move |args| handler.call(&method_name, args)),
-        )
+        Self::with_handler(name, Box::new(move |args| handler.call(&method_name, args)))
     }
 
     /// A method that takes any number of JSON arguments as they come.
@@ -232,9 +235,8 @@ fn check_arity(method: &str, expected: usize, got: usize) -> Result<(), PluginEr
 }
 
 fn arg<T: DeserializeOwned>(method: &str, index: usize, value: Value) -> Result<T, PluginError> {
-    serde_json::from_value(value).map_err(|e| {
-        PluginError::bad_arguments(format!("{method}: argument {}: {e}", index + 1))
-    })
+    serde_json::from_value(value)
+        .map_err(|e| PluginError::bad_arguments(format!("{method}: argument {}: {e}", index + 1)))
 }
 
 macro_rules! impl_handler {
@@ -287,7 +289,11 @@ mod tests {
         assert_eq!(err.message, "add expects 2 arguments, got 1");
         let err = p.call("add", vec![json!(1), json!("x")]).unwrap_err();
         assert_eq!(err.code, 400);
-        assert!(err.message.starts_with("add: argument 2: invalid type"), "{}", err.message);
+        assert!(
+            err.message.starts_with("add: argument 2: invalid type"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -300,6 +306,9 @@ mod tests {
     fn zero_argument_method() {
         let p = Plugin::new("t", "1.0.0").method(Method::new("now", || Ok::<_, PluginError>(7)));
         assert_eq!(p.call("now", vec![]).unwrap(), json!(7));
-        assert_eq!(p.call("now", vec![json!(1)]).unwrap_err().message, "now expects 0 arguments, got 1");
+        assert_eq!(
+            p.call("now", vec![json!(1)]).unwrap_err().message,
+            "now expects 0 arguments, got 1"
+        );
     }
 }

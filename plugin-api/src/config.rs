@@ -36,8 +36,9 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| PluginError::bad_arguments(format!("plugin config is not valid JSON: {e}")))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            PluginError::bad_arguments(format!("plugin config is not valid JSON: {e}"))
+        })?;
         Ok(Self::from_value(value))
     }
 

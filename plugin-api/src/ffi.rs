@@ -41,8 +41,10 @@ pub struct PluginRoot {
     /// `config` table in the manifest) and the host's callbacks.
     ///
     /// Never unwinds: a panic in the plugin's builder becomes an error.
-    pub new_instance:
-        extern "C" fn(config_json: RStr<'_>, host: HostApiBox) -> RResult<PluginInstanceBox, PluginError>,
+    pub new_instance: extern "C" fn(
+        config_json: RStr<'_>,
+        host: HostApiBox,
+    ) -> RResult<PluginInstanceBox, PluginError>,
 
     /// The plugin-api version the plugin was compiled against, as
     /// `major.minor.patch`.

@@ -78,8 +78,7 @@ pub fn log(level: LogLevel, message: impl AsRef<str>) {
 /// Everything a plugin author needs, in one import.
 pub mod prelude {
     pub use crate::{
-        export_plugin, log, Config, LogLevel, Method, Plugin, PluginError, Service,
-        ServiceContext,
+        export_plugin, log, Config, LogLevel, Method, Plugin, PluginError, Service, ServiceContext,
     };
     pub use serde_json::{json, Value};
 }

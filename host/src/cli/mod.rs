@@ -1,13 +1,18 @@
 //! Command-line parsing and dispatch. Each subcommand module parses its
 //! arguments, calls the library and prints; none holds logic of its own.
 
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use plughost::logging::{self, LogFormat, LoggingOptions};
 
+mod admin;
+mod bench;
 mod conformance;
 mod new;
 mod plugins;
+pub mod proto;
+mod rpc;
 mod version;
 
 /// plughost: a plugin-based service host.
@@ -18,21 +23,17 @@ mod version;
 #[derive(Debug, Parser)]
 #[command(name = "plughost", version, propagate_version = true)]
 pub struct Cli {
-    /// Log output format (logs go to stderr; RUST_LOG sets levels, e.g. RUST_LOG=plughost=debug).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Log output format on stderr: text or json (default: the log config's, else text).
+    /// RUST_LOG sets levels, e.g. RUST_LOG=plughost=debug.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// A TOML logging config: levels per target, format, rotating file (overrides PLUGHOST_LOG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_config: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// How log records are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -43,6 +44,22 @@ pub enum Command {
     Invoke(plugins::InvokeArgs),
     /// Print the versions of plughost, the plugin ABI and the libraries it speaks through.
     Version(version::VersionArgs),
+    /// Run a host: load the manifest's plugins and serve them (RPC over RabbitMQ) until ctrl-c.
+    Run(rpc::RunArgs),
+    /// Ask the name services which route serves a method and print it.
+    Find(rpc::FindArgs),
+    /// Call a method over RabbitMQ (find, then call) and print its JSON result.
+    Call(rpc::CallArgs),
+    /// Load generators: calls/s and latency of plughost, and of the bare broker as a baseline.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// The protocol toolkit: parse raw-protocol messages, look up raw/HTTP/SIP status codes.
+    #[command(subcommand)]
+    Proto(proto::ProtoCommand),
+    /// Tell a running host to re-read its manifest now (it also follows file changes and SIGHUP).
+    Reload(admin::AdminArgs),
+    /// Show a running host's plugins: versions, file hashes, states, load times, call counts.
+    Status(admin::AdminArgs),
     /// Check that a plugin library behaves (the conformance kit); exit 1 naming the failed checks.
     Conformance(conformance::ConformanceArgs),
     /// Create a plugin crate that builds and passes the conformance kit as generated.
@@ -52,11 +69,22 @@ pub enum Command {
 /// Parses the command line, runs the command, and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let _logging = logging::init(LoggingOptions {
+        format: cli.log_format,
+        config_file: cli.log_config,
+        ..LoggingOptions::default()
+    });
     let result = match cli.command {
         Command::Plugins(args) => plugins::list(args),
         Command::Invoke(args) => plugins::invoke(args),
         Command::Version(args) => version::run(args),
+        Command::Run(args) => block_on(rpc::run(args)),
+        Command::Find(args) => block_on(rpc::find(args)),
+        Command::Call(args) => block_on(rpc::call(args)),
+        Command::Bench(cmd) => block_on(bench::run(cmd)),
+        Command::Proto(command) => proto::run(command),
+        Command::Reload(args) => block_on(admin::reload(args)),
+        Command::Status(args) => block_on(admin::status(args)),
         Command::Conformance(args) => conformance::run(args),
         Command::New(args) => new::run(args),
     };
@@ -69,12 +97,15 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
+/// Runs an async command on the one runtime of the process. Plugin code runs
+/// on its bounded blocking pool, never on the worker threads.
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    future: F,
+) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(256)
+        .thread_name("plughost")
+        .build()?;
+    runtime.block_on(future)
 }

@@ -43,7 +43,10 @@ pub fn list(args: PluginsArgs) -> Result<ExitCode> {
     let manifest = Manifest::load(&args.manifest)?;
     let registry = Registry::from_manifest(&manifest)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&registry_json(&registry))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&registry_json(&registry))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     for plugin in registry.plugins() {
@@ -124,7 +127,10 @@ pub fn invoke(args: InvokeArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
-            eprintln!("error: {} failed with code {}: {err}", args.method, err.code);
+            eprintln!(
+                "error: {} failed with code {}: {err}",
+                args.method, err.code
+            );
             Ok(ExitCode::FAILURE)
         }
     }

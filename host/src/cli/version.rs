@@ -19,6 +19,8 @@ pub fn run(args: VersionArgs) -> Result<ExitCode> {
     } else {
         println!("plughost   {}", v.plughost);
         println!("plugin-api {} (abi_stable {})", v.plugin_api, v.abi_stable);
+        println!("lapin      {}", v.lapin);
+        println!("zeromq     {} ({})", v.zeromq, v.zmtp);
     }
     Ok(ExitCode::SUCCESS)
 }

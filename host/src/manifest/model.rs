@@ -202,7 +202,12 @@ impl Validator<'_> {
         self.text[..end].matches('\n').count() + 1
     }
 
-    fn invalid<T>(&self, key: &str, value: &Spanned<T>, reason: impl Into<String>) -> ManifestError {
+    fn invalid<T>(
+        &self,
+        key: &str,
+        value: &Spanned<T>,
+        reason: impl Into<String>,
+    ) -> ManifestError {
         ManifestError::Invalid {
             path: self.path.to_path_buf(),
             key: key.to_owned(),
@@ -211,15 +216,27 @@ impl Validator<'_> {
         }
     }
 
-    fn non_empty(&self, key: &str, value: Option<Spanned<String>>, default: &str) -> Result<String, ManifestError> {
+    fn non_empty(
+        &self,
+        key: &str,
+        value: Option<Spanned<String>>,
+        default: &str,
+    ) -> Result<String, ManifestError> {
         match value {
             None => Ok(default.to_owned()),
-            Some(v) if v.get_ref().trim().is_empty() => Err(self.invalid(key, &v, "must not be empty")),
+            Some(v) if v.get_ref().trim().is_empty() => {
+                Err(self.invalid(key, &v, "must not be empty"))
+            }
             Some(v) => Ok(v.into_inner()),
         }
     }
 
-    fn positive(&self, key: &str, value: Option<Spanned<u64>>, default: u64) -> Result<u64, ManifestError> {
+    fn positive(
+        &self,
+        key: &str,
+        value: Option<Spanned<u64>>,
+        default: u64,
+    ) -> Result<u64, ManifestError> {
         match value {
             None => Ok(default),
             Some(v) if *v.get_ref() == 0 => Err(self.invalid(key, &v, "must be greater than 0")),
@@ -227,10 +244,19 @@ impl Validator<'_> {
         }
     }
 
-    fn zmq_endpoint(&self, key: &str, value: Option<Spanned<String>>, default: &str) -> Result<String, ManifestError> {
+    fn zmq_endpoint(
+        &self,
+        key: &str,
+        value: Option<Spanned<String>>,
+        default: &str,
+    ) -> Result<String, ManifestError> {
         let endpoint = self.non_empty(key, value.clone(), default)?;
         match (value, endpoint.starts_with("tcp://")) {
-            (Some(v), false) => Err(self.invalid(key, &v, "must be a tcp:// endpoint, e.g. tcp://127.0.0.1:5555")),
+            (Some(v), false) => Err(self.invalid(
+                key,
+                &v,
+                "must be a tcp:// endpoint, e.g. tcp://127.0.0.1:5555",
+            )),
             _ => Ok(endpoint),
         }
     }
@@ -244,7 +270,11 @@ impl Manifest {
             source,
         })?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
-        let base = if base.as_os_str().is_empty() { Path::new(".") } else { base };
+        let base = if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base
+        };
         let mut manifest = Self::parse(&text, base, path)?;
         manifest.source = path.to_path_buf();
         Ok(manifest)
@@ -252,7 +282,11 @@ impl Manifest {
 
     /// Validates manifest text; relative plugin paths resolve against
     /// `base_dir`; `origin` names the text in errors.
-    pub fn parse(text: &str, base_dir: &Path, origin: impl AsRef<Path>) -> Result<Self, ManifestError> {
+    pub fn parse(
+        text: &str,
+        base_dir: &Path,
+        origin: impl AsRef<Path>,
+    ) -> Result<Self, ManifestError> {
         let origin = origin.as_ref();
         let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
             path: origin.to_path_buf(),
@@ -266,28 +300,56 @@ impl Manifest {
         };
 
         let url = match raw.rabbitmq.url {
-            Some(u) if !(u.get_ref().starts_with("amqp://") || u.get_ref().starts_with("amqps://")) => {
+            Some(u)
+                if !(u.get_ref().starts_with("amqp://") || u.get_ref().starts_with("amqps://")) =>
+            {
                 return Err(v.invalid("rabbitmq.url", &u, "must start with amqp:// or amqps://"))
             }
             other => other.map(Spanned::into_inner),
         };
         let prefetch = match raw.rabbitmq.prefetch {
-            Some(p) if *p.get_ref() == 0 => return Err(v.invalid("rabbitmq.prefetch", &p, "must be greater than 0")),
+            Some(p) if *p.get_ref() == 0 => {
+                return Err(v.invalid("rabbitmq.prefetch", &p, "must be greater than 0"))
+            }
             Some(p) => p.into_inner(),
             None => 64,
         };
         let rabbitmq = RabbitSettings {
             url,
-            rpc_exchange: v.non_empty("rabbitmq.rpc_exchange", raw.rabbitmq.rpc_exchange, "rpc_exchange")?,
-            ns_exchange: v.non_empty("rabbitmq.ns_exchange", raw.rabbitmq.ns_exchange, "rpc_ns_exchange")?,
+            rpc_exchange: v.non_empty(
+                "rabbitmq.rpc_exchange",
+                raw.rabbitmq.rpc_exchange,
+                "rpc_exchange",
+            )?,
+            ns_exchange: v.non_empty(
+                "rabbitmq.ns_exchange",
+                raw.rabbitmq.ns_exchange,
+                "rpc_ns_exchange",
+            )?,
             prefetch,
         };
 
         let zeromq = ZmqSettings {
-            discovery: v.zmq_endpoint("zeromq.discovery", raw.zeromq.discovery, "tcp://127.0.0.1:5555")?,
-            management: v.zmq_endpoint("zeromq.management", raw.zeromq.management, "tcp://127.0.0.1:6666")?,
-            beacon_interval_ms: v.positive("zeromq.beacon_interval_ms", raw.zeromq.beacon_interval_ms, 1000)?,
-            heartbeat_interval_ms: v.positive("zeromq.heartbeat_interval_ms", raw.zeromq.heartbeat_interval_ms, 1000)?,
+            discovery: v.zmq_endpoint(
+                "zeromq.discovery",
+                raw.zeromq.discovery,
+                "tcp://127.0.0.1:5555",
+            )?,
+            management: v.zmq_endpoint(
+                "zeromq.management",
+                raw.zeromq.management,
+                "tcp://127.0.0.1:6666",
+            )?,
+            beacon_interval_ms: v.positive(
+                "zeromq.beacon_interval_ms",
+                raw.zeromq.beacon_interval_ms,
+                1000,
+            )?,
+            heartbeat_interval_ms: v.positive(
+                "zeromq.heartbeat_interval_ms",
+                raw.zeromq.heartbeat_interval_ms,
+                1000,
+            )?,
             ttl_ms: v.positive("zeromq.ttl_ms", raw.zeromq.ttl_ms, 3000)?,
             admin_token: raw.zeromq.admin_token,
         };
@@ -310,13 +372,22 @@ impl Manifest {
     }
 }
 
-fn validate_plugin(v: &Validator<'_>, index: usize, raw: RawPlugin, base_dir: &Path) -> Result<PluginEntry, ManifestError> {
+fn validate_plugin(
+    v: &Validator<'_>,
+    index: usize,
+    raw: RawPlugin,
+    base_dir: &Path,
+) -> Result<PluginEntry, ManifestError> {
     let key = |k: &str| format!("plugins[{index}].{k}");
     if raw.path.get_ref().trim().is_empty() {
         return Err(v.invalid(&key("path"), &raw.path, "must not be empty"));
     }
     let path = Path::new(raw.path.get_ref());
-    let path = if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) };
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    };
 
     let sha256 = match raw.sha256 {
         Some(s) => {
@@ -349,11 +420,15 @@ fn validate_plugin(v: &Validator<'_>, index: usize, raw: RawPlugin, base_dir: &P
             }
         }
         let timeout_ms = match m.timeout_ms {
-            Some(t) if *t.get_ref() == 0 => return Err(v.invalid(&mkey("timeout_ms"), &t, "must be greater than 0")),
+            Some(t) if *t.get_ref() == 0 => {
+                return Err(v.invalid(&mkey("timeout_ms"), &t, "must be greater than 0"))
+            }
             other => other.map(Spanned::into_inner),
         };
         let concurrency = match m.concurrency {
-            Some(c) if *c.get_ref() == 0 => return Err(v.invalid(&mkey("concurrency"), &c, "must be greater than 0")),
+            Some(c) if *c.get_ref() == 0 => {
+                return Err(v.invalid(&mkey("concurrency"), &c, "must be greater than 0"))
+            }
             other => other.map(Spanned::into_inner),
         };
         methods.insert(
@@ -366,7 +441,12 @@ fn validate_plugin(v: &Validator<'_>, index: usize, raw: RawPlugin, base_dir: &P
         );
     }
 
-    Ok(PluginEntry { path, sha256, config, methods })
+    Ok(PluginEntry {
+        path,
+        sha256,
+        config,
+        methods,
+    })
 }
 
 /// The machine's host name, or `plughost` when it cannot be read.
@@ -400,7 +480,9 @@ mod tests {
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let err = parse("[host]\nname = \"a\"\ncolour = \"red\"\n").unwrap_err().to_string();
+        let err = parse("[host]\nname = \"a\"\ncolour = \"red\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("m.toml"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("colour"), "{err}");
@@ -408,7 +490,9 @@ mod tests {
 
     #[test]
     fn unknown_plugin_key_is_an_error() {
-        let err = parse("[[plugins]]\npath = \"a.so\"\nsha = \"x\"\n").unwrap_err().to_string();
+        let err = parse("[[plugins]]\npath = \"a.so\"\nsha = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 3") && err.contains("sha"), "{err}");
     }
 
@@ -423,19 +507,33 @@ mod tests {
 
     #[test]
     fn bad_sha_and_zero_values_are_rejected() {
-        let err = parse("[[plugins]]\npath = \"a.so\"\nsha256 = \"abc\"\n").unwrap_err().to_string();
-        assert!(err.contains("plugins[0].sha256") && err.contains("64 hexadecimal"), "{err}");
+        let err = parse("[[plugins]]\npath = \"a.so\"\nsha256 = \"abc\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("plugins[0].sha256") && err.contains("64 hexadecimal"),
+            "{err}"
+        );
         let err = parse("[zeromq]\nttl_ms = 0\n").unwrap_err().to_string();
-        assert!(err.contains("zeromq.ttl_ms") && err.contains("line 2"), "{err}");
-        let err = parse("[zeromq]\ndiscovery = \"udp://x\"\n").unwrap_err().to_string();
+        assert!(
+            err.contains("zeromq.ttl_ms") && err.contains("line 2"),
+            "{err}"
+        );
+        let err = parse("[zeromq]\ndiscovery = \"udp://x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tcp://"), "{err}");
-        let err = parse("[rabbitmq]\nurl = \"http://x\"\n").unwrap_err().to_string();
+        let err = parse("[rabbitmq]\nurl = \"http://x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("amqp://"), "{err}");
     }
 
     #[test]
     fn wrong_type_is_a_parse_error() {
-        let err = parse("[rabbitmq]\nprefetch = \"ten\"\n").unwrap_err().to_string();
+        let err = parse("[rabbitmq]\nprefetch = \"ten\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2") && err.contains("prefetch"), "{err}");
     }
 
@@ -455,7 +553,12 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_file() {
-        let err = Manifest::load(Path::new("/nonexistent/plughost.toml")).unwrap_err().to_string();
-        assert!(err.contains("/nonexistent/plughost.toml") && err.contains("cannot read"), "{err}");
+        let err = Manifest::load(Path::new("/nonexistent/plughost.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/nonexistent/plughost.toml") && err.contains("cannot read"),
+            "{err}"
+        );
     }
 }

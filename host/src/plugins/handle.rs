@@ -4,7 +4,7 @@ use std::{
     collections::HashMap,
     fmt,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, AtomicU8, Ordering},
+    sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
     time::SystemTime,
 };
 
@@ -21,7 +21,7 @@ use crate::manifest::is_valid_route;
 
 /// Where a plugin is in its life inside a host. Named in logs and in
 /// `plughost status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
 pub enum PluginState {
@@ -51,7 +51,9 @@ impl PluginState {
 
 impl fmt::Display for PluginState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned));
+        let s = serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned));
         f.write_str(s.as_deref().unwrap_or("?"))
     }
 }
@@ -109,6 +111,7 @@ pub struct PluginHandle {
     config: Value,
     state: AtomicU8,
     calls: HashMap<String, AtomicU64>,
+    in_flight: AtomicUsize,
     instance: PluginInstanceBox,
 }
 
@@ -145,6 +148,7 @@ impl PluginHandle {
             config,
             state: AtomicU8::new(PluginState::Loaded as u8),
             calls,
+            in_flight: AtomicUsize::new(0),
             instance,
         })
     }
@@ -211,7 +215,10 @@ impl PluginHandle {
             .map_err(|e| PluginError::bad_arguments(format!("arguments do not serialise: {e}")))?;
         let result = self.call_json(method, &args)?;
         serde_json::from_str(&result).map_err(|e| {
-            PluginError::failed(format!("plugin {} returned invalid JSON from {method}: {e}", self.name()))
+            PluginError::failed(format!(
+                "plugin {} returned invalid JSON from {method}: {e}",
+                self.name()
+            ))
         })
     }
 
@@ -222,38 +229,63 @@ impl PluginHandle {
         if let Some(counter) = self.calls.get(method) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        self.instance
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let result = self
+            .instance
             .call(RStr::from_str(method), RStr::from_str(args_json))
-            .into_result()
-            .map(|s| s.into_string())
+            .into_result();
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        result.map(|s| s.into_string())
+    }
+
+    /// Calls running in the plugin right now (a draining plugin retires at 0).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
     }
 
     /// Runs one of its tracked services until `host` says stop. Blocking.
     pub fn run_service(&self, service: &str, host: ServiceHostBox) -> Result<(), PluginError> {
-        self.instance.run_service(RStr::from_str(service), host).into_result()
+        self.instance
+            .run_service(RStr::from_str(service), host)
+            .into_result()
     }
 }
 
 /// Converts and checks the FFI description.
 fn describe(file: &Path, info: PluginInfo) -> Result<PluginDescriptor, LoadError> {
-    let bad = |reason: String| LoadError::Metadata { path: file.to_path_buf(), reason };
+    let bad = |reason: String| LoadError::Metadata {
+        path: file.to_path_buf(),
+        reason,
+    };
     let name = info.name.into_string();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(bad(format!("plugin name `{name}` must be non-empty letters, digits, '_' or '-'")));
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(bad(format!(
+            "plugin name `{name}` must be non-empty letters, digits, '_' or '-'"
+        )));
     }
     let version = info.version.into_string();
     if semver::Version::parse(&version).is_err() {
-        return Err(bad(format!("version `{version}` of plugin `{name}` is not semver (e.g. 1.2.3)")));
+        return Err(bad(format!(
+            "version `{version}` of plugin `{name}` is not semver (e.g. 1.2.3)"
+        )));
     }
     let mut methods: Vec<MethodDescriptor> = Vec::new();
     for m in info.methods {
         let method = m.name.into_string();
         if method.is_empty() || methods.iter().any(|seen| seen.name == method) {
-            return Err(bad(format!("method name `{method}` is empty or declared twice")));
+            return Err(bad(format!(
+                "method name `{method}` is empty or declared twice"
+            )));
         }
         let route = m.route.into_string();
         if !is_valid_route(&route) {
-            return Err(bad(format!("method `{method}` has an invalid route `{route}`")));
+            return Err(bad(format!(
+                "method `{method}` has an invalid route `{route}`"
+            )));
         }
         let examples = m
             .examples
@@ -263,7 +295,9 @@ fn describe(file: &Path, info: PluginInfo) -> Result<PluginDescriptor, LoadError
                 let expected = serde_json::from_str(e.expected_json.as_str());
                 match (args, expected) {
                     (Ok(a), Ok(x)) => Ok((a, x)),
-                    _ => Err(bad(format!("method `{method}` has an example that is not JSON"))),
+                    _ => Err(bad(format!(
+                        "method `{method}` has an example that is not JSON"
+                    ))),
                 }
             })
             .collect::<Result<_, _>>()?;
@@ -278,7 +312,10 @@ fn describe(file: &Path, info: PluginInfo) -> Result<PluginDescriptor, LoadError
     let services = info
         .services
         .into_iter()
-        .map(|s| ServiceDescriptor { name: s.name.into_string(), doc: s.doc.into_string() })
+        .map(|s| ServiceDescriptor {
+            name: s.name.into_string(),
+            doc: s.doc.into_string(),
+        })
         .collect();
     let sample_config = info
         .sample_config

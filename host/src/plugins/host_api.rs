@@ -14,7 +14,12 @@ pub(crate) struct TracingHost {
 
 impl TracingHost {
     pub(crate) fn boxed(label: impl Into<String>) -> HostApiBox {
-        HostApi_TO::from_value(Self { label: label.into() }, TD_Opaque)
+        HostApi_TO::from_value(
+            Self {
+                label: label.into(),
+            },
+            TD_Opaque,
+        )
     }
 }
 

@@ -79,11 +79,7 @@ pub fn load(spec: &PluginSpec) -> Result<PluginHandle, LoadError> {
 /// while plugin code runs, so it cannot let records go to a log writer).
 pub fn load_with_host(spec: &PluginSpec, host: HostApiBox) -> Result<PluginHandle, LoadError> {
     let path = &spec.path;
-    let bytes = fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => LoadError::Missing { path: path.clone() },
-        _ => LoadError::Io { path: path.clone(), reason: e.to_string() },
-    })?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let sha256 = file_sha256(path)?;
     if let Some(expected) = &spec.sha256 {
         if !expected.eq_ignore_ascii_case(&sha256) {
             return Err(LoadError::ShaMismatch {
@@ -94,52 +90,100 @@ pub fn load_with_host(spec: &PluginSpec, host: HostApiBox) -> Result<PluginHandl
         }
     }
 
-    let header = library_for(path, &sha256, &bytes)?;
-    check_api_version(path, header)?;
-    let root = header
-        .init_root_module::<PluginRootRef>()
-        .map_err(|e| library_error(path, e))?;
+    let root = root_module_for(path, &sha256)?;
 
     let config = spec.config.to_string();
     let instance = (root.new_instance())(RStr::from_str(&config), host)
         .into_result()
-        .map_err(|error| LoadError::Init { path: path.clone(), error })?;
+        .map_err(|error| LoadError::Init {
+            path: path.clone(),
+            error,
+        })?;
 
-    PluginHandle::new(path.clone(), sha256, SystemTime::now(), spec.config.clone(), instance)
+    PluginHandle::new(
+        path.clone(),
+        sha256,
+        SystemTime::now(),
+        spec.config.clone(),
+        instance,
+    )
 }
 
-/// Returns the checked header of the library with this content, opening the
-/// shadow copy once per content hash for the life of the process.
-fn library_for(path: &Path, sha256: &str, bytes: &[u8]) -> Result<&'static LibHeader, LoadError> {
-    static OPENED: OnceLock<Mutex<HashMap<String, &'static LibHeader>>> = OnceLock::new();
+/// Returns the checked root module of the library with this content. Each
+/// content hash is opened and checked once for the life of the process; a
+/// reload of known content only creates a new instance.
+fn root_module_for(path: &Path, sha256: &str) -> Result<PluginRootRef, LoadError> {
+    static OPENED: OnceLock<Mutex<HashMap<String, PluginRootRef>>> = OnceLock::new();
     let opened = OPENED.get_or_init(Default::default);
-    let mut opened = opened.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(header) = opened.get(sha256) {
-        return Ok(header);
+    let mut opened = opened
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(root) = opened.get(sha256) {
+        return Ok(*root);
     }
-    let shadow = shadow_copy(path, sha256, bytes)?;
+    let shadow = shadow_copy(path, sha256)?;
     let header = lib_header_from_path(&shadow).map_err(|e| library_error(path, e))?;
-    opened.insert(sha256.to_owned(), header);
-    Ok(header)
+    check_api_version(path, header)?;
+    let root = header
+        .init_root_module::<PluginRootRef>()
+        .map_err(|e| library_error(path, e))?;
+    opened.insert(sha256.to_owned(), root);
+    Ok(root)
 }
 
-/// Writes `bytes` to the content-addressed shadow path (atomically, so a
+/// SHA-256 of a file, streamed (plugin files can be tens of MiB in debug
+/// builds; reading them whole on every reload would churn the heap).
+pub fn file_sha256(path: &Path) -> Result<String, LoadError> {
+    let mut file = fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadError::Missing {
+            path: path.to_path_buf(),
+        },
+        _ => LoadError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
+    })?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| LoadError::Io {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Copies the file to its content-addressed shadow path (atomically, so a
 /// concurrent host never opens a half-written file) and returns that path.
-fn shadow_copy(path: &Path, sha256: &str, bytes: &[u8]) -> Result<PathBuf, LoadError> {
+/// The copy is hashed again: if the file changed while we copied it, we
+/// refuse rather than load something other than what was hashed.
+fn shadow_copy(path: &Path, sha256: &str) -> Result<PathBuf, LoadError> {
     let io = |e: std::io::Error| LoadError::Io {
         path: path.to_path_buf(),
         reason: format!("cannot write shadow copy: {e}"),
     };
     let dir = shadow_dir();
     fs::create_dir_all(&dir).map_err(io)?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_else(|| "so".into());
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "so".into());
     let target = dir.join(format!("{stem}-{}.{ext}", &sha256[..16]));
-    if target.metadata().map(|m| m.len() == bytes.len() as u64).unwrap_or(false) {
+    if target.exists() && file_sha256(&target).is_ok_and(|s| s == sha256) {
         return Ok(target);
     }
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
+    let mut source = fs::File::open(path).map_err(io)?;
+    std::io::copy(&mut source, tmp.as_file_mut()).map_err(io)?;
+    tmp.as_file_mut().flush().map_err(io)?;
+    if file_sha256(tmp.path())? != sha256 {
+        return Err(LoadError::Io {
+            path: path.to_path_buf(),
+            reason: "the file changed while it was being loaded; try again".into(),
+        });
+    }
     tmp.persist(&target).map_err(|e| io(e.error))?;
     Ok(target)
 }
@@ -152,37 +196,57 @@ fn shadow_dir() -> PathBuf {
     }
     use std::os::unix::fs::MetadataExt;
     let uid = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
-    std::env::temp_dir().join(format!("plughost-{uid}")).join("libs")
+    std::env::temp_dir()
+        .join(format!("plughost-{uid}"))
+        .join("libs")
 }
 
 /// plugin-api follows semver: same major, and for 0.x the same minor.
 fn check_api_version(path: &Path, header: &LibHeader) -> Result<(), LoadError> {
     let plugin_api = header.version_strings().version.as_str().to_owned();
     let host_api = host_api_version().to_owned();
-    let compatible = match (semver::Version::parse(&plugin_api), semver::Version::parse(&host_api)) {
+    let compatible = match (
+        semver::Version::parse(&plugin_api),
+        semver::Version::parse(&host_api),
+    ) {
         (Ok(p), Ok(h)) => p.major == h.major && (h.major != 0 || p.minor == h.minor),
         _ => false,
     };
     if compatible {
         Ok(())
     } else {
-        Err(LoadError::IncompatibleApi { path: path.to_path_buf(), plugin_api, host_api })
+        Err(LoadError::IncompatibleApi {
+            path: path.to_path_buf(),
+            plugin_api,
+            host_api,
+        })
     }
 }
 
 fn library_error(path: &Path, err: LibraryError) -> LoadError {
     let path = path.to_path_buf();
     match err {
-        LibraryError::OpenError { err, .. } => LoadError::NotALibrary { path, reason: err.to_string() },
+        LibraryError::OpenError { err, .. } => LoadError::NotALibrary {
+            path,
+            reason: err.to_string(),
+        },
         LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { path },
-        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => {
-            LoadError::IncompatibleApi {
-                path,
-                plugin_api: actual_version.to_string(),
-                host_api: expected_version.to_string(),
-            }
-        }
-        LibraryError::AbiInstability(e) => LoadError::Layout { path, reason: e.to_string() },
-        other => LoadError::Abi { path, reason: other.to_string() },
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => LoadError::IncompatibleApi {
+            path,
+            plugin_api: actual_version.to_string(),
+            host_api: expected_version.to_string(),
+        },
+        LibraryError::AbiInstability(e) => LoadError::Layout {
+            path,
+            reason: e.to_string(),
+        },
+        other => LoadError::Abi {
+            path,
+            reason: other.to_string(),
+        },
     }
 }

@@ -5,6 +5,7 @@
 //!   version and layout checks, instance creation).
 //! - [`handle`]: a loaded instance, its descriptor, state and counters.
 //! - [`registry`]: the plugins of one host and its method index.
+//! - [`reload`]: the next registry from a changed manifest, built beside the current one.
 //!
 //! ```no_run
 //! use plughost::plugins::{load, PluginSpec};
@@ -19,8 +20,12 @@ pub mod handle;
 pub(crate) mod host_api;
 pub mod loader;
 pub mod registry;
+pub mod reload;
 
 pub use error::LoadError;
-pub use handle::{MethodDescriptor, PluginDescriptor, PluginHandle, PluginState, ServiceDescriptor};
+pub use handle::{
+    MethodDescriptor, PluginDescriptor, PluginHandle, PluginState, ServiceDescriptor,
+};
 pub use loader::{host_api_version, load, load_with_host, PluginSpec};
 pub use registry::{MethodEntry, Registry};
+pub use reload::{rebuild, Changes};

@@ -9,6 +9,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use plughost_plugin_api::PluginError;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use super::{load, LoadError, PluginHandle, PluginSpec};
 use crate::manifest::{Manifest, MethodOverride};
@@ -33,6 +34,9 @@ pub struct MethodEntry {
     pub timeout: Duration,
     /// How many calls may run at once on this host.
     pub concurrency: usize,
+    /// Permits for those calls; a call holds one until the plugin returns,
+    /// even past its timeout, so runaway calls cannot pile up threads.
+    pub limiter: Arc<Semaphore>,
 }
 
 /// The plugins of one host and an index of their methods.
@@ -64,7 +68,21 @@ impl Registry {
     }
 
     /// Adds a loaded plugin with the manifest's overrides for its methods.
-    pub fn add(&mut self, plugin: PluginHandle, overrides: &BTreeMap<String, MethodOverride>) -> Result<(), LoadError> {
+    pub fn add(
+        &mut self,
+        plugin: PluginHandle,
+        overrides: &BTreeMap<String, MethodOverride>,
+    ) -> Result<(), LoadError> {
+        self.add_shared(Arc::new(plugin), overrides)
+    }
+
+    /// Adds a plugin that may also be in another registry (a reload keeps
+    /// unchanged plugins as they are, with their state and counters).
+    pub fn add_shared(
+        &mut self,
+        plugin: Arc<PluginHandle>,
+        overrides: &BTreeMap<String, MethodOverride>,
+    ) -> Result<(), LoadError> {
         if let Some(first) = self.plugins.iter().find(|p| p.name() == plugin.name()) {
             return Err(LoadError::DuplicatePlugin {
                 name: plugin.name().to_owned(),
@@ -73,7 +91,12 @@ impl Registry {
             });
         }
         for method in overrides.keys() {
-            if !plugin.descriptor().methods.iter().any(|m| &m.name == method) {
+            if !plugin
+                .descriptor()
+                .methods
+                .iter()
+                .any(|m| &m.name == method)
+            {
                 return Err(LoadError::UnknownOverride {
                     path: plugin.file().to_path_buf(),
                     plugin: plugin.name().to_owned(),
@@ -91,9 +114,9 @@ impl Registry {
                 });
             }
         }
-        let plugin = Arc::new(plugin);
         for m in &plugin.descriptor().methods {
             let o = overrides.get(&m.name).cloned().unwrap_or_default();
+            let concurrency = o.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
             self.methods.insert(
                 m.name.clone(),
                 MethodEntry {
@@ -101,8 +124,12 @@ impl Registry {
                     plugin: Arc::clone(&plugin),
                     route: o.route.unwrap_or_else(|| m.route.clone()),
                     doc: m.doc.clone(),
-                    timeout: o.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_TIMEOUT),
-                    concurrency: o.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+                    timeout: o
+                        .timeout_ms
+                        .map(Duration::from_millis)
+                        .unwrap_or(DEFAULT_TIMEOUT),
+                    concurrency,
+                    limiter: Arc::new(Semaphore::new(concurrency)),
                 },
             );
         }
@@ -127,9 +154,9 @@ impl Registry {
 
     /// Calls a method in process (blocking): 404 when no plugin serves it.
     pub fn call(&self, method: &str, args: &[Value]) -> Result<Value, PluginError> {
-        let entry = self
-            .method(method)
-            .ok_or_else(|| PluginError::not_found(format!("no loaded plugin serves method `{method}`")))?;
+        let entry = self.method(method).ok_or_else(|| {
+            PluginError::not_found(format!("no loaded plugin serves method `{method}`"))
+        })?;
         entry.plugin.call(method, args)
     }
 }

@@ -31,7 +31,10 @@ fn ticker(ctx: &ServiceContext, tick_ms: u64) -> Result<(), PluginError> {
         ticks += 1;
         ctx.log(LogLevel::Debug, &format!("tick {ticks}"));
     }
-    ctx.log(LogLevel::Info, &format!("ticker stopping after {ticks} ticks"));
+    ctx.log(
+        LogLevel::Info,
+        &format!("ticker stopping after {ticks} ticks"),
+    );
     Ok(())
 }
 

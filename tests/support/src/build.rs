@@ -16,7 +16,10 @@ use std::{
 
 /// The workspace root (two folders above this crate).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn cargo() -> Command {
@@ -29,7 +32,10 @@ fn cargo() -> Command {
 
 /// Runs `cargo build` with JSON messages and returns cdylib paths by crate name.
 fn build_cdylibs(mut cmd: Command) -> HashMap<String, PathBuf> {
-    let out = cmd.arg("--message-format=json-render-diagnostics").output().unwrap();
+    let out = cmd
+        .arg("--message-format=json-render-diagnostics")
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "cargo build failed:\n{}",
@@ -37,18 +43,26 @@ fn build_cdylibs(mut cmd: Command) -> HashMap<String, PathBuf> {
     );
     let mut libs = HashMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if msg["reason"] != "compiler-artifact" {
             continue;
         }
-        let kinds = msg["target"]["crate_types"].as_array().cloned().unwrap_or_default();
+        let kinds = msg["target"]["crate_types"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if !kinds.iter().any(|k| k == "cdylib") {
             continue;
         }
         let name = msg["target"]["name"].as_str().unwrap().to_owned();
         for file in msg["filenames"].as_array().unwrap() {
             let file = PathBuf::from(file.as_str().unwrap());
-            if file.extension().is_some_and(|e| e == "so" || e == "dylib" || e == "dll") {
+            if file
+                .extension()
+                .is_some_and(|e| e == "so" || e == "dylib" || e == "dll")
+            {
                 libs.insert(name.clone(), file);
             }
         }
@@ -71,7 +85,17 @@ pub fn plugin_lib(name: &str) -> PathBuf {
     static LIBS: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     let libs = LIBS.get_or_init(|| {
         let mut cmd = cargo();
-        cmd.args(["build", "-p", "plugin-math", "-p", "plugin-echo", "-p", "plugin-faulty", "-p", "not-a-plugin"]);
+        cmd.args([
+            "build",
+            "-p",
+            "plugin-math",
+            "-p",
+            "plugin-echo",
+            "-p",
+            "plugin-faulty",
+            "-p",
+            "not-a-plugin",
+        ]);
         for fixture in CONFORMANCE_FIXTURES {
             cmd.args(["-p", fixture]);
         }
@@ -111,8 +135,8 @@ pub struct SourcePatch {
 }
 
 /// Builds a copy of plugin `name` (e.g. "echo") as described by `variant`
-/// and returns the path of a private copy of the library, which the caller
-/// may move or overwrite freely.
+/// and returns the path of a copy of the library named by its content
+/// (callers must copy it before changing it).
 ///
 /// Variants build in `target/test-variants/` with a copy of the plugin's
 /// sources (and of plugin-api when it is changed), so they never disturb the
@@ -131,7 +155,10 @@ pub fn variant_lib(name: &str, variant: &Variant) -> PathBuf {
     let api_dir = src.join("plugin-api");
     copy_dir(&root.join("plugin-api"), &api_dir);
     let api_toml = api_dir.join("Cargo.toml");
-    let version = variant.api_version.clone().unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned());
+    let version = variant
+        .api_version
+        .clone()
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned());
     fs::write(
         &api_toml,
         format!(
@@ -143,7 +170,12 @@ pub fn variant_lib(name: &str, variant: &Variant) -> PathBuf {
     if let Some(patch) = &variant.api_patch {
         let path = api_dir.join(&patch.file);
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains(&patch.find), "plugin-api/{} no longer contains {:?}; update the test", patch.file, patch.find);
+        assert!(
+            text.contains(&patch.find),
+            "plugin-api/{} no longer contains {:?}; update the test",
+            patch.file,
+            patch.find
+        );
         fs::write(&path, text.replacen(&patch.find, &patch.replace, 1)).unwrap();
     }
 
@@ -171,10 +203,25 @@ pub fn variant_lib(name: &str, variant: &Variant) -> PathBuf {
     }
     let libs = build_cdylibs(cmd);
     let built = libs.get(&format!("plugin_{name}")).expect("variant cdylib");
-    let out_dir = tempfile::Builder::new().prefix("variant-").tempdir_in(&base).unwrap().keep();
+    // Keep each distinct build once, named by its content, so repeated runs
+    // reuse the same files instead of piling up copies.
+    let bytes = fs::read(built).unwrap();
+    let out_dir = base.join("out").join(format!("{:016x}", fnv1a(&bytes)));
+    fs::create_dir_all(&out_dir).unwrap();
     let out = out_dir.join(built.file_name().unwrap());
-    fs::copy(built, &out).unwrap();
+    if !out.exists() {
+        let tmp = out_dir.join(".partial");
+        fs::write(&tmp, &bytes).unwrap();
+        fs::rename(&tmp, &out).unwrap();
+    }
     out
+}
+
+/// A 64-bit FNV-1a hash: enough to tell builds apart in a test folder.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn copy_dir(from: &Path, to: &Path) {

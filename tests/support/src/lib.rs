@@ -6,8 +6,10 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+pub mod broker;
 pub mod build;
 pub mod manifest;
 
+pub use broker::{close_broker_connection, TestExchanges, AMQP_URL};
 pub use build::{plugin_lib, variant_lib, SourcePatch, Variant, CONFORMANCE_FIXTURES};
 pub use manifest::TempManifest;

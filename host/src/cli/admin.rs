@@ -1,0 +1,105 @@
+//! `plughost reload` and `plughost status`: talk to a running host through
+//! its admin socket.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Result;
+use clap::Args;
+use plughost::{
+    admin::{self, AdminRequest},
+    manifest::Manifest,
+};
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The manifest the host runs (its admin socket is found from it).
+    #[arg(
+        long,
+        short,
+        env = "PLUGHOST_MANIFEST",
+        required_unless_present = "socket"
+    )]
+    manifest: Option<PathBuf>,
+    /// The admin socket, when not the manifest's default.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Print the host's JSON answer.
+    #[arg(long)]
+    json: bool,
+}
+
+impl AdminArgs {
+    fn socket(&self) -> Result<PathBuf> {
+        if let Some(socket) = &self.socket {
+            return Ok(socket.clone());
+        }
+        let manifest = self.manifest.as_deref().map(Manifest::load).transpose()?;
+        let manifest = manifest.ok_or_else(|| anyhow::anyhow!("give --manifest or --socket"))?;
+        Ok(admin::socket_path(&manifest))
+    }
+}
+
+pub async fn reload(args: AdminArgs) -> Result<ExitCode> {
+    let reply = admin::request(&args.socket()?, AdminRequest::Reload).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+    }
+    match (reply.ok, reply.changes) {
+        (true, Some(c)) => {
+            if !args.json {
+                if c.is_empty() {
+                    println!("reloaded: nothing changed");
+                } else {
+                    println!(
+                        "reloaded: added {:?}, removed {:?}, replaced {:?}",
+                        c.added, c.removed, c.replaced
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => {
+            eprintln!(
+                "error: reload refused, the host keeps serving its previous set: {}",
+                reply.error.unwrap_or_default()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub async fn status(args: AdminArgs) -> Result<ExitCode> {
+    let reply = admin::request(&args.socket()?, AdminRequest::Status).await?;
+    let Some(status) = reply.status else {
+        eprintln!(
+            "error: {}",
+            reply
+                .error
+                .unwrap_or_else(|| "no status in the answer".into())
+        );
+        return Ok(ExitCode::FAILURE);
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("host {}  broker: {}", status.host, status.broker);
+    println!(
+        "{:<10} {:<8} {:<9} {:<14} {:>9} {:>10}  calls",
+        "plugin", "version", "state", "sha256", "in-flight", "loaded-at"
+    );
+    for p in &status.plugins {
+        let calls: Vec<String> = p.calls.iter().map(|(m, n)| format!("{m}={n}")).collect();
+        println!(
+            "{:<10} {:<8} {:<9} {:<14} {:>9} {:>10}  {}",
+            p.name,
+            p.version,
+            p.state.to_string(),
+            &p.sha256[..12.min(p.sha256.len())],
+            p.in_flight,
+            p.loaded_at,
+            calls.join(" ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,69 @@
+//! Errors of the RPC roles and the client.
+
+use plughost_plugin_api::codes;
+
+/// An RPC failure as a caller sees it. Each maps to a wire code
+/// ([`RpcError::code`]) so the CLI, the client and v2 replies agree.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RpcError {
+    /// The broker cannot be reached or the connection dropped (503).
+    #[error("broker unavailable at {url}: {reason} (is RabbitMQ running? start it with `rabbitmq-server -detached`)")]
+    BrokerUnavailable {
+        /// The broker URL (without credentials).
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// No name service knows the method (404).
+    #[error("method `{method}` not found: no running host serves it")]
+    MethodNotFound {
+        /// The method.
+        method: String,
+    },
+    /// Nothing consumes the route: the broker returned the call (404).
+    #[error("no service for route `{route}` (no host consumes it)")]
+    NoRoute {
+        /// The route.
+        route: String,
+    },
+    /// No name service is running at all (503).
+    #[error("no name service is running on exchange `{exchange}`")]
+    NoNameService {
+        /// The name-service exchange.
+        exchange: String,
+    },
+    /// The call did not complete in time (504).
+    #[error("call to `{method}` timed out after {timeout_ms} ms")]
+    Timeout {
+        /// The method.
+        method: String,
+        /// The timeout.
+        timeout_ms: u64,
+    },
+    /// The host answered with an error.
+    #[error("{message}")]
+    Remote {
+        /// The reply's code.
+        code: u16,
+        /// The reply's message.
+        message: String,
+        /// The reply's help, if any.
+        help: Option<String>,
+    },
+    /// A reply that is not valid v2.
+    #[error("malformed reply: {0}")]
+    BadReply(String),
+}
+
+impl RpcError {
+    /// The wire code for this error (400, 404, 500, 503, 504).
+    pub fn code(&self) -> u16 {
+        match self {
+            Self::BrokerUnavailable { .. } | Self::NoNameService { .. } => codes::UNAVAILABLE,
+            Self::MethodNotFound { .. } | Self::NoRoute { .. } => codes::NOT_FOUND,
+            Self::Timeout { .. } => codes::DEADLINE_EXCEEDED,
+            Self::Remote { code, .. } => *code,
+            Self::BadReply(_) => codes::FAILED,
+        }
+    }
+}

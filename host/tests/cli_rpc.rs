@@ -1,0 +1,97 @@
+//! `plughost run`, `find` and `call` as an operator uses them: the real
+//! binary serving a manifest, and the real binary calling it.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use plughost_test_support::{plugin_lib, TempManifest, TestExchanges};
+
+fn plughost(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plughost"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A `plughost run` child process, killed on drop.
+struct RunningHost(Child);
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn run_then_find_and_call_from_the_cli() {
+    let ex = TestExchanges::new("cli");
+    let m = TempManifest::new(&format!(
+        "[host]\nname = \"cli-rpc\"\n{}\n[roles]\nmanager = false\nservices = false\nadmin = false\n\n[[plugins]]\npath = {:?}\n",
+        ex.rabbitmq_toml(),
+        plugin_lib("math").display().to_string()
+    ));
+    let manifest = m.path().to_str().unwrap();
+    let _host = RunningHost(
+        Command::new(env!("CARGO_BIN_EXE_plughost"))
+            .args(["run", "--manifest", manifest])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // The host needs a moment to connect; find until it answers.
+    let started = Instant::now();
+    let route = loop {
+        let out = plughost(&["find", "fibo", "--manifest", manifest, "--timeout", "2"]);
+        if out.status.success() {
+            break String::from_utf8(out.stdout).unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "host never answered: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(route.trim(), "com.goffersoft.math.algo.fibo");
+
+    let out = plughost(&["call", "fibo", "10", "--manifest", manifest]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "55");
+
+    let out = plughost(&["call", "--json", "fibo", "abc", "--manifest", manifest]);
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], 400, "{v}");
+
+    let out = plughost(&["call", "nosuch", "--manifest", manifest]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("not found") && err.contains("[404]"), "{err}");
+}
+
+#[test]
+fn call_without_a_broker_says_so() {
+    let out = plughost(&[
+        "call",
+        "fibo",
+        "1",
+        "--amqp",
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("broker unavailable") && err.contains("guest:***@127.0.0.1:1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rabbitmq-server"),
+        "the error says what to do: {err}"
+    );
+}
