@@ -63,13 +63,28 @@ impl Plugin {
         self
     }
 
-    /// Adds a tracked service.
+    /// Adds a tracked service (see [`Service`]).
     pub fn service(mut self, service: Service) -> Self {
         self.services.push(service);
         self
     }
 
-    /// A configuration that works, for documentation and the conformance kit.
+    /// A configuration that works, for documentation and the conformance kit
+    /// (which initialises the plugin with it, and with an empty one).
+    ///
+    /// ```
+    /// use plughost_plugin_api::prelude::*;
+    ///
+    /// fn plugin(config: &Config) -> Result<Plugin, PluginError> {
+    ///     let greeting = config.get::<String>("greeting")?.unwrap_or_else(|| "hello".into());
+    ///     Ok(Plugin::new("greeter", "1.0.0")
+    ///         .sample_config(json!({ "greeting": "hi" }))
+    ///         .method(Method::new("greet", move |name: String| Ok::<_, PluginError>(format!("{greeting}, {name}")))))
+    /// }
+    ///
+    /// let p = plugin(&Config::from_value(json!({ "greeting": "hi" }))).unwrap();
+    /// assert_eq!(p.call("greet", vec![json!("ada")]).unwrap(), json!("hi, ada"));
+    /// ```
     pub fn sample_config(mut self, config: Value) -> Self {
         self.sample_config = Some(config);
         self
@@ -81,7 +96,18 @@ impl Plugin {
     }
 
     /// Calls a method in process, exactly as the host would (minus the FFI):
-    /// handy in a plugin's own unit tests.
+    /// handy in a plugin's own unit tests. Unlike the host, it does not catch
+    /// panics.
+    ///
+    /// ```
+    /// use plughost_plugin_api::prelude::*;
+    ///
+    /// let p = Plugin::new("t", "1.0.0").method(Method::new("add", |a: i32, b: i32| Ok::<_, PluginError>(a + b)));
+    /// assert_eq!(p.name(), "t");
+    /// assert_eq!(p.call("add", vec![json!(1), json!(2)]).unwrap(), json!(3));
+    /// assert_eq!(p.call("add", vec![json!(1)]).unwrap_err().message, "add expects 2 arguments, got 1");
+    /// assert_eq!(p.call("nope", vec![]).unwrap_err().code, 404);
+    /// ```
     pub fn call(&self, method: &str, args: Vec<Value>) -> Result<Value, PluginError> {
         let m = self.find_method(method)?;
         (m.handler)(args)
@@ -109,6 +135,31 @@ impl Plugin {
 type BoxedHandler = Box<dyn Fn(Vec<Value>) -> Result<Value, PluginError> + Send + Sync>;
 
 /// One RPC method: a name, a handler and what callers and tools should know.
+///
+/// ```
+/// use std::time::Duration;
+/// use plughost_plugin_api::prelude::*;
+///
+/// /// Typed parameters: the JSON arguments are checked and converted for you.
+/// fn repeat(text: String, times: usize) -> Result<String, PluginError> {
+///     if times > 100 {
+///         return Err(PluginError::bad_arguments("repeat: at most 100 times").with_help("ask for fewer"));
+///     }
+///     Ok(text.repeat(times))
+/// }
+///
+/// let method = Method::new("repeat", repeat)
+///     .route("com.example.text.repeat")       // default: plughost.<plugin>.<method>
+///     .doc("Repeats a string n times")         // required by the conformance kit
+///     .example(json!(["ab", 3]), json!("ababab"))
+///     .latency_budget(Duration::from_millis(10));
+///
+/// let p = Plugin::new("text", "1.0.0").method(method);
+/// assert_eq!(p.call("repeat", vec![json!("ab"), json!(3)]).unwrap(), json!("ababab"));
+/// let err = p.call("repeat", vec![json!("ab"), json!("three")]).unwrap_err();
+/// assert_eq!(err.code, 400);
+/// assert!(err.message.starts_with("repeat: argument 2: invalid type"), "{err}");
+/// ```
 pub struct Method {
     pub(crate) name: String,
     pub(crate) route: Option<String>,
@@ -128,6 +179,24 @@ impl Method {
     }
 
     /// A method that takes any number of JSON arguments as they come.
+    ///
+    /// ```
+    /// use plughost_plugin_api::prelude::*;
+    ///
+    /// let sum = Method::variadic("sum", |args| {
+    ///     let mut total = 0i64;
+    ///     for (i, arg) in args.iter().enumerate() {
+    ///         total += arg
+    ///             .as_i64()
+    ///             .ok_or_else(|| PluginError::bad_arguments(format!("sum: argument {} is not an integer", i + 1)))?;
+    ///     }
+    ///     Ok(json!(total))
+    /// });
+    /// let p = Plugin::new("math", "1.0.0").method(sum.doc("Adds integers"));
+    /// assert_eq!(p.call("sum", vec![json!(1), json!(2), json!(3)]).unwrap(), json!(6));
+    /// assert_eq!(p.call("sum", vec![]).unwrap(), json!(0));
+    /// assert_eq!(p.call("sum", vec![json!("x")]).unwrap_err().code, 400);
+    /// ```
     pub fn variadic<F>(name: impl Into<String>, handler: F) -> Self
     where
         F: Fn(Vec<Value>) -> Result<Value, PluginError> + Send + Sync + 'static,
@@ -175,6 +244,29 @@ impl Method {
 type BoxedService = Box<dyn Fn(&ServiceContext) -> Result<(), PluginError> + Send + Sync>;
 
 /// A tracked service: a long-running function that returns when told to stop.
+///
+/// The host runs it on a thread of its own, registers it with the service
+/// manager and tells it to stop on shutdown or reload; it must then return
+/// within a second (the conformance kit checks this).
+///
+/// ```
+/// use std::time::Duration;
+/// use plughost_plugin_api::prelude::*;
+///
+/// fn heartbeat(ctx: &ServiceContext) -> Result<(), PluginError> {
+///     let mut beats = 0u64;
+///     // Sleeps up to a second at a time and wakes at once when told to stop.
+///     while !ctx.wait_stop(Duration::from_secs(1)) {
+///         beats += 1;
+///         ctx.log(LogLevel::Debug, &format!("beat {beats}"));
+///     }
+///     Ok(())
+/// }
+///
+/// let plugin = Plugin::new("pulse", "1.0.0")
+///     .service(Service::new("heartbeat", heartbeat).doc("Logs a beat every second"));
+/// # let _ = plugin;
+/// ```
 pub struct Service {
     pub(crate) name: String,
     pub(crate) doc: String,
@@ -204,6 +296,39 @@ impl Service {
 
 /// What a method function may return: a `Result` whose value serialises to
 /// JSON and whose error converts into a [`PluginError`].
+///
+/// So a method can use its own error type:
+///
+/// ```
+/// use plughost_plugin_api::prelude::*;
+///
+/// enum LookupError {
+///     Unknown(String),
+///     Offline,
+/// }
+///
+/// impl From<LookupError> for PluginError {
+///     fn from(e: LookupError) -> Self {
+///         match e {
+///             LookupError::Unknown(key) => PluginError::not_found(format!("no entry `{key}`")),
+///             LookupError::Offline => PluginError::new(503, "the directory is offline").with_help("retry later"),
+///         }
+///     }
+/// }
+///
+/// fn lookup(key: String) -> Result<u32, LookupError> {
+///     match key.as_str() {
+///         "one" => Ok(1),
+///         "offline" => Err(LookupError::Offline),
+///         _ => Err(LookupError::Unknown(key)),
+///     }
+/// }
+///
+/// let p = Plugin::new("dir", "1.0.0").method(Method::new("lookup", lookup));
+/// assert_eq!(p.call("lookup", vec![json!("one")]).unwrap(), json!(1));
+/// assert_eq!(p.call("lookup", vec![json!("two")]).unwrap_err().code, 404);
+/// assert_eq!(p.call("lookup", vec![json!("offline")]).unwrap_err().help(), Some("retry later"));
+/// ```
 pub trait IntoReply {
     /// Converts into the JSON reply.
     fn into_reply(self) -> Result<Value, PluginError>;

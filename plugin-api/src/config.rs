@@ -31,7 +31,15 @@ impl Config {
         }
     }
 
-    /// Parses the JSON text the host sends.
+    /// Parses the JSON text the host sends (empty text is an empty config).
+    ///
+    /// ```
+    /// use plughost_plugin_api::Config;
+    ///
+    /// assert_eq!(Config::from_json("").unwrap(), Config::default());
+    /// assert_eq!(Config::from_json(r#"{"n": 1}"#).unwrap().value()["n"], 1);
+    /// assert_eq!(Config::from_json("{oops").unwrap_err().code, 400);
+    /// ```
     pub fn from_json(text: &str) -> Result<Self, PluginError> {
         if text.trim().is_empty() {
             return Ok(Self::default());

@@ -14,6 +14,18 @@ use abi_stable::{
 /// Error codes shared by plugins, the host and the RPC wire format.
 ///
 /// They extend the raw protocol's code table (`200`, `403`, `500`, `503`).
+/// The conformance kit expects 4xx for bad input and keeps 5xx for the
+/// method's own failures.
+///
+/// ```
+/// use plughost_plugin_api::{codes, PluginError};
+///
+/// let err = PluginError::new(codes::DEADLINE_EXCEEDED, "too slow");
+/// let callers_fault = (400..500).contains(&err.code);
+/// assert!(!callers_fault);
+/// assert_eq!(PluginError::not_found("x").code, codes::NOT_FOUND);
+/// assert_eq!(PluginError::failed("x").code, codes::FAILED);
+/// ```
 pub mod codes {
     /// The arguments do not fit the method (count or types).
     pub const BAD_ARGUMENTS: u16 = 400;

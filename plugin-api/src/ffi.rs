@@ -118,7 +118,15 @@ pub trait ServiceHost: Send + Sync {
 /// An owned, type-erased [`ServiceHost`].
 pub type ServiceHostBox = ServiceHost_TO<'static, RBox<()>>;
 
-/// Severity of a log record sent from a plugin to the host.
+/// Severity of a log record sent from a plugin to the host, least severe
+/// first.
+///
+/// ```
+/// use plughost_plugin_api::LogLevel;
+///
+/// assert!(LogLevel::Trace < LogLevel::Error);
+/// assert!(LogLevel::Warn >= LogLevel::Info);
+/// ```
 #[repr(u8)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {

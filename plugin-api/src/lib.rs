@@ -65,17 +65,38 @@ pub use serde_json;
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The default route of a method that names none: `plughost.<plugin>.<method>`.
+///
+/// ```
+/// assert_eq!(plughost_plugin_api::default_route("math", "fibo"), "plughost.math.fibo");
+/// ```
 pub fn default_route(plugin: &str, method: &str) -> String {
     export::default_route(plugin, method)
 }
 
 /// Logs through the host from anywhere in plugin code (plugins must not
 /// print to stdout or stderr). A no-op until the host created an instance.
+///
+/// ```
+/// use plughost_plugin_api::prelude::*;
+///
+/// fn divide(a: f64, b: f64) -> Result<f64, PluginError> {
+///     if b == 0.0 {
+///         log(LogLevel::Warn, "divide: refused a division by zero");
+///         return Err(PluginError::bad_arguments("divide: b must not be 0"));
+///     }
+///     Ok(a / b)
+/// }
+/// assert_eq!(divide(1.0, 4.0).unwrap(), 0.25);
+/// assert_eq!(divide(1.0, 0.0).unwrap_err().code, 400);
+/// ```
 pub fn log(level: LogLevel, message: impl AsRef<str>) {
     export::host_log(level, message.as_ref());
 }
 
-/// Everything a plugin author needs, in one import.
+/// Everything a plugin author needs, in one import:
+/// `use plughost_plugin_api::prelude::*;` brings [`Plugin`], [`Method`],
+/// [`Service`], [`ServiceContext`], [`Config`], [`PluginError`], [`log`],
+/// [`LogLevel`], [`export_plugin!`], and `serde_json`'s `json!` and `Value`.
 pub mod prelude {
     pub use crate::{
         export_plugin, log, Config, LogLevel, Method, Plugin, PluginError, Service, ServiceContext,
@@ -84,7 +105,21 @@ pub mod prelude {
 }
 
 /// Exports a plugin from a `cdylib`: pass a function
-/// `fn(&Config) -> Result<Plugin, PluginError>`.
+/// `fn(&Config) -> Result<Plugin, PluginError>`. Use it once per library,
+/// at the crate's top level.
+///
+/// ```
+/// use plughost_plugin_api::prelude::*;
+///
+/// pub fn plugin(_config: &Config) -> Result<Plugin, PluginError> {
+///     Ok(Plugin::new("hello", "0.1.0")
+///         .method(Method::new("greet", |name: String| Ok::<_, PluginError>(format!("hello, {name}")))
+///             .doc("Greets someone")
+///             .example(json!(["ada"]), json!("hello, ada"))))
+/// }
+///
+/// export_plugin!(plugin);
+/// ```
 ///
 /// It expands to the `LibHeader` static that `abi_stable`'s loader looks up
 /// (what `#[export_root_module]` generates), written out here so that plugin

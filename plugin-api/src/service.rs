@@ -1,4 +1,10 @@
 //! The plugin-side view of a running tracked service.
+//!
+//! A service sees only [`ServiceContext`]: the stop signal, its id, the
+//! service manager and logging. The host (or a harness such as the
+//! conformance kit) provides them through the FFI trait
+//! [`ServiceHost`](crate::ffi::ServiceHost), so a service never depends on
+//! how the host tracks it.
 
 use std::time::Duration;
 
@@ -12,6 +18,45 @@ use crate::{ffi::ServiceHostBox, LogLevel, PluginError};
 /// A well-behaved service loops on [`ServiceContext::wait_stop`], which both
 /// paces the loop and returns `true` as soon as the host says stop; the
 /// conformance kit checks that `run` returns within one second of that.
+///
+/// Running a service in process, with a minimal [`ServiceHost`] (what a
+/// host or a test harness provides):
+///
+/// ```
+/// use std::{sync::{atomic::{AtomicBool, Ordering}, Arc}, time::Duration};
+/// use plughost_plugin_api::{
+///     abi_stable::{sabi_trait::TD_Opaque, std_types::{RResult, RStr, RString}},
+///     ffi::{ServiceHost, ServiceHost_TO},
+///     prelude::*,
+/// };
+///
+/// /// Says "stop" from the start, so the service returns at once.
+/// struct StopNow(Arc<AtomicBool>);
+///
+/// impl ServiceHost for StopNow {
+///     fn should_stop(&self) -> bool { self.0.load(Ordering::SeqCst) }
+///     fn wait_stop(&self, _timeout_ms: u64) -> bool { self.should_stop() }
+///     fn service_id(&self) -> RString { "00000000-0000-0000-0000-000000000000".into() }
+///     fn ask_manager(&self, _command: RStr<'_>) -> RResult<RString, PluginError> {
+///         RResult::RErr(PluginError::new(503, "no manager here"))
+///     }
+///     fn log(&self, _level: LogLevel, _message: RStr<'_>) {}
+/// }
+///
+/// fn worker(ctx: &ServiceContext) -> Result<(), PluginError> {
+///     while !ctx.wait_stop(Duration::from_millis(100)) {}
+///     assert!(ctx.ask_manager("l").is_err());
+///     Ok(())
+/// }
+///
+/// let host = ServiceHost_TO::from_value(StopNow(Arc::new(AtomicBool::new(true))), TD_Opaque);
+/// let ctx = ServiceContext::new(host);
+/// assert!(ctx.should_stop());
+/// assert_eq!(ctx.service_id().len(), 36);
+/// worker(&ctx).unwrap();
+/// ```
+///
+/// [`ServiceHost`]: crate::ffi::ServiceHost
 pub struct ServiceContext {
     host: ServiceHostBox,
 }
