@@ -3,6 +3,8 @@
 //! rule-breaking fixture, `--json`, and JUnit XML that a real XML parser
 //! (Python's `xml.etree`) accepts.
 
+#![allow(clippy::unwrap_used)]
+
 use std::process::{Command, Output};
 
 use plughost_test_support::{plugin_lib, CONFORMANCE_FIXTURES};
@@ -84,7 +86,7 @@ fn each_rule_breaking_fixture_exits_1_and_names_its_check() {
             "{fixture}: {text}"
         );
         assert!(
-            text.contains(&format!("1 failed, ")) && text.contains(&format!("(failed: {check})")),
+            text.contains("1 failed, ") && text.contains(&format!("(failed: {check})")),
             "{fixture}: {text}"
         );
         assert!(

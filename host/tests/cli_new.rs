@@ -6,6 +6,8 @@
 //! runs, so compiled dependencies are reused) and offline, with the lock
 //! file `plughost new` copied from this checkout.
 
+#![allow(clippy::unwrap_used)]
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},

@@ -2,6 +2,8 @@
 //! rule-breaking fixture fails the check it breaks and only that one, so
 //! the kit is shown to be able to fail. Real libraries, the real loader.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use plughost_conformance::{Check, Conformance, Outcome, Report};

@@ -5,7 +5,7 @@
 //!
 //! - this file: the session, `load`, `metadata`, `init` and `quiet`;
 //! - [`calls`]: `examples`, `bad-arguments`, `latency`, `concurrency`, `panics`;
-//! - [`services`]: `services`.
+//! - [`services`]: the `services` check.
 //!
 //! Every piece of plugin code the kit runs goes through
 //! [`Quiet::watch`](super::capture) so that the quiet check sees it.
