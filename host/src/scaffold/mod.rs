@@ -152,7 +152,8 @@ pub fn build_checkout() -> Option<PathBuf> {
 /// built from, else the published version.
 pub fn detect_api_source(dir: &Path) -> ApiSource {
     let cwd = std::env::current_dir().ok();
-    find_checkout(dir)
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    find_checkout(&dir)
         .or_else(|| cwd.as_deref().and_then(find_checkout))
         .or_else(build_checkout)
         .map(ApiSource::Checkout)
