@@ -59,7 +59,9 @@ impl Session<'_> {
         } else {
             let summary = failures.join("; ");
             failures.extend(stopped);
-            CheckResult::fail(Check::Services, summary).with_details(failures)
+            // One finding is the summary already.
+            let details = if failures.len() > 1 { failures } else { Vec::new() };
+            CheckResult::fail(Check::Services, summary).with_details(details)
         }
     }
 }
