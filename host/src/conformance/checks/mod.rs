@@ -277,8 +277,9 @@ impl<'a> Session<'a> {
             )
             .with_details(details);
         }
-        if self.plugin.is_none() && details.is_empty() {
-            return CheckResult::skip(Check::Quiet, "the plugin did not load");
+        if self.plugin.is_none() {
+            return CheckResult::skip(Check::Quiet, "the plugin did not load")
+                .with_details(details);
         }
         let (windows, records) = (self.quiet.windows(), self.sink.total());
         CheckResult::pass(

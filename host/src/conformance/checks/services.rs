@@ -60,7 +60,11 @@ impl Session<'_> {
             let summary = failures.join("; ");
             failures.extend(stopped);
             // One finding is the summary already.
-            let details = if failures.len() > 1 { failures } else { Vec::new() };
+            let details = if failures.len() > 1 {
+                failures
+            } else {
+                Vec::new()
+            };
             CheckResult::fail(Check::Services, summary).with_details(details)
         }
     }
