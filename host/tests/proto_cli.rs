@@ -141,7 +141,7 @@ fn codes_raw_lists_the_old_reasons() {
     let output = plughost(&["proto", "codes", "raw"], b"");
     assert_eq!(
         stdout(&output),
-        "200 Success (2xx success)\n403 Forbidden (4xx client error)\n\
+        "200 Success (2xx success)\n403 Forbidden (4xx client error)\n404 Not Found (4xx client error)\n\
          500 Failure : Internal Server Error (5xx server error)\n503 Service Unavailable (5xx server error)\n"
     );
 }

@@ -1,5 +1,6 @@
 //! The raw protocol's response codes: the four the old system sends, with
-//! the reasons it sends them with (WIRE.md section 2).
+//! the reasons it sends them with (WIRE.md section 2), plus plughost's 404
+//! for a stop request naming no registered service.
 //!
 //! The numbers are HTTP's and mean what they mean there, so their class is an
 //! [`HttpClass`]. The reasons are the old system's, not HTTP's: 200 is
@@ -24,6 +25,8 @@ pub enum RawCode {
     Success,
     /// 403: the request is not allowed (plughost: `mgmt e` without the admin token).
     Forbidden,
+    /// 404: plughost's extension: `mgmt s <uuid>` names no registered service.
+    NotFound,
     /// 500: handling the request failed.
     InternalServerError,
     /// 503: the service cannot handle it now (e.g. no manager known yet).
@@ -32,9 +35,10 @@ pub enum RawCode {
 
 impl RawCode {
     /// Every raw code, in ascending order.
-    pub const ALL: [RawCode; 4] = [
+    pub const ALL: [RawCode; 5] = [
         RawCode::Success,
         RawCode::Forbidden,
+        RawCode::NotFound,
         RawCode::InternalServerError,
         RawCode::ServiceUnavailable,
     ];
@@ -44,6 +48,7 @@ impl RawCode {
         match self {
             Self::Success => 200,
             Self::Forbidden => 403,
+            Self::NotFound => 404,
             Self::InternalServerError => 500,
             Self::ServiceUnavailable => 503,
         }
@@ -54,12 +59,13 @@ impl RawCode {
         match self {
             Self::Success => "Success",
             Self::Forbidden => "Forbidden",
+            Self::NotFound => "Not Found",
             Self::InternalServerError => "Failure : Internal Server Error",
             Self::ServiceUnavailable => "Service Unavailable",
         }
     }
 
-    /// The raw code with this number, if it is one of the four.
+    /// The raw code with this number, if it is one of the table.
     pub fn from_u16(code: u16) -> Option<Self> {
         Self::ALL.into_iter().find(|raw| raw.code() == code)
     }
@@ -68,7 +74,7 @@ impl RawCode {
     pub fn class(self) -> HttpClass {
         match self {
             Self::Success => HttpClass::Success,
-            Self::Forbidden => HttpClass::ClientError,
+            Self::Forbidden | Self::NotFound => HttpClass::ClientError,
             Self::InternalServerError | Self::ServiceUnavailable => HttpClass::ServerError,
         }
     }
@@ -105,6 +111,7 @@ mod tests {
             [
                 "200 Success",
                 "403 Forbidden",
+                "404 Not Found",
                 "500 Failure : Internal Server Error",
                 "503 Service Unavailable"
             ]
@@ -114,7 +121,8 @@ mod tests {
     #[test]
     fn lookup_and_classes() {
         assert_eq!(RawCode::from_u16(403), Some(RawCode::Forbidden));
-        assert_eq!(RawCode::from_u16(404), None);
+        assert_eq!(RawCode::from_u16(404), Some(RawCode::NotFound));
+        assert_eq!(RawCode::from_u16(418), None);
         assert!(RawCode::Success.is_success());
         assert!(!RawCode::ServiceUnavailable.is_success());
         assert_eq!(
