@@ -26,6 +26,7 @@ use crate::{
     plugins::{rebuild, Changes, LoadError, PluginHandle, PluginState, Registry},
     rpc::{self, BrokerState, Exchanges, RpcConfig},
     shutdown::{self, ShutdownTrigger},
+    tracker::{self, manager::ManagerConfig, services::ServicesConfig},
     watch::FileWatch,
 };
 
@@ -38,6 +39,9 @@ pub enum HostError {
     /// A plugin of the manifest did not load.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// The service manager could not start.
+    #[error(transparent)]
+    Tracker(#[from] crate::tracker::TrackerError),
     /// The admin socket could not be opened.
     #[error("admin socket {path}: {source}")]
     Admin {
@@ -169,6 +173,29 @@ impl Host {
             )));
         }
         let served = (roles.name_service || roles.rpc).then_some(served_rx);
+        let zmq = &manifest.zeromq;
+        if roles.manager {
+            let config = ManagerConfig {
+                discovery: bind_form(&zmq.discovery),
+                management: bind_form(&zmq.management),
+                beacon_interval: Duration::from_millis(zmq.beacon_interval_ms),
+                ttl: Duration::from_millis(zmq.ttl_ms),
+                admin_token: zmq.admin_token.clone(),
+            };
+            let manager = tracker::manager::start(config, shutdown.clone()).await?;
+            tasks.push(tokio::spawn(async move {
+                let _ = manager.task.await;
+            }));
+        }
+        if roles.services {
+            let config = ServicesConfig {
+                host_name: manifest.host.name.clone(),
+                discovery: zmq.discovery.clone(),
+                management: zmq.management.clone(),
+                heartbeat: Duration::from_millis(zmq.heartbeat_interval_ms),
+            };
+            tasks.push(tokio::spawn(tracker::services::run(config, registry_tx.subscribe(), shutdown.clone())));
+        }
         Ok(Self {
             name: manifest.host.name.clone(),
             registry: registry_tx,
@@ -338,6 +365,12 @@ impl Host {
             let _ = task.await;
         }
     }
+}
+
+/// The endpoint a manager binds for a configured one: `tcp://*:PORT` (all
+/// interfaces, the old default) stays as written; anything else is used as is.
+fn bind_form(endpoint: &str) -> String {
+    endpoint.replace("tcp://*:", "tcp://0.0.0.0:")
 }
 
 /// Re-reads the manifest from disk and applies it, logging the outcome.

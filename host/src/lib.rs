@@ -17,6 +17,7 @@
 //!   protocol, addresses, uids, codes, headers).
 //! - [`rpc`]: RPC over RabbitMQ: name service, RPC service, client, v1/v2.
 //! - [`scaffold`]: `plughost new`: generate a plugin crate that passes the kit.
+//! - [`tracker`]: the service tracker over ZeroMQ: manager, service agents, management client.
 //! - [`shutdown`]: the one shutdown signal every role listens to.
 //! - [`versions`]: what this build is made of, for `plughost version`.
 //! - [`watch`]: following the manifest and plugin files (debounced).
@@ -31,5 +32,6 @@ pub mod proto;
 pub mod rpc;
 pub mod scaffold;
 pub mod shutdown;
+pub mod tracker;
 pub mod versions;
 pub mod watch;

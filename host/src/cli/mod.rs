@@ -13,6 +13,7 @@ mod new;
 mod plugins;
 pub mod proto;
 mod rpc;
+mod services;
 mod version;
 
 /// plughost: a plugin-based service host.
@@ -56,6 +57,11 @@ pub enum Command {
     /// The protocol toolkit: parse raw-protocol messages, look up raw/HTTP/SIP status codes.
     #[command(subcommand)]
     Proto(proto::ProtoCommand),
+    /// The command processor: list and stop the services a service manager tracks.
+    #[command(subcommand)]
+    Services(services::ServicesCommand),
+    /// The old interactive command processor on stdin: l (list), s <uuid> (stop), e (exit).
+    CmdProc(services::CmdProcArgs),
     /// Tell a running host to re-read its manifest now (it also follows file changes and SIGHUP).
     Reload(admin::AdminArgs),
     /// Show a running host's plugins: versions, file hashes, states, load times, call counts.
@@ -83,6 +89,8 @@ pub fn main() -> ExitCode {
         Command::Call(args) => block_on(rpc::call(args)),
         Command::Bench(cmd) => block_on(bench::run(cmd)),
         Command::Proto(command) => proto::run(command),
+        Command::Services(cmd) => block_on(services::run(cmd)),
+        Command::CmdProc(args) => block_on(services::cmd_proc(args)),
         Command::Reload(args) => block_on(admin::reload(args)),
         Command::Status(args) => block_on(admin::status(args)),
         Command::Conformance(args) => conformance::run(args),

@@ -1,0 +1,237 @@
+//! Runs a host's tracked services and keeps them in step with its plugin set.
+//!
+//! The host registers itself as a service, and every tracked service of
+//! every loaded plugin runs on its own OS thread (plugin code is blocking)
+//! with an agent that registers it. When a reload removes or replaces a
+//! plugin, its services are told to stop, say BYE and end; a replacement's
+//! services start from the new instance. When the manager asks a service to
+//! stop, its run function is told to stop, and the agent says BYE when it
+//! returns.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Condvar, Mutex},
+    time::Duration,
+};
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{RResult, RStr, RString},
+};
+use plughost_plugin_api::{
+    ffi::{ServiceHost, ServiceHost_TO},
+    LogLevel, PluginError,
+};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::agent::{self, AgentConfig, AgentHandle};
+use crate::{
+    plugins::{PluginHandle, Registry},
+    proto::{address::RawAddress, uid::Uid},
+    shutdown::Shutdown,
+};
+
+/// Where the manager is and how often to say hello.
+#[derive(Debug, Clone)]
+pub struct ServicesConfig {
+    /// This host's name.
+    pub host_name: String,
+    /// The manager's discovery endpoint.
+    pub discovery: String,
+    /// The manager's management endpoint.
+    pub management: String,
+    /// Time between HELLOs.
+    pub heartbeat: Duration,
+}
+
+/// A stop signal a blocking thread can wait on.
+#[derive(Default)]
+struct StopFlag {
+    stopped: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl StopFlag {
+    fn set(&self) {
+        if let Ok(mut s) = self.stopped.lock() {
+            *s = true;
+            self.changed.notify_all();
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.stopped.lock().map(|s| *s).unwrap_or(true)
+    }
+
+    fn wait(&self, timeout: Duration) -> bool {
+        let Ok(guard) = self.stopped.lock() else { return true };
+        match self.changed.wait_timeout_while(guard, timeout, |stopped| !*stopped) {
+            Ok((stopped, _)) => *stopped,
+            Err(_) => true,
+        }
+    }
+}
+
+/// The host side of [`ServiceHost`] for one running service.
+struct HostForService {
+    stop: Arc<StopFlag>,
+    uid: Uid,
+    label: String,
+    agent: Arc<AgentHandle>,
+}
+
+impl ServiceHost for HostForService {
+    fn should_stop(&self) -> bool {
+        self.stop.is_set()
+    }
+
+    fn wait_stop(&self, timeout_ms: u64) -> bool {
+        self.stop.wait(Duration::from_millis(timeout_ms))
+    }
+
+    fn service_id(&self) -> RString {
+        self.uid.to_string().into()
+    }
+
+    fn ask_manager(&self, command: RStr<'_>) -> RResult<RString, PluginError> {
+        match self.agent.ask_blocking(command.as_str()) {
+            Ok(answer) => RResult::ROk(answer.trimmed_body().iter().map(|l| format!("{l}\n")).collect::<String>().into()),
+            Err(e) => RResult::RErr(PluginError::new(503, e)),
+        }
+    }
+
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        crate::plugins::host_api::emit(&self.label, level, message.as_str());
+    }
+}
+
+/// One running tracked service.
+struct Running {
+    agent: Arc<AgentHandle>,
+    stop: Arc<StopFlag>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Runs the host's own registration and its plugins' tracked services until
+/// `shutdown`, following `registry`.
+pub async fn run(config: ServicesConfig, mut registry: watch::Receiver<Arc<Registry>>, mut shutdown: Shutdown) {
+    let first = registry.borrow_and_update().clone();
+    let host = start_agent(&config, format!("plughost {}", config.host_name), host_details(&config, &first));
+    let mut running: HashMap<(usize, String), Running> = HashMap::new();
+    let mut check = tokio::time::interval(Duration::from_millis(100));
+    sync(&config, &first, &mut running).await;
+    loop {
+        tokio::select! {
+            changed = registry.changed() => {
+                if changed.is_err() { break; }
+                let current = registry.borrow_and_update().clone();
+                sync(&config, &current, &mut running).await;
+            }
+            _ = check.tick() => reap(&mut running).await,
+            _ = shutdown.wait() => break,
+        }
+    }
+    for (_, service) in running.drain() {
+        stop(service).await;
+    }
+    host.stop().await;
+}
+
+fn host_details(config: &ServicesConfig, registry: &Registry) -> Option<serde_json::Value> {
+    let methods: Vec<&str> = registry.methods().map(|m| m.name.as_str()).collect();
+    Some(serde_json::json!({ "host": config.host_name, "methods": methods }))
+}
+
+fn start_agent(config: &ServicesConfig, name: String, details: Option<serde_json::Value>) -> AgentHandle {
+    let name: String = name.chars().map(|c| if matches!(c, ':' | '\r' | '\n') { ' ' } else { c }).collect();
+    let address = RawAddress::new(name, Uid::new_v4()).expect("names without ':' or line breaks are valid addresses");
+    agent::spawn(AgentConfig {
+        address,
+        discovery: config.discovery.clone(),
+        management: config.management.clone(),
+        heartbeat: config.heartbeat,
+        details,
+    })
+}
+
+/// Starts services of plugins new to the set, stops those of plugins gone.
+async fn sync(config: &ServicesConfig, registry: &Registry, running: &mut HashMap<(usize, String), Running>) {
+    let mut wanted = Vec::new();
+    for plugin in registry.plugins() {
+        for service in &plugin.descriptor().services {
+            wanted.push(((Arc::as_ptr(plugin) as usize, service.name.clone()), Arc::clone(plugin)));
+        }
+    }
+    let gone: Vec<_> = running.keys().filter(|k| !wanted.iter().any(|(w, _)| w == *k)).cloned().collect();
+    for key in gone {
+        if let Some(service) = running.remove(&key) {
+            stop(service).await;
+        }
+    }
+    for (key, plugin) in wanted {
+        if !running.contains_key(&key) {
+            let service = start_service(config, plugin, &key.1);
+            running.insert(key, service);
+        }
+    }
+}
+
+fn start_service(config: &ServicesConfig, plugin: Arc<PluginHandle>, name: &str) -> Running {
+    let details = serde_json::json!({ "host": config.host_name, "plugin": plugin.name(), "version": plugin.version(), "service": name });
+    let agent = Arc::new(start_agent(config, format!("{}.{} on {}", plugin.name(), name, config.host_name), Some(details)));
+    let stop = Arc::new(StopFlag::default());
+    let host = HostForService {
+        stop: Arc::clone(&stop),
+        uid: agent.address.uid(),
+        label: plugin.name().to_owned(),
+        agent: Arc::clone(&agent),
+    };
+    let service = name.to_owned();
+    let address = agent.address.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("service-{service}"))
+        .spawn(move || {
+            info!(service = %address, "tracked service started");
+            if let Err(e) = plugin.run_service(&service, ServiceHost_TO::from_value(host, TD_Opaque)) {
+                warn!(service = %address, error = %e, "tracked service failed");
+            }
+        });
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => {
+            warn!(error = %e, "cannot start a thread for a tracked service");
+            std::thread::spawn(|| {})
+        }
+    };
+    Running { agent, stop, thread }
+}
+
+/// Ends services whose run function returned or whose manager asked them to stop.
+async fn reap(running: &mut HashMap<(usize, String), Running>) {
+    for service in running.values() {
+        if *service.agent.stop_requested().borrow() {
+            service.stop.set();
+        }
+    }
+    let finished: Vec<_> = running.iter().filter(|(_, s)| s.thread.is_finished()).map(|(k, _)| k.clone()).collect();
+    for key in finished {
+        if let Some(service) = running.remove(&key) {
+            stop(service).await;
+        }
+    }
+}
+
+/// Tells a service to stop, waits (up to 5 s) for its thread, says BYE.
+async fn stop(service: Running) {
+    service.stop.set();
+    let thread = service.thread;
+    let joined = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || thread.join())).await;
+    if joined.is_err() {
+        warn!(service = %service.agent.address, "tracked service did not stop within 5 s; leaving its thread behind");
+    }
+    service.agent.request_stop();
+    if let Ok(agent) = Arc::try_unwrap(service.agent) {
+        agent.stop().await;
+    }
+}
