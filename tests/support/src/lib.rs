@@ -9,6 +9,7 @@
 pub mod broker;
 pub mod build;
 pub mod manifest;
+pub mod pyzmq;
 
 pub use broker::{close_broker_connection, TestExchanges, AMQP_URL};
 pub use build::{plugin_lib, variant_lib, SourcePatch, Variant, CONFORMANCE_FIXTURES};
