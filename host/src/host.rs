@@ -194,7 +194,11 @@ impl Host {
                 management: zmq.management.clone(),
                 heartbeat: Duration::from_millis(zmq.heartbeat_interval_ms),
             };
-            tasks.push(tokio::spawn(tracker::services::run(config, registry_tx.subscribe(), shutdown.clone())));
+            tasks.push(tokio::spawn(tracker::services::run(
+                config,
+                registry_tx.subscribe(),
+                shutdown.clone(),
+            )));
         }
         Ok(Self {
             name: manifest.host.name.clone(),

@@ -13,7 +13,10 @@ use std::{
 use plughost_test_support::{plugin_lib, TempManifest};
 
 fn plughost(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plughost")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_plughost"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 struct Running(Child);
@@ -37,7 +40,11 @@ fn run(manifest: &TempManifest) -> Running {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn list(management: &str) -> Vec<serde_json::Value> {
@@ -48,20 +55,29 @@ fn list(management: &str) -> Vec<serde_json::Value> {
     serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap_or_default()
 }
 
-fn wait_for(management: &str, what: &str, done: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+fn wait_for(
+    management: &str,
+    what: &str,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
     let started = Instant::now();
     loop {
         let services = list(management);
         if done(&services) {
             return services;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "{what}: {services:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what}: {services:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn named<'a>(services: &'a [serde_json::Value], part: &str) -> Option<&'a serde_json::Value> {
-    services.iter().find(|s| s["name"].as_str().unwrap().contains(part))
+    services
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().contains(part))
 }
 
 #[test]
@@ -71,7 +87,9 @@ fn list_stop_cmd_proc_and_a_killed_host_expires() {
         "[zeromq]\ndiscovery = \"tcp://127.0.0.1:{disc}\"\nmanagement = \"tcp://127.0.0.1:{mgmt}\"\nbeacon_interval_ms = 200\nheartbeat_interval_ms = 200\nttl_ms = 1000\n"
     );
     let roles = "name_service = false\nrpc = false\nadmin = false\n";
-    let manager = TempManifest::new(&format!("[host]\nname = \"mgr-host\"\n{zeromq}[roles]\n{roles}"));
+    let manager = TempManifest::new(&format!(
+        "[host]\nname = \"mgr-host\"\n{zeromq}[roles]\n{roles}"
+    ));
     let worker = TempManifest::new(&format!(
         "[host]\nname = \"worker-host\"\n{zeromq}[roles]\nmanager = false\n{roles}\n[[plugins]]\npath = {:?}\n",
         plugin_lib("echo").display().to_string()
@@ -81,14 +99,22 @@ fn list_stop_cmd_proc_and_a_killed_host_expires() {
     let mut worker_host = run(&worker);
 
     let services = wait_for(&management, "both hosts and the ticker register", |s| {
-        named(s, "plughost mgr-host").is_some() && named(s, "plughost worker-host").is_some() && named(s, "echo.ticker").is_some()
+        named(s, "plughost mgr-host").is_some()
+            && named(s, "plughost worker-host").is_some()
+            && named(s, "echo.ticker").is_some()
     });
-    let ticker = named(&services, "echo.ticker").unwrap()["uuid"].as_str().unwrap().to_owned();
+    let ticker = named(&services, "echo.ticker").unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // The table form shows name, uuid, last message type and age.
     let out = plughost(&["services", "list", "--management", &management]);
     let table = String::from_utf8(out.stdout).unwrap();
-    assert!(table.contains("echo.ticker on worker-host") && table.contains(&ticker), "{table}");
+    assert!(
+        table.contains("echo.ticker on worker-host") && table.contains(&ticker),
+        "{table}"
+    );
 
     // cmd-proc: l lists (the old text), e exits 0.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_plughost"))
@@ -101,29 +127,52 @@ fn list_stop_cmd_proc_and_a_killed_host_expires() {
     let out = cmd.wait_with_output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains(&format!(": service_id = {ticker} :time_since_lastUpdate = ")), "{text}");
+    assert!(
+        text.contains(&format!(
+            ": service_id = {ticker} :time_since_lastUpdate = "
+        )),
+        "{text}"
+    );
 
     // Stop the ticker: it says BYE and is gone.
     let out = plughost(&["services", "stop", &ticker, "--management", &management]);
     assert!(out.status.success(), "{out:?}");
-    wait_for(&management, "the stopped ticker leaves", |s| named(s, "echo.ticker").is_none());
+    wait_for(&management, "the stopped ticker leaves", |s| {
+        named(s, "echo.ticker").is_none()
+    });
 
     // Kill the worker host without a chance to say BYE: it expires.
     worker_host.0.kill().unwrap();
     worker_host.0.wait().unwrap();
     let killed = Instant::now();
-    wait_for(&management, "the killed host expires", |s| named(s, "worker-host").is_none());
-    assert!(killed.elapsed() < Duration::from_secs(5), "expired after {:?} (TTL 1 s)", killed.elapsed());
+    wait_for(&management, "the killed host expires", |s| {
+        named(s, "worker-host").is_none()
+    });
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "expired after {:?} (TTL 1 s)",
+        killed.elapsed()
+    );
     // A stop for an unknown uuid is an error.
     let out = plughost(&["services", "stop", &ticker, "--management", &management]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("404"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{out:?}"
+    );
 }
 
 #[test]
 fn services_list_without_a_manager_says_so() {
     let port = free_port();
-    let out = plughost(&["services", "list", "--management", &format!("tcp://127.0.0.1:{port}"), "--timeout", "1"]);
+    let out = plughost(&[
+        "services",
+        "list",
+        "--management",
+        &format!("tcp://127.0.0.1:{port}"),
+        "--timeout",
+        "1",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");

@@ -22,13 +22,20 @@ async fn wait_ticker(client: &mut ManagementClient, present: bool) -> Vec<Servic
         if has_host && has_ticker == present {
             return list;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "ticker present = {has_ticker}: {list:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "ticker present = {has_ticker}: {list:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,23 +45,57 @@ async fn tracked_services_follow_reloads() {
         "[host]\nname = \"svc-host\"\n[zeromq]\ndiscovery = \"tcp://127.0.0.1:{disc}\"\nmanagement = \"tcp://127.0.0.1:{mgmt}\"\n\
          beacon_interval_ms = 100\nheartbeat_interval_ms = 100\n[roles]\nname_service = false\nrpc = false\nadmin = false\n\n"
     );
-    let echo = format!("[[plugins]]\npath = {:?}\n", plugin_lib("echo").display().to_string());
-    let math = format!("[[plugins]]\npath = {:?}\n", plugin_lib("math").display().to_string());
+    let echo = format!(
+        "[[plugins]]\npath = {:?}\n",
+        plugin_lib("echo").display().to_string()
+    );
+    let math = format!(
+        "[[plugins]]\npath = {:?}\n",
+        plugin_lib("math").display().to_string()
+    );
     let m = TempManifest::new(&format!("{head}{math}{echo}"));
-    let host = Host::start(&Manifest::load(m.path()).unwrap(), &HostOptions::default()).await.unwrap();
-    let mut client = ManagementClient::connect(&format!("tcp://127.0.0.1:{mgmt}"), Duration::from_secs(5)).await.unwrap();
+    let host = Host::start(&Manifest::load(m.path()).unwrap(), &HostOptions::default())
+        .await
+        .unwrap();
+    let mut client =
+        ManagementClient::connect(&format!("tcp://127.0.0.1:{mgmt}"), Duration::from_secs(5))
+            .await
+            .unwrap();
     let list = wait_ticker(&mut client, true).await;
-    let first = list.iter().find(|s| s.name.starts_with("echo.ticker")).unwrap().uuid.clone();
-    let details = list.iter().find(|s| s.name.starts_with("echo.ticker")).unwrap().details.clone().unwrap();
-    assert_eq!(details["plugin"], "echo", "v2 details travel after the init line: {details}");
+    let first = list
+        .iter()
+        .find(|s| s.name.starts_with("echo.ticker"))
+        .unwrap()
+        .uuid
+        .clone();
+    let details = list
+        .iter()
+        .find(|s| s.name.starts_with("echo.ticker"))
+        .unwrap()
+        .details
+        .clone()
+        .unwrap();
+    assert_eq!(
+        details["plugin"], "echo",
+        "v2 details travel after the init line: {details}"
+    );
 
     m.rewrite(&format!("{head}{math}"));
-    host.reload(&Manifest::load(m.path()).unwrap()).await.unwrap();
+    host.reload(&Manifest::load(m.path()).unwrap())
+        .await
+        .unwrap();
     wait_ticker(&mut client, false).await;
     m.rewrite(&format!("{head}{math}{echo}"));
-    host.reload(&Manifest::load(m.path()).unwrap()).await.unwrap();
+    host.reload(&Manifest::load(m.path()).unwrap())
+        .await
+        .unwrap();
     let list = wait_ticker(&mut client, true).await;
-    let again = list.iter().find(|s| s.name.starts_with("echo.ticker")).unwrap().uuid.clone();
+    let again = list
+        .iter()
+        .find(|s| s.name.starts_with("echo.ticker"))
+        .unwrap()
+        .uuid
+        .clone();
     assert_ne!(first, again, "a new instance registers as a new service");
     host.shutdown().await;
 }

@@ -26,7 +26,11 @@ use zeromq::{DealerSocket, Socket, SocketOptions, SocketRecv, SocketSend, ZmqMes
 
 const BEACON: Duration = Duration::from_millis(100);
 
-async fn start_manager_at(discovery: &str, management: &str, ttl: Duration) -> (ManagerHandle, ShutdownTrigger) {
+async fn start_manager_at(
+    discovery: &str,
+    management: &str,
+    ttl: Duration,
+) -> (ManagerHandle, ShutdownTrigger) {
     let (trigger, shutdown) = shutdown::channel();
     let config = ManagerConfig {
         discovery: discovery.into(),
@@ -53,11 +57,17 @@ fn start_agent(m: &ManagerHandle, name: &str) -> AgentHandle {
 }
 
 async fn client(m: &ManagerHandle) -> ManagementClient {
-    ManagementClient::connect(&m.management, Duration::from_secs(5)).await.unwrap()
+    ManagementClient::connect(&m.management, Duration::from_secs(5))
+        .await
+        .unwrap()
 }
 
 /// Polls the listing until `done` holds (10 s at most).
-async fn wait_listing(m: &ManagerHandle, what: &str, done: impl Fn(&[ServiceInfo]) -> bool) -> Vec<ServiceInfo> {
+async fn wait_listing(
+    m: &ManagerHandle,
+    what: &str,
+    done: impl Fn(&[ServiceInfo]) -> bool,
+) -> Vec<ServiceInfo> {
     let mut c = client(m).await;
     let started = Instant::now();
     loop {
@@ -65,7 +75,10 @@ async fn wait_listing(m: &ManagerHandle, what: &str, done: impl Fn(&[ServiceInfo
         if done(&list) {
             return list;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "{what}: listing stayed {list:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: listing stayed {list:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -77,14 +90,19 @@ fn has(list: &[ServiceInfo], uid: Uid) -> bool {
 /// A raw DEALER, as an old Python service would use, with any identity.
 async fn raw_dealer(endpoint: &str, identity: &str) -> DealerSocket {
     let mut options = SocketOptions::default();
-    options.peer_identity(zeromq::util::PeerIdentity::try_from(Bytes::from(identity.to_owned())).unwrap());
+    options.peer_identity(
+        zeromq::util::PeerIdentity::try_from(Bytes::from(identity.to_owned())).unwrap(),
+    );
     let mut dealer = DealerSocket::with_options(options);
     dealer.connect(endpoint).await.unwrap();
     dealer
 }
 
 async fn recv_response(dealer: &mut DealerSocket) -> RawResponse {
-    let message = tokio::time::timeout(Duration::from_secs(5), dealer.recv()).await.expect("an answer").unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(5), dealer.recv())
+        .await
+        .expect("an answer")
+        .unwrap();
     RawResponse::parse_frames(message.into_vec().iter()).unwrap()
 }
 
@@ -95,10 +113,19 @@ async fn register_heartbeat_bye_and_expiry() {
     let uid = a.address.uid();
     let list = wait_listing(&m, "A registers", |l| has(l, uid)).await;
     assert_eq!(list[0].name, "Service A");
-    wait_listing(&m, "A heartbeats", |l| l.iter().any(|s| s.uuid == uid.to_string() && s.last_msg_type == "hello")).await;
+    wait_listing(&m, "A heartbeats", |l| {
+        l.iter()
+            .any(|s| s.uuid == uid.to_string() && s.last_msg_type == "hello")
+    })
+    .await;
     // The v1 listing text has the old shape.
     let text = client(&m).await.list_text().await.unwrap();
-    assert!(text.starts_with(&format!("[1] : service_name = Service A : service_id = {uid} :time_since_lastUpdate = ")), "{text}");
+    assert!(
+        text.starts_with(&format!(
+            "[1] : service_name = Service A : service_id = {uid} :time_since_lastUpdate = "
+        )),
+        "{text}"
+    );
 
     a.stop().await; // BYE
     wait_listing(&m, "A says bye", |l| !has(l, uid)).await;
@@ -107,7 +134,10 @@ async fn register_heartbeat_bye_and_expiry() {
     let silent = RawAddress::new("Silent", Uid::new_v4()).unwrap();
     let mut dealer = raw_dealer(&m.management, &silent.uid().to_string()).await;
     let init = RawRequest::of_type(silent.clone(), m.address.clone(), RawMessageType::Init);
-    dealer.send(ZmqMessage::from(init.serialize())).await.unwrap();
+    dealer
+        .send(ZmqMessage::from(init.serialize()))
+        .await
+        .unwrap();
     let answer = recv_response(&mut dealer).await;
     assert_eq!((answer.id(), answer.code()), (init.id(), 200));
     assert!(has(&client(&m).await.list().await.unwrap(), silent.uid()));
@@ -118,18 +148,27 @@ async fn register_heartbeat_bye_and_expiry() {
 async fn services_register_again_after_a_manager_restart() {
     let (m1, stop1) = start_manager(Duration::from_secs(3)).await;
     let (discovery, management) = (m1.discovery.clone(), m1.management.clone());
-    let agents: Vec<_> = (0..5).map(|i| start_agent(&m1, &format!("Service {i}"))).collect();
+    let agents: Vec<_> = (0..5)
+        .map(|i| start_agent(&m1, &format!("Service {i}")))
+        .collect();
     wait_listing(&m1, "all register", |l| l.len() == 5).await;
 
     stop1.fire();
     m1.task.await.unwrap();
     let (m2, _stop2) = start_manager_at(&discovery, &management, Duration::from_secs(3)).await;
-    assert_ne!(m2.address.uid(), agents[0].registered().borrow().as_ref().unwrap().uid());
+    assert_ne!(
+        m2.address.uid(),
+        agents[0].registered().borrow().as_ref().unwrap().uid()
+    );
     let restarted = Instant::now();
     wait_listing(&m2, "all register with the new manager", |l| l.len() == 5).await;
     // The first beacon after the restart triggers INIT at once; allow two
     // beacon intervals plus scheduling slack on a loaded machine.
-    assert!(restarted.elapsed() < 2 * BEACON + Duration::from_millis(900), "took {:?}", restarted.elapsed());
+    assert!(
+        restarted.elapsed() < 2 * BEACON + Duration::from_millis(900),
+        "took {:?}",
+        restarted.elapsed()
+    );
     for a in agents {
         a.stop().await;
     }
@@ -145,7 +184,10 @@ async fn stop_asks_the_service_and_unknown_uuids_are_404() {
     let answer = c.stop(uid).await.unwrap();
     assert_eq!(answer.code(), 200, "{answer:?}");
     let mut requested = a.stop_requested();
-    tokio::time::timeout(Duration::from_secs(5), requested.wait_for(|r| *r)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), requested.wait_for(|r| *r))
+        .await
+        .unwrap()
+        .unwrap();
     a.stop().await;
     wait_listing(&m, "stopped service is gone", |l| !has(l, uid)).await;
     let answer = c.stop(Uid::new_v4()).await.unwrap();
@@ -161,7 +203,10 @@ async fn shutdown_needs_the_admin_token() {
     assert!(!m.task.is_finished());
     let answer = c.shutdown(Some("s3cret")).await.unwrap();
     assert_eq!(answer.code(), 200);
-    tokio::time::timeout(Duration::from_secs(5), m.task).await.expect("the manager stops").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), m.task)
+        .await
+        .expect("the manager stops")
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,11 +216,17 @@ async fn requests_that_fail_authenticity_are_refused() {
     let mut dealer = raw_dealer(&m.management, &Uid::new_v4().to_string()).await;
     let other = RawAddress::new("Impostor", Uid::new_v4()).unwrap();
     let request = RawRequest::new(other.clone(), None, ["mgmt", "l"]);
-    dealer.send(ZmqMessage::from(request.serialize())).await.unwrap();
+    dealer
+        .send(ZmqMessage::from(request.serialize()))
+        .await
+        .unwrap();
     assert_eq!(recv_response(&mut dealer).await.code(), 403);
     // Addressed To the manager, it is accepted whatever the identity.
     let request = RawRequest::new(other, Some(m.address.clone()), ["mgmt", "l"]);
-    dealer.send(ZmqMessage::from(request.serialize())).await.unwrap();
+    dealer
+        .send(ZmqMessage::from(request.serialize()))
+        .await
+        .unwrap();
     assert_eq!(recv_response(&mut dealer).await.code(), 200);
 }
 
@@ -185,7 +236,12 @@ async fn ten_thousand_garbage_messages_change_nothing() {
     let a = start_agent(&m, "Survivor");
     wait_listing(&m, "registers", |l| has(l, a.address.uid())).await;
     let mut dealer = raw_dealer(&m.management, &Uid::new_v4().to_string()).await;
-    let valid = RawRequest::of_type(RawAddress::new("X", Uid::new_v4()).unwrap(), m.address.clone(), RawMessageType::Init).serialize();
+    let valid = RawRequest::of_type(
+        RawAddress::new("X", Uid::new_v4()).unwrap(),
+        m.address.clone(),
+        RawMessageType::Init,
+    )
+    .serialize();
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -196,10 +252,12 @@ async fn ten_thousand_garbage_messages_change_nothing() {
     for i in 0..10_000 {
         let frame: Vec<u8> = match i % 5 {
             0 => (0..(next() % 200)).map(|_| next() as u8).collect(), // random bytes
-            1 => valid[..(next() as usize % valid.len())].to_vec(),  // truncated
-            2 => String::from_utf8_lossy(&valid).replace(&m.address.uid().to_string()[..8], "zzzzzzzz").into_bytes(), // bad uuid
+            1 => valid[..(next() as usize % valid.len())].to_vec(),   // truncated
+            2 => String::from_utf8_lossy(&valid)
+                .replace(&m.address.uid().to_string()[..8], "zzzzzzzz")
+                .into_bytes(), // bad uuid
             3 if i % 100 == 3 => vec![b'x'; 1 << 20], // oversized (1 MiB; 100 of them)
-            3 => vec![b'y'; 70_000],                   // larger than the read buffer
+            3 => vec![b'y'; 70_000],                  // larger than the read buffer
             _ => {
                 let mut v = valid.clone();
                 let at = next() as usize % v.len();
@@ -213,13 +271,21 @@ async fn ten_thousand_garbage_messages_change_nothing() {
     // bad uuids and oversized frames (at least 6,000 of them) never parse.
     let started = Instant::now();
     while m.dropped.load(std::sync::atomic::Ordering::Relaxed) < 6000 {
-        assert!(started.elapsed() < Duration::from_secs(60), "garbage not all seen: {m_dropped}", m_dropped = m.dropped.load(std::sync::atomic::Ordering::Relaxed));
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "garbage not all seen: {m_dropped}",
+            m_dropped = m.dropped.load(std::sync::atomic::Ordering::Relaxed)
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let list = wait_listing(&m, "still answers", |l| has(l, a.address.uid())).await;
     // A flipped byte can still leave a valid INIT (another one-letter name or
     // another uuid): those are registrations, not garbage. Nothing else is.
-    assert!(list.iter().all(|s| s.name == "Survivor" || s.name.chars().count() == 1), "{list:?}");
+    assert!(
+        list.iter()
+            .all(|s| s.name == "Survivor" || s.name.chars().count() == 1),
+        "{list:?}"
+    );
     assert!(!m.task.is_finished(), "the manager is alive");
     a.stop().await;
 }
@@ -259,18 +325,27 @@ async fn peers_that_share_an_identity_or_vanish_do_not_stall_the_manager() {
     let mut first = raw_dealer(&m.management, &shared.to_string()).await;
     let _second = raw_dealer(&m.management, &shared.to_string()).await;
     let init = RawRequest::of_type(twin.clone(), m.address.clone(), RawMessageType::Init);
-    first.send(ZmqMessage::from(init.serialize())).await.unwrap();
+    first
+        .send(ZmqMessage::from(init.serialize()))
+        .await
+        .unwrap();
     // A peer that sends INIT and disconnects before the answer (issue #216:
     // routing to a peer that went away).
     for _ in 0..20 {
         let ghost = RawAddress::new("Ghost", Uid::new_v4()).unwrap();
         let mut dealer = raw_dealer(&m.management, &ghost.uid().to_string()).await;
         let init = RawRequest::of_type(ghost, m.address.clone(), RawMessageType::Init);
-        dealer.send(ZmqMessage::from(init.serialize())).await.unwrap();
+        dealer
+            .send(ZmqMessage::from(init.serialize()))
+            .await
+            .unwrap();
         drop(dealer);
     }
     // The manager still answers a fresh client.
-    let list = wait_listing(&m, "ghosts registered", |l| l.iter().filter(|s| s.name == "Ghost").count() == 20).await;
+    let list = wait_listing(&m, "ghosts registered", |l| {
+        l.iter().filter(|s| s.name == "Ghost").count() == 20
+    })
+    .await;
     assert!(list.len() >= 20);
     assert!(!m.task.is_finished());
 }

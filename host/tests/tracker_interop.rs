@@ -65,24 +65,38 @@ async fn an_old_libzmq_service_registers_with_a_plughost_manager() {
     let flag = tempfile::NamedTempFile::new().unwrap();
     let flag_path = flag.path().to_path_buf();
     let (disc, mgmt) = (m.discovery.clone(), m.management.clone());
-    let python = tokio::task::spawn_blocking(move || run_python(OLD_SERVICE, &[&disc, &mgmt, flag_path.to_str().unwrap()]));
+    let python = tokio::task::spawn_blocking(move || {
+        run_python(OLD_SERVICE, &[&disc, &mgmt, flag_path.to_str().unwrap()])
+    });
 
-    let mut client = ManagementClient::connect(&m.management, Duration::from_secs(5)).await.unwrap();
+    let mut client = ManagementClient::connect(&m.management, Duration::from_secs(5))
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let listed = loop {
         let list = client.list().await.unwrap();
         if let Some(s) = list.into_iter().find(|s| s.name == "Old Service") {
             break s;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "the libzmq service never registered");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the libzmq service never registered"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(listed.last_msg_type, "init");
     std::fs::write(flag.path(), "listed").unwrap();
     let out = python.await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "python failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("init Raw Response Message : Version 1.0 True 200"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "python failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("init Raw Response Message : Version 1.0 True 200"),
+        "{stdout}"
+    );
     assert!(stdout.contains("hello True 200"), "{stdout}");
     // After its BYE it is gone.
     let list = client.list().await.unwrap();
@@ -117,7 +131,14 @@ while time.time() < deadline and len(seen) < 2:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plughost_service_registers_with_an_old_libzmq_manager() {
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string()
+    };
     let (pub_port, router_port) = (free(), free());
     let (p1, p2) = (pub_port.clone(), router_port.clone());
     let python = tokio::task::spawn_blocking(move || run_python(OLD_MANAGER, &[&p1, &p2]));
@@ -129,14 +150,27 @@ async fn a_plughost_service_registers_with_an_old_libzmq_manager() {
         details: None,
     });
     let mut registered = agent.registered();
-    tokio::time::timeout(Duration::from_secs(60), registered.wait_for(|m| m.is_some()))
-        .await
-        .expect("registered with the libzmq manager")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        registered.wait_for(|m| m.is_some()),
+    )
+    .await
+    .expect("registered with the libzmq manager")
+    .unwrap();
     let out = python.await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("got init identity-matches True"), "{stdout}");
-    assert!(stdout.contains("got hello identity-matches True"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("got init identity-matches True"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("got hello identity-matches True"),
+        "{stdout}"
+    );
     agent.stop().await;
 }

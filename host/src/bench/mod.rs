@@ -6,9 +6,11 @@
 //!   same request/reply pattern (mandatory + confirms, the same reply
 //!   mechanism, ack after reply) written with bare lapin and a trivial echo
 //!   consumer, with no plughost code on the path.
+//! - [`tracker`]: simulated services heartbeating a service manager.
 
 mod baseline;
 mod report;
+pub mod tracker;
 
 use std::{
     future::Future,

@@ -22,6 +22,24 @@ pub enum BenchCommand {
     Call(CallBench),
     /// Measure the broker's bare request/reply limit (lapin + trivial echo, no plughost code).
     Baseline(BaselineBench),
+    /// Simulate many services heartbeating a service manager every second; time the listing.
+    Tracker(TrackerBench),
+}
+
+#[derive(Debug, Args)]
+pub struct TrackerBench {
+    /// Services to simulate.
+    #[arg(long, default_value_t = 1000)]
+    services: usize,
+    /// Seconds to keep them heartbeating.
+    #[arg(long, short, default_value_t = 10.0)]
+    duration: f64,
+    /// DEALER connections to spread them over.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// The manager's management endpoint.
+    #[arg(long, default_value = "tcp://127.0.0.1:6666")]
+    management: String,
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +109,17 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             let report =
                 bench::run_calls(client, &b.method, args, shape, Arc::clone(&progress)).await;
             finish(bar, report?, &b.load)
+        }
+        BenchCommand::Tracker(b) => {
+            let load = bench::tracker::simulate(
+                &b.management,
+                b.services,
+                b.connections,
+                Duration::try_from_secs_f64(b.duration)?,
+            )
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&load)?);
+            Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Baseline(b) => {
             let options = b.broker.client_options()?;

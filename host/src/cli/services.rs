@@ -34,10 +34,16 @@ impl ManagerArgs {
     async fn connect(&self) -> Result<ManagementClient> {
         let endpoint = match (&self.management, &self.manifest) {
             (Some(endpoint), _) => endpoint.clone(),
-            (None, Some(path)) => Manifest::load(path)?.zeromq.management.replace("tcp://*:", "tcp://127.0.0.1:"),
+            (None, Some(path)) => Manifest::load(path)?
+                .zeromq
+                .management
+                .replace("tcp://*:", "tcp://127.0.0.1:"),
             (None, None) => "tcp://127.0.0.1:6666".to_owned(),
         };
-        Ok(ManagementClient::connect(&endpoint, Duration::try_from_secs_f64(self.timeout)?).await?)
+        Ok(
+            ManagementClient::connect(&endpoint, Duration::try_from_secs_f64(self.timeout)?)
+                .await?,
+        )
     }
 }
 
@@ -72,9 +78,15 @@ pub struct CmdProcArgs {
 }
 
 fn print_table(services: &[ServiceInfo]) {
-    println!("{:<40} {:<36} {:<6} {:>8}", "name", "uuid", "last", "age (s)");
+    println!(
+        "{:<40} {:<36} {:<6} {:>8}",
+        "name", "uuid", "last", "age (s)"
+    );
     for s in services {
-        println!("{:<40} {:<36} {:<6} {:>8.1}", s.name, s.uuid, s.last_msg_type, s.age_secs);
+        println!(
+            "{:<40} {:<36} {:<6} {:>8.1}",
+            s.name, s.uuid, s.last_msg_type, s.age_secs
+        );
     }
 }
 
@@ -89,7 +101,8 @@ pub async fn run(cmd: ServicesCommand) -> Result<ExitCode> {
             }
         }
         ServicesCommand::Stop { uuid, manager } => {
-            let uid = Uid::parse(&uuid).map_err(|e| anyhow::anyhow!("{uuid:?} is not a service uuid: {e}"))?;
+            let uid = Uid::parse(&uuid)
+                .map_err(|e| anyhow::anyhow!("{uuid:?} is not a service uuid: {e}"))?;
             let answer = manager.connect().await?.stop(uid).await?;
             let text = answer.trimmed_body().join(" ");
             if !answer.is_success() {
@@ -131,7 +144,12 @@ pub async fn cmd_proc(args: CmdProcArgs) -> Result<ExitCode> {
             other => match other.strip_prefix("s ").map(|u| Uid::parse(u.trim())) {
                 Some(Ok(uid)) => {
                     let answer = client.stop(uid).await?;
-                    println!("{} {}: {}", answer.code(), answer.reason(), answer.trimmed_body().join(" "));
+                    println!(
+                        "{} {}: {}",
+                        answer.code(),
+                        answer.reason(),
+                        answer.trimmed_body().join(" ")
+                    );
                 }
                 Some(Err(e)) => println!("not a service uuid: {e}"),
                 None => println!("unknown command {other:?}: l, s <uuid> or e"),

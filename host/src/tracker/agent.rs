@@ -57,7 +57,10 @@ impl AgentHandle {
     /// 5 s) for its answer; usable from any thread (blocking variant below).
     pub async fn ask(&self, command: &str) -> Result<RawResponse, String> {
         let (tx, rx) = oneshot::channel();
-        self.asks.send((command.to_owned(), tx)).await.map_err(|_| "service agent stopped".to_owned())?;
+        self.asks
+            .send((command.to_owned(), tx))
+            .await
+            .map_err(|_| "service agent stopped".to_owned())?;
         match tokio::time::timeout(Duration::from_secs(5), rx).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err("service agent stopped".into()),
@@ -68,8 +71,11 @@ impl AgentHandle {
     /// [`AgentHandle::ask`] from a plain (non-async) thread.
     pub fn ask_blocking(&self, command: &str) -> Result<RawResponse, String> {
         let (tx, rx) = oneshot::channel();
-        self.asks.blocking_send((command.to_owned(), tx)).map_err(|_| "service agent stopped".to_owned())?;
-        rx.blocking_recv().map_err(|_| "service agent stopped".to_owned())?
+        self.asks
+            .blocking_send((command.to_owned(), tx))
+            .map_err(|_| "service agent stopped".to_owned())?;
+        rx.blocking_recv()
+            .map_err(|_| "service agent stopped".to_owned())?
     }
 
     /// A clone of the "manager asked us to stop" flag.
@@ -101,9 +107,23 @@ pub fn spawn(config: AgentConfig) -> AgentHandle {
     let (requested_tx, stop_requested) = watch::channel(false);
     let (registered_tx, registered) = watch::channel(None);
     let address = config.address.clone();
-    let agent = Agent { config, manager: None, dealer: None, pending: HashMap::new(), requested: requested_tx, registered: registered_tx };
+    let agent = Agent {
+        config,
+        manager: None,
+        dealer: None,
+        pending: HashMap::new(),
+        requested: requested_tx,
+        registered: registered_tx,
+    };
     let task = tokio::spawn(agent.run(asks, stop_rx));
-    AgentHandle { address, asks: asks_tx, stop, stop_requested, registered, task }
+    AgentHandle {
+        address,
+        asks: asks_tx,
+        stop,
+        stop_requested,
+        registered,
+        task,
+    }
 }
 
 /// Resolves once the stop flag is set (or its sender is gone).
@@ -124,7 +144,9 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Agent {
     async fn run(mut self, mut asks: mpsc::Receiver<Ask>, mut stop: watch::Receiver<bool>) {
-        let Some(mut beacons) = self.subscribe(&mut stop).await else { return };
+        let Some(mut beacons) = self.subscribe(&mut stop).await else {
+            return;
+        };
         let mut heartbeat = tokio::time::interval(self.config.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -165,7 +187,9 @@ impl Agent {
             };
             match tokio::time::timeout(Duration::from_secs(5), connected).await {
                 Ok(Ok(())) => return Some(sub),
-                Ok(Err(e)) => debug!(endpoint = %self.config.discovery, error = %e, "discovery not reachable yet"),
+                Ok(Err(e)) => {
+                    debug!(endpoint = %self.config.discovery, error = %e, "discovery not reachable yet")
+                }
                 Err(_) => debug!(endpoint = %self.config.discovery, "discovery connect timed out"),
             }
             tokio::select! {
@@ -177,12 +201,19 @@ impl Agent {
 
     async fn on_beacon(&mut self, message: ZmqMessage) {
         let frames = message.into_vec();
-        let Ok(beacon) = RawRequest::parse_frames(frames.iter()) else { return };
+        let Ok(beacon) = RawRequest::parse_frames(frames.iter()) else {
+            return;
+        };
         if beacon.message_type() != Some(RawMessageType::Hello) || beacon.to().is_some() {
             return;
         }
         let manager = beacon.from().clone();
-        if self.manager.as_ref().is_some_and(|m| m.uid() == manager.uid()) && self.dealer.is_some() {
+        if self
+            .manager
+            .as_ref()
+            .is_some_and(|m| m.uid() == manager.uid())
+            && self.dealer.is_some()
+        {
             return;
         }
         if self.manager.is_some() {
@@ -195,10 +226,18 @@ impl Agent {
 
     async fn connect_dealer(&self) -> Option<DealerSocket> {
         let mut options = SocketOptions::default();
-        let identity = zeromq::util::PeerIdentity::try_from(Bytes::from(self.config.address.uid().to_string())).ok()?;
+        let identity = zeromq::util::PeerIdentity::try_from(Bytes::from(
+            self.config.address.uid().to_string(),
+        ))
+        .ok()?;
         options.peer_identity(identity);
         let mut dealer = DealerSocket::with_options(options);
-        match tokio::time::timeout(Duration::from_secs(5), dealer.connect(&self.config.management)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            dealer.connect(&self.config.management),
+        )
+        .await
+        {
             Ok(Ok(())) => Some(dealer),
             Ok(Err(e)) => {
                 warn!(endpoint = %self.config.management, error = %e, "cannot connect to the service manager");
@@ -209,7 +248,9 @@ impl Agent {
     }
 
     async fn send_type(&mut self, kind: RawMessageType) {
-        let Some(manager) = self.manager.clone() else { return };
+        let Some(manager) = self.manager.clone() else {
+            return;
+        };
         let mut body = vec![kind.as_str().to_owned()];
         if kind != RawMessageType::Bye {
             if let Some(details) = &self.config.details {
@@ -221,8 +262,15 @@ impl Agent {
     }
 
     async fn send(&mut self, request: RawRequest) {
-        let Some(dealer) = self.dealer.as_mut() else { return };
-        match tokio::time::timeout(SEND_TIMEOUT, dealer.send(ZmqMessage::from(request.serialize()))).await {
+        let Some(dealer) = self.dealer.as_mut() else {
+            return;
+        };
+        match tokio::time::timeout(
+            SEND_TIMEOUT,
+            dealer.send(ZmqMessage::from(request.serialize())),
+        )
+        .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) => debug!(error = %e, "cannot send to the service manager"),
             Err(_) => debug!("sending to the service manager timed out"),
@@ -231,11 +279,16 @@ impl Agent {
 
     fn on_management(&mut self, message: ZmqMessage) {
         let frames = message.into_vec();
-        let from_manager = |from: &RawAddress| self.manager.as_ref().is_some_and(|m| m.uid() == from.uid());
+        let from_manager =
+            |from: &RawAddress| self.manager.as_ref().is_some_and(|m| m.uid() == from.uid());
         match RawMessage::parse_frames(frames.iter()) {
             Ok(RawMessage::Response(response)) => {
                 // WIRE.md: accept only answers from our manager, addressed to us.
-                if !from_manager(response.from()) || response.to().is_some_and(|t| t.uid() != self.config.address.uid()) {
+                if !from_manager(response.from())
+                    || response
+                        .to()
+                        .is_some_and(|t| t.uid() != self.config.address.uid())
+                {
                     return;
                 }
                 if let Some(waiting) = self.pending.remove(&response.id()) {
@@ -251,7 +304,12 @@ impl Agent {
                 }
             }
             Ok(RawMessage::Request(request)) => {
-                if from_manager(request.from()) && request.trimmed_body().first().is_some_and(|l| l == STOP_LINE) {
+                if from_manager(request.from())
+                    && request
+                        .trimmed_body()
+                        .first()
+                        .is_some_and(|l| l == STOP_LINE)
+                {
                     info!(service = %self.config.address, "the service manager asked this service to stop");
                     let _ = self.requested.send(true);
                 }
@@ -265,7 +323,11 @@ impl Agent {
             let _ = reply.send(Err("no service manager known yet (no beacon seen)".into()));
             return;
         };
-        let request = RawRequest::new(self.config.address.clone(), Some(manager), ["mgmt".to_owned(), command]);
+        let request = RawRequest::new(
+            self.config.address.clone(),
+            Some(manager),
+            ["mgmt".to_owned(), command],
+        );
         self.pending.insert(request.id(), reply);
         self.send(request).await;
     }

@@ -30,7 +30,8 @@ impl ManagementClient {
     /// Connects to `endpoint` (e.g. `tcp://127.0.0.1:6666`).
     pub async fn connect(endpoint: &str, timeout: Duration) -> Result<Self, TrackerError> {
         let uid = Uid::new_v4();
-        let address = RawAddress::new("Command Processor", uid).map_err(|e| TrackerError::Protocol(e.to_string()))?;
+        let address = RawAddress::new("Command Processor", uid)
+            .map_err(|e| TrackerError::Protocol(e.to_string()))?;
         let mut options = SocketOptions::default();
         let identity = zeromq::util::PeerIdentity::try_from(Bytes::from(uid.to_string()))
             .map_err(|e| TrackerError::Protocol(e.to_string()))?;
@@ -39,23 +40,48 @@ impl ManagementClient {
         let connect = socket.connect(endpoint);
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(TrackerError::Connect { endpoint: endpoint.to_owned(), reason: e.to_string() }),
-            Err(_) => return Err(TrackerError::Timeout { endpoint: endpoint.to_owned(), timeout_ms: timeout.as_millis() as u64 }),
+            Ok(Err(e)) => {
+                return Err(TrackerError::Connect {
+                    endpoint: endpoint.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(_) => {
+                return Err(TrackerError::Timeout {
+                    endpoint: endpoint.to_owned(),
+                    timeout_ms: timeout.as_millis() as u64,
+                })
+            }
         }
-        Ok(Self { socket, address, endpoint: endpoint.to_owned(), timeout })
+        Ok(Self {
+            socket,
+            address,
+            endpoint: endpoint.to_owned(),
+            timeout,
+        })
     }
 
     /// Sends one management command and waits for its answer.
     pub async fn request(&mut self, command: &str) -> Result<RawResponse, TrackerError> {
         let request = RawRequest::new(self.address.clone(), None, ["mgmt", command]);
-        let timeout = || TrackerError::Timeout { endpoint: self.endpoint.clone(), timeout_ms: self.timeout.as_millis() as u64 };
+        let timeout = || TrackerError::Timeout {
+            endpoint: self.endpoint.clone(),
+            timeout_ms: self.timeout.as_millis() as u64,
+        };
         let exchange = async {
             self.socket
                 .send(ZmqMessage::from(request.serialize()))
                 .await
-                .map_err(|e| TrackerError::Connect { endpoint: self.endpoint.clone(), reason: e.to_string() })?;
+                .map_err(|e| TrackerError::Connect {
+                    endpoint: self.endpoint.clone(),
+                    reason: e.to_string(),
+                })?;
             loop {
-                let message = self.socket.recv().await.map_err(|e| TrackerError::Protocol(e.to_string()))?;
+                let message = self
+                    .socket
+                    .recv()
+                    .await
+                    .map_err(|e| TrackerError::Protocol(e.to_string()))?;
                 let frames = message.into_vec();
                 match RawResponse::parse_frames(frames.iter()) {
                     Ok(response) if response.id() == request.id() => return Ok(response),
@@ -63,20 +89,27 @@ impl ManagementClient {
                 }
             }
         };
-        tokio::time::timeout(self.timeout, exchange).await.map_err(|_| timeout())?
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| timeout())?
     }
 
     /// The v1 listing text.
     pub async fn list_text(&mut self) -> Result<String, TrackerError> {
         let response = self.request(&MgmtCommand::List.to_string()).await?;
-        Ok(response.trimmed_body().iter().map(|l| format!("{l}\n")).collect())
+        Ok(response
+            .trimmed_body()
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect())
     }
 
     /// The listing as structured entries (v2 form).
     pub async fn list(&mut self) -> Result<Vec<ServiceInfo>, TrackerError> {
         let response = self.request(LIST_JSON).await?;
         let body = response.trimmed_body().join("");
-        serde_json::from_str(&body).map_err(|e| TrackerError::Protocol(format!("manager's JSON listing: {e}")))
+        serde_json::from_str(&body)
+            .map_err(|e| TrackerError::Protocol(format!("manager's JSON listing: {e}")))
     }
 
     /// Asks the manager to stop a service; returns the manager's answer.

@@ -64,25 +64,46 @@ pub struct ManagerHandle {
 }
 
 /// Binds the sockets and starts the manager task.
-pub async fn start(config: ManagerConfig, shutdown: Shutdown) -> Result<ManagerHandle, TrackerError> {
+pub async fn start(
+    config: ManagerConfig,
+    shutdown: Shutdown,
+) -> Result<ManagerHandle, TrackerError> {
     let mut beacons = PubSocket::new();
     let discovery = beacons
         .bind(&config.discovery)
         .await
-        .map_err(|e| TrackerError::Bind { endpoint: config.discovery.clone(), reason: e.to_string() })?
+        .map_err(|e| TrackerError::Bind {
+            endpoint: config.discovery.clone(),
+            reason: e.to_string(),
+        })?
         .to_string();
     let mut router = RouterSocket::new();
     let management = router
         .bind(&config.management)
         .await
-        .map_err(|e| TrackerError::Bind { endpoint: config.management.clone(), reason: e.to_string() })?
+        .map_err(|e| TrackerError::Bind {
+            endpoint: config.management.clone(),
+            reason: e.to_string(),
+        })?
         .to_string();
-    let address = RawAddress::new("Service Manager", Uid::new_v4()).map_err(|e| TrackerError::Protocol(e.to_string()))?;
+    let address = RawAddress::new("Service Manager", Uid::new_v4())
+        .map_err(|e| TrackerError::Protocol(e.to_string()))?;
     let dropped = Arc::new(AtomicU64::new(0));
     info!(%address, %discovery, %management, "service manager listening");
-    let manager = Manager { address: address.clone(), config, registry: ServiceRegistry::default(), dropped: Arc::clone(&dropped) };
+    let manager = Manager {
+        address: address.clone(),
+        config,
+        registry: ServiceRegistry::default(),
+        dropped: Arc::clone(&dropped),
+    };
     let task = tokio::spawn(manager.run(beacons, router, shutdown));
-    Ok(ManagerHandle { address, discovery, management, dropped, task })
+    Ok(ManagerHandle {
+        address,
+        discovery,
+        management,
+        dropped,
+        task,
+    })
 }
 
 struct Manager {
@@ -99,7 +120,12 @@ enum Outcome {
 }
 
 impl Manager {
-    async fn run(mut self, mut beacons: PubSocket, mut router: RouterSocket, mut shutdown: Shutdown) {
+    async fn run(
+        mut self,
+        mut beacons: PubSocket,
+        mut router: RouterSocket,
+        mut shutdown: Shutdown,
+    ) {
         let mut beacon = tokio::time::interval(self.config.beacon_interval);
         beacon.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -130,7 +156,9 @@ impl Manager {
 
     async fn handle(&mut self, message: ZmqMessage, router: &mut RouterSocket) -> Outcome {
         let mut frames = message.into_vecdeque();
-        let Some(identity) = frames.pop_front() else { return Outcome::Continue };
+        let Some(identity) = frames.pop_front() else {
+            return Outcome::Continue;
+        };
         let request = match RawRequest::parse_frames(frames.iter()) {
             Ok(request) => request,
             Err(e) => {
@@ -139,30 +167,46 @@ impl Manager {
                 return Outcome::Continue;
             }
         };
-        let addressed_to_us = request.to().is_some_and(|to| to.uid() == self.address.uid());
+        let addressed_to_us = request
+            .to()
+            .is_some_and(|to| to.uid() == self.address.uid());
         let identity_matches = identity.as_ref() == request.from().uid().to_string().as_bytes();
         if !addressed_to_us && !identity_matches {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            let refusal = request.answer(self.address.clone(), RawCode::Forbidden, ["To is not this manager and From is not the sender"]);
+            let refusal = request.answer(
+                self.address.clone(),
+                RawCode::Forbidden,
+                ["To is not this manager and From is not the sender"],
+            );
             send(router, &identity, refusal).await;
             return Outcome::Continue;
         }
         let now = Instant::now();
         match request.message_type() {
             Some(kind @ (RawMessageType::Init | RawMessageType::Hello)) => {
-                let details = request.trimmed_body().get(1).and_then(|line| serde_json::from_str(line).ok());
+                let details = request
+                    .trimmed_body()
+                    .get(1)
+                    .and_then(|line| serde_json::from_str(line).ok());
                 if kind == RawMessageType::Init {
                     info!(service = %request.from(), "service registered");
                 }
                 self.registry.touch(request.from(), kind, details, now);
-                send(router, &identity, request.answer(self.address.clone(), RawCode::Success, ["ok"])).await;
+                send(
+                    router,
+                    &identity,
+                    request.answer(self.address.clone(), RawCode::Success, ["ok"]),
+                )
+                .await;
             }
             Some(RawMessageType::Bye) => {
                 if self.registry.remove(&request.from().uid()) {
                     info!(service = %request.from(), "service said bye");
                 }
             }
-            Some(RawMessageType::Mgmt) => return self.management(request, identity, router, now).await,
+            Some(RawMessageType::Mgmt) => {
+                return self.management(request, identity, router, now).await
+            }
             None => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 debug!(from = %request.from(), "dropped a request of unknown type");
@@ -171,12 +215,21 @@ impl Manager {
         Outcome::Continue
     }
 
-    async fn management(&mut self, request: RawRequest, identity: Bytes, router: &mut RouterSocket, now: Instant) -> Outcome {
+    async fn management(
+        &mut self,
+        request: RawRequest,
+        identity: Bytes,
+        router: &mut RouterSocket,
+        now: Instant,
+    ) -> Outcome {
         let me = self.address.clone();
         let answer = match request.mgmt_command() {
-            Some(MgmtCommand::List) => request.answer(me, RawCode::Success, self.registry.listing(now).lines()),
+            Some(MgmtCommand::List) => {
+                request.answer(me, RawCode::Success, self.registry.listing(now).lines())
+            }
             Some(MgmtCommand::Other(line)) if line.trim() == LIST_JSON => {
-                let json = serde_json::to_string(&self.registry.infos(now)).unwrap_or_else(|_| "[]".into());
+                let json = serde_json::to_string(&self.registry.infos(now))
+                    .unwrap_or_else(|_| "[]".into());
                 request.answer(me, RawCode::Success, [json])
             }
             Some(MgmtCommand::Stop(uid)) => match self.registry.get(&uid) {
@@ -189,16 +242,39 @@ impl Manager {
                 }
                 None => request.answer(me, RawCode::NotFound, [format!("no service {uid}")]),
             },
-            Some(MgmtCommand::Exit) => request.answer(me, RawCode::Forbidden, ["shutdown needs the admin token: e <token>"]),
+            Some(MgmtCommand::Exit) => request.answer(
+                me,
+                RawCode::Forbidden,
+                ["shutdown needs the admin token: e <token>"],
+            ),
             Some(MgmtCommand::Other(line)) => match line.trim().strip_prefix("e ") {
-                Some(token) if self.config.admin_token.as_deref().is_some_and(|t| t == token.trim()) => {
-                    send(router, &identity, request.answer(me, RawCode::Success, ["shutting down"])).await;
+                Some(token)
+                    if self
+                        .config
+                        .admin_token
+                        .as_deref()
+                        .is_some_and(|t| t == token.trim()) =>
+                {
+                    send(
+                        router,
+                        &identity,
+                        request.answer(me, RawCode::Success, ["shutting down"]),
+                    )
+                    .await;
                     return Outcome::ShutDown;
                 }
                 Some(_) => request.answer(me, RawCode::Forbidden, ["wrong admin token"]),
-                None => request.answer(me, RawCode::InternalServerError, [format!("unknown management command {line:?}")]),
+                None => request.answer(
+                    me,
+                    RawCode::InternalServerError,
+                    [format!("unknown management command {line:?}")],
+                ),
             },
-            None => request.answer(me, RawCode::InternalServerError, ["mgmt request without a command line"]),
+            None => request.answer(
+                me,
+                RawCode::InternalServerError,
+                ["mgmt request without a command line"],
+            ),
         };
         send(router, &identity, answer).await;
         Outcome::Continue
@@ -220,7 +296,9 @@ async fn send_request(router: &mut RouterSocket, identity: &[u8], request: RawRe
 /// that is logged, never fatal.
 async fn route(router: &mut RouterSocket, identity: &[u8], payload: Vec<u8>) {
     let frames = vec![Bytes::copy_from_slice(identity), Bytes::from(payload)];
-    let Ok(message) = ZmqMessage::try_from(frames) else { return };
+    let Ok(message) = ZmqMessage::try_from(frames) else {
+        return;
+    };
     match tokio::time::timeout(Duration::from_secs(1), router.send(message)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => debug!(error = %e, "cannot route a reply to a peer"),

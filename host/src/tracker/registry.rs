@@ -54,7 +54,13 @@ pub struct ServiceRegistry {
 
 impl ServiceRegistry {
     /// Adds or refreshes a service after INIT or HELLO.
-    pub fn touch(&mut self, address: &RawAddress, kind: RawMessageType, details: Option<serde_json::Value>, now: Instant) {
+    pub fn touch(
+        &mut self,
+        address: &RawAddress,
+        kind: RawMessageType,
+        details: Option<serde_json::Value>,
+        now: Instant,
+    ) {
         let uid = address.uid();
         match self.entries.get_mut(&uid) {
             Some(entry) => {
@@ -67,7 +73,15 @@ impl ServiceRegistry {
             }
             None => {
                 self.order.push(uid);
-                self.entries.insert(uid, ServiceEntry { address: address.clone(), last_msg_type: kind, last_update: now, details });
+                self.entries.insert(
+                    uid,
+                    ServiceEntry {
+                        address: address.clone(),
+                        last_msg_type: kind,
+                        last_update: now,
+                        details,
+                    },
+                );
             }
         }
     }
@@ -120,7 +134,12 @@ impl ServiceRegistry {
             .in_order()
             .enumerate()
             .map(|(i, e)| {
-                ListingEntry::new(i + 1, e.address.clone(), now.saturating_duration_since(e.last_update).as_secs_f64(), e.last_msg_type)
+                ListingEntry::new(
+                    i + 1,
+                    e.address.clone(),
+                    now.saturating_duration_since(e.last_update).as_secs_f64(),
+                    e.last_msg_type,
+                )
             })
             .collect();
         format_listing(&entries)
@@ -157,9 +176,16 @@ mod tests {
         r.touch(&b, RawMessageType::Init, None, t0);
         r.touch(&a, RawMessageType::Hello, None, t0 + Duration::from_secs(2));
         assert_eq!(r.len(), 2);
-        assert_eq!(r.get(&a.uid()).unwrap().last_msg_type, RawMessageType::Hello);
+        assert_eq!(
+            r.get(&a.uid()).unwrap().last_msg_type,
+            RawMessageType::Hello
+        );
         let gone = r.expire(t0 + Duration::from_millis(3500), Duration::from_secs(3));
-        assert_eq!(gone, [b.clone()], "B was silent for 3.5 s, A for 1.5 s");
+        assert_eq!(
+            gone,
+            std::slice::from_ref(&b),
+            "B was silent for 3.5 s, A for 1.5 s"
+        );
         assert!(r.remove(&a.uid()));
         assert!(!r.remove(&a.uid()));
         assert!(r.is_empty());
@@ -178,7 +204,10 @@ mod tests {
             lines[0],
             format!("[1] : service_name = Service 1 : service_id = {} :time_since_lastUpdate = 1.5 : last_msg_type = init", a.uid())
         );
-        assert!(lines[1].starts_with("[2] : service_name = Service 2"), "{text}");
+        assert!(
+            lines[1].starts_with("[2] : service_name = Service 2"),
+            "{text}"
+        );
         assert!(text.ends_with('\n'));
         let infos = r.infos(t0);
         assert_eq!(infos[1].last_msg_type, "hello");

@@ -65,8 +65,13 @@ impl StopFlag {
     }
 
     fn wait(&self, timeout: Duration) -> bool {
-        let Ok(guard) = self.stopped.lock() else { return true };
-        match self.changed.wait_timeout_while(guard, timeout, |stopped| !*stopped) {
+        let Ok(guard) = self.stopped.lock() else {
+            return true;
+        };
+        match self
+            .changed
+            .wait_timeout_while(guard, timeout, |stopped| !*stopped)
+        {
             Ok((stopped, _)) => *stopped,
             Err(_) => true,
         }
@@ -96,7 +101,14 @@ impl ServiceHost for HostForService {
 
     fn ask_manager(&self, command: RStr<'_>) -> RResult<RString, PluginError> {
         match self.agent.ask_blocking(command.as_str()) {
-            Ok(answer) => RResult::ROk(answer.trimmed_body().iter().map(|l| format!("{l}\n")).collect::<String>().into()),
+            Ok(answer) => RResult::ROk(
+                answer
+                    .trimmed_body()
+                    .iter()
+                    .map(|l| format!("{l}\n"))
+                    .collect::<String>()
+                    .into(),
+            ),
             Err(e) => RResult::RErr(PluginError::new(503, e)),
         }
     }
@@ -115,9 +127,17 @@ struct Running {
 
 /// Runs the host's own registration and its plugins' tracked services until
 /// `shutdown`, following `registry`.
-pub async fn run(config: ServicesConfig, mut registry: watch::Receiver<Arc<Registry>>, mut shutdown: Shutdown) {
+pub async fn run(
+    config: ServicesConfig,
+    mut registry: watch::Receiver<Arc<Registry>>,
+    mut shutdown: Shutdown,
+) {
     let first = registry.borrow_and_update().clone();
-    let host = start_agent(&config, format!("plughost {}", config.host_name), host_details(&config, &first));
+    let host = start_agent(
+        &config,
+        format!("plughost {}", config.host_name),
+        host_details(&config, &first),
+    );
     let mut running: HashMap<(usize, String), Running> = HashMap::new();
     let mut check = tokio::time::interval(Duration::from_millis(100));
     sync(&config, &first, &mut running).await;
@@ -143,9 +163,23 @@ fn host_details(config: &ServicesConfig, registry: &Registry) -> Option<serde_js
     Some(serde_json::json!({ "host": config.host_name, "methods": methods }))
 }
 
-fn start_agent(config: &ServicesConfig, name: String, details: Option<serde_json::Value>) -> AgentHandle {
-    let name: String = name.chars().map(|c| if matches!(c, ':' | '\r' | '\n') { ' ' } else { c }).collect();
-    let address = RawAddress::new(name, Uid::new_v4()).expect("names without ':' or line breaks are valid addresses");
+fn start_agent(
+    config: &ServicesConfig,
+    name: String,
+    details: Option<serde_json::Value>,
+) -> AgentHandle {
+    let name: String = name
+        .chars()
+        .map(|c| {
+            if matches!(c, ':' | '\r' | '\n') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let address = RawAddress::new(name, Uid::new_v4())
+        .expect("names without ':' or line breaks are valid addresses");
     agent::spawn(AgentConfig {
         address,
         discovery: config.discovery.clone(),
@@ -156,30 +190,45 @@ fn start_agent(config: &ServicesConfig, name: String, details: Option<serde_json
 }
 
 /// Starts services of plugins new to the set, stops those of plugins gone.
-async fn sync(config: &ServicesConfig, registry: &Registry, running: &mut HashMap<(usize, String), Running>) {
+async fn sync(
+    config: &ServicesConfig,
+    registry: &Registry,
+    running: &mut HashMap<(usize, String), Running>,
+) {
     let mut wanted = Vec::new();
     for plugin in registry.plugins() {
         for service in &plugin.descriptor().services {
-            wanted.push(((Arc::as_ptr(plugin) as usize, service.name.clone()), Arc::clone(plugin)));
+            wanted.push((
+                (Arc::as_ptr(plugin) as usize, service.name.clone()),
+                Arc::clone(plugin),
+            ));
         }
     }
-    let gone: Vec<_> = running.keys().filter(|k| !wanted.iter().any(|(w, _)| w == *k)).cloned().collect();
+    let gone: Vec<_> = running
+        .keys()
+        .filter(|k| !wanted.iter().any(|(w, _)| w == *k))
+        .cloned()
+        .collect();
     for key in gone {
         if let Some(service) = running.remove(&key) {
             stop(service).await;
         }
     }
     for (key, plugin) in wanted {
-        if !running.contains_key(&key) {
-            let service = start_service(config, plugin, &key.1);
-            running.insert(key, service);
+        if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(key) {
+            let service = start_service(config, plugin, &slot.key().1);
+            slot.insert(service);
         }
     }
 }
 
 fn start_service(config: &ServicesConfig, plugin: Arc<PluginHandle>, name: &str) -> Running {
     let details = serde_json::json!({ "host": config.host_name, "plugin": plugin.name(), "version": plugin.version(), "service": name });
-    let agent = Arc::new(start_agent(config, format!("{}.{} on {}", plugin.name(), name, config.host_name), Some(details)));
+    let agent = Arc::new(start_agent(
+        config,
+        format!("{}.{} on {}", plugin.name(), name, config.host_name),
+        Some(details),
+    ));
     let stop = Arc::new(StopFlag::default());
     let host = HostForService {
         stop: Arc::clone(&stop),
@@ -193,7 +242,9 @@ fn start_service(config: &ServicesConfig, plugin: Arc<PluginHandle>, name: &str)
         .name(format!("service-{service}"))
         .spawn(move || {
             info!(service = %address, "tracked service started");
-            if let Err(e) = plugin.run_service(&service, ServiceHost_TO::from_value(host, TD_Opaque)) {
+            if let Err(e) =
+                plugin.run_service(&service, ServiceHost_TO::from_value(host, TD_Opaque))
+            {
                 warn!(service = %address, error = %e, "tracked service failed");
             }
         });
@@ -204,7 +255,11 @@ fn start_service(config: &ServicesConfig, plugin: Arc<PluginHandle>, name: &str)
             std::thread::spawn(|| {})
         }
     };
-    Running { agent, stop, thread }
+    Running {
+        agent,
+        stop,
+        thread,
+    }
 }
 
 /// Ends services whose run function returned or whose manager asked them to stop.
@@ -214,7 +269,11 @@ async fn reap(running: &mut HashMap<(usize, String), Running>) {
             service.stop.set();
         }
     }
-    let finished: Vec<_> = running.iter().filter(|(_, s)| s.thread.is_finished()).map(|(k, _)| k.clone()).collect();
+    let finished: Vec<_> = running
+        .iter()
+        .filter(|(_, s)| s.thread.is_finished())
+        .map(|(k, _)| k.clone())
+        .collect();
     for key in finished {
         if let Some(service) = running.remove(&key) {
             stop(service).await;
@@ -226,7 +285,11 @@ async fn reap(running: &mut HashMap<(usize, String), Running>) {
 async fn stop(service: Running) {
     service.stop.set();
     let thread = service.thread;
-    let joined = tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || thread.join())).await;
+    let joined = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::task::spawn_blocking(move || thread.join()),
+    )
+    .await;
     if joined.is_err() {
         warn!(service = %service.agent.address, "tracked service did not stop within 5 s; leaving its thread behind");
     }

@@ -19,12 +19,23 @@ pub fn pyzmq_path() -> PathBuf {
         return target;
     }
     let out = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
         .arg(&target)
         .arg("pyzmq")
         .output()
         .expect("python3 must be installed for the libzmq interop tests");
-    assert!(out.status.success(), "pip install pyzmq failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pip install pyzmq failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     target
 }
 
