@@ -289,6 +289,7 @@ mod tests {
                 "503 Service Unavailable (5xx server error)"
             ]
         );
-        assert!(raw_codes(Some(404), None).is_err());
+        assert!(raw_codes(Some(404), None).is_ok());
+        assert!(raw_codes(Some(418), None).is_err());
     }
 }
