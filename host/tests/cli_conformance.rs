@@ -10,10 +10,7 @@ use std::process::{Command, Output};
 use plughost_test_support::{plugin_lib, CONFORMANCE_FIXTURES};
 
 fn plughost(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plughost"))
-        .args(args)
-        .output()
-        .unwrap()
+    plughost_test_support::process::output(env!("CARGO_BIN_EXE_plughost"), args)
 }
 
 fn stdout(o: &Output) -> String {

@@ -2,15 +2,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use plughost_test_support::{plugin_lib, TempManifest};
 
 fn plughost(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plughost"))
-        .args(args)
-        .output()
-        .unwrap()
+    plughost_test_support::process::output(env!("CARGO_BIN_EXE_plughost"), args)
 }
 
 fn stdout(o: &Output) -> String {

@@ -4,27 +4,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    process::{Child, Command, Output, Stdio},
+    process::Output,
     time::{Duration, Instant},
 };
 
-use plughost_test_support::{plugin_lib, TempManifest, TestExchanges};
+use plughost_test_support::{plugin_lib, process, KillOnDrop, TempManifest, TestExchanges};
 
 fn plughost(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plughost"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// A `plughost run` child process, killed on drop.
-struct RunningHost(Child);
-
-impl Drop for RunningHost {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    process::output(env!("CARGO_BIN_EXE_plughost"), args)
 }
 
 #[test]
@@ -36,13 +23,9 @@ fn run_then_find_and_call_from_the_cli() {
         plugin_lib("math").display().to_string()
     ));
     let manifest = m.path().to_str().unwrap();
-    let _host = RunningHost(
-        Command::new(env!("CARGO_BIN_EXE_plughost"))
-            .args(["run", "--manifest", manifest])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let _host = KillOnDrop::spawn(
+        env!("CARGO_BIN_EXE_plughost"),
+        &["run", "--manifest", manifest],
     );
 
     // The host needs a moment to connect; find until it answers.

@@ -6,45 +6,21 @@
 
 use std::{
     io::Write,
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
-use plughost_test_support::{plugin_lib, TempManifest};
+use plughost_test_support::{free_port, plugin_lib, process, KillOnDrop, TempManifest};
 
 fn plughost(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plughost"))
-        .args(args)
-        .output()
-        .unwrap()
+    process::output(env!("CARGO_BIN_EXE_plughost"), args)
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn run(manifest: &TempManifest) -> Running {
-    Running(
-        Command::new(env!("CARGO_BIN_EXE_plughost"))
-            .args(["run", "--manifest", manifest.path().to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+fn run(manifest: &TempManifest) -> KillOnDrop {
+    KillOnDrop::spawn(
+        env!("CARGO_BIN_EXE_plughost"),
+        &["run", "--manifest", manifest.path().to_str().unwrap()],
     )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn list(management: &str) -> Vec<serde_json::Value> {

@@ -10,7 +10,7 @@ use plughost::{
     manifest::Manifest,
     tracker::{client::ManagementClient, registry::ServiceInfo},
 };
-use plughost_test_support::{plugin_lib, TempManifest};
+use plughost_test_support::{free_port, plugin_lib, TempManifest};
 
 /// Polls until the echo ticker is (or is not) listed, next to the host itself.
 async fn wait_ticker(client: &mut ManagementClient, present: bool) -> Vec<ServiceInfo> {
@@ -28,14 +28,6 @@ async fn wait_ticker(client: &mut ManagementClient, present: bool) -> Vec<Servic
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,10 @@
 pub mod broker;
 pub mod build;
 pub mod manifest;
+pub mod process;
 pub mod pyzmq;
 
 pub use broker::{close_broker_connection, TestExchanges, AMQP_URL};
 pub use build::{plugin_lib, variant_lib, SourcePatch, Variant, CONFORMANCE_FIXTURES};
 pub use manifest::TempManifest;
+pub use process::{free_port, KillOnDrop};
