@@ -131,7 +131,22 @@ fn every_command_explains_itself() {
     let out = plughost(&["--help"]);
     assert!(out.status.success());
     let text = stdout(&out);
-    for cmd in ["plugins", "invoke", "version"] {
+    for cmd in [
+        "plugins",
+        "invoke",
+        "version",
+        "run",
+        "find",
+        "call",
+        "bench",
+        "proto",
+        "services",
+        "cmd-proc",
+        "reload",
+        "status",
+        "conformance",
+        "new",
+    ] {
         assert!(text.contains(cmd), "top-level help lacks {cmd}: {text}");
         let sub = plughost(&[cmd, "--help"]);
         assert!(sub.status.success(), "{cmd} --help failed");

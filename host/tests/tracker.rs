@@ -127,6 +127,15 @@ async fn register_heartbeat_bye_and_expiry() {
         "{text}"
     );
 
+    // A service reaches the manager through its agent (what a plugin's
+    // ServiceContext::ask_manager uses): `l` answers with the listing.
+    let answer = a.ask("l").await.unwrap();
+    assert_eq!(answer.code(), 200);
+    assert!(
+        answer.trimmed_body()[0].contains(&uid.to_string()),
+        "{answer:?}"
+    );
+
     a.stop().await; // BYE
     wait_listing(&m, "A says bye", |l| !has(l, uid)).await;
 
