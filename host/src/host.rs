@@ -429,9 +429,14 @@ pub async fn run(
     } else {
         None
     };
-    let mut files = FileWatch::new(followed_files(&path, &host))
-        .map_err(|e| warn!(error = %e, "cannot watch the manifest and plugin files; reload with SIGHUP or `plughost reload`"))
-        .ok();
+    let watch_files = manifest.host.watch;
+    let mut files = if watch_files {
+        FileWatch::new(followed_files(&path, &host))
+            .map_err(|e| warn!(error = %e, "cannot watch the manifest and plugin files; reload with SIGHUP or `plughost reload`"))
+            .ok()
+    } else {
+        None
+    };
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     tokio::pin!(shutdown);
     loop {
@@ -467,7 +472,9 @@ pub async fn run(
         };
         if reloaded {
             // The manifest may name other plugin files now: follow the new set.
-            files = FileWatch::new(followed_files(&path, &host)).ok().or(files);
+            if watch_files {
+                files = FileWatch::new(followed_files(&path, &host)).ok().or(files);
+            }
         }
     }
     info!("shutting down");

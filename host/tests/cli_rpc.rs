@@ -78,3 +78,79 @@ fn call_without_a_broker_says_so() {
         "the error says what to do: {err}"
     );
 }
+
+#[test]
+fn with_watching_off_sighup_applies_the_manifest() {
+    let ex = TestExchanges::new("sighup");
+    let head = format!(
+        "[host]\nname = \"cli-sighup\"\nwatch = false\n{}\n[roles]\nmanager = false\nservices = false\nadmin = false\n\n",
+        ex.rabbitmq_toml()
+    );
+    let math = format!(
+        "[[plugins]]\npath = {:?}\n",
+        plugin_lib("math").display().to_string()
+    );
+    let echo = format!(
+        "[[plugins]]\npath = {:?}\n",
+        plugin_lib("echo").display().to_string()
+    );
+    let m = TempManifest::new(&format!("{head}{math}"));
+    let manifest = m.path().to_str().unwrap().to_owned();
+    let host = KillOnDrop::spawn(
+        env!("CARGO_BIN_EXE_plughost"),
+        &["run", "--manifest", &manifest],
+    );
+    let started = Instant::now();
+    while !plughost(&["find", "fibo", "--manifest", &manifest, "--timeout", "2"])
+        .status
+        .success()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "host never answered"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // With `watch = false` an edit alone changes nothing (well past the
+    // watcher's 300 ms debounce)...
+    m.rewrite(&format!("{head}{math}{echo}"));
+    std::thread::sleep(Duration::from_secs(1));
+    let out = plughost(&[
+        "call",
+        "upper",
+        "hup",
+        "--manifest",
+        &manifest,
+        "--timeout",
+        "2",
+    ]);
+    assert!(!out.status.success(), "applied without a signal: {out:?}");
+    // ...until SIGHUP.
+    let pid = host.0.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    loop {
+        let out = plughost(&[
+            "call",
+            "upper",
+            "hup",
+            "--manifest",
+            &manifest,
+            "--timeout",
+            "2",
+        ]);
+        if out.status.success() {
+            assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "\"HUP\"");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "SIGHUP reload never applied: {out:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -38,9 +38,11 @@ pub struct HostSettings {
     /// Host name as reported to callers and the service manager (default: the
     /// machine's host name).
     pub name: String,
-    /// Where the admin endpoint listens (default `127.0.0.1:0`, i.e. an
-    /// ephemeral port written next to the manifest).
+    /// The admin socket's path (default: next to the manifest).
     pub admin: Option<String>,
+    /// Follow changes to the manifest and plugin files (default true); with
+    /// false, only SIGHUP and `plughost reload` apply changes.
+    pub watch: bool,
 }
 
 /// `[rabbitmq]`: the RPC transport.
@@ -147,6 +149,7 @@ struct RawManifest {
 struct RawHost {
     name: Option<Spanned<String>>,
     admin: Option<Spanned<String>>,
+    watch: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -297,6 +300,7 @@ impl Manifest {
         let host = HostSettings {
             name: v.non_empty("host.name", raw.host.name, &default_host_name())?,
             admin: raw.host.admin.map(Spanned::into_inner),
+            watch: raw.host.watch.unwrap_or(true),
         };
 
         let url = match raw.rabbitmq.url {
