@@ -29,18 +29,9 @@ fn run_then_find_and_call_from_the_cli() {
     );
 
     // The host needs a moment to connect; find until it answers.
-    let started = Instant::now();
-    let route = loop {
-        let out = plughost(&["find", "fibo", "--manifest", manifest, "--timeout", "2"]);
-        if out.status.success() {
-            break String::from_utf8(out.stdout).unwrap();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "host never answered: {out:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    wait_until_serving(manifest);
+    let route =
+        String::from_utf8(plughost(&["find", "fibo", "--manifest", manifest]).stdout).unwrap();
     assert_eq!(route.trim(), "com.goffersoft.math.algo.fibo");
 
     let out = plughost(&["call", "fibo", "10", "--manifest", manifest]);
@@ -79,6 +70,21 @@ fn call_without_a_broker_says_so() {
     );
 }
 
+/// Finds `fibo` until the host of `manifest` answers (30 s at most).
+fn wait_until_serving(manifest: &str) {
+    let started = Instant::now();
+    while !plughost(&["find", "fibo", "--manifest", manifest, "--timeout", "2"])
+        .status
+        .success()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "host never answered"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn with_watching_off_sighup_applies_the_manifest() {
     let ex = TestExchanges::new("sighup");
@@ -100,30 +106,23 @@ fn with_watching_off_sighup_applies_the_manifest() {
         env!("CARGO_BIN_EXE_plughost"),
         &["run", "--manifest", &manifest],
     );
-    let started = Instant::now();
-    while !plughost(&["find", "fibo", "--manifest", &manifest, "--timeout", "2"])
-        .status
-        .success()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "host never answered"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until_serving(&manifest);
     // With `watch = false` an edit alone changes nothing (well past the
     // watcher's 300 ms debounce)...
     m.rewrite(&format!("{head}{math}{echo}"));
     std::thread::sleep(Duration::from_secs(1));
-    let out = plughost(&[
-        "call",
-        "upper",
-        "hup",
-        "--manifest",
-        &manifest,
-        "--timeout",
-        "2",
-    ]);
+    let call_upper = || {
+        plughost(&[
+            "call",
+            "upper",
+            "hup",
+            "--manifest",
+            &manifest,
+            "--timeout",
+            "2",
+        ])
+    };
+    let out = call_upper();
     assert!(!out.status.success(), "applied without a signal: {out:?}");
     // ...until SIGHUP.
     let pid = host.0.id().to_string();
@@ -134,15 +133,7 @@ fn with_watching_off_sighup_applies_the_manifest() {
         .success());
     let started = Instant::now();
     loop {
-        let out = plughost(&[
-            "call",
-            "upper",
-            "hup",
-            "--manifest",
-            &manifest,
-            "--timeout",
-            "2",
-        ]);
+        let out = call_upper();
         if out.status.success() {
             assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "\"HUP\"");
             break;

@@ -250,13 +250,14 @@ async fn a_thousand_concurrent_calls_over_one_client() {
 
 /// A v1 client speaking raw AMQP exactly as the old Python tools do.
 struct OldClient {
+    _conn: Connection,
     channel: lapin::Channel,
     queue: String,
     consumer: lapin::Consumer,
 }
 
 impl OldClient {
-    async fn new(rpc_exchange: &str) -> Self {
+    async fn new() -> Self {
         let conn = Connection::connect(AMQP_URL, Default::default())
             .await
             .unwrap();
@@ -285,9 +286,8 @@ impl OldClient {
             )
             .await
             .unwrap();
-        let _ = rpc_exchange;
-        std::mem::forget(conn); // keep the connection for the test's lifetime
         Self {
+            _conn: conn,
             channel,
             queue,
             consumer,
@@ -330,7 +330,7 @@ impl OldClient {
 async fn v1_find_and_call_byte_for_byte() {
     let ex = TestExchanges::new("v1");
     let h = start_host("rpc-v1", &ex, "").await;
-    let mut old = OldClient::new(&ex.rpc).await;
+    let mut old = OldClient::new().await;
 
     // Find: bind callback queue to X with K, publish M CRLF CRLF X CRLF CRLF K CRLF to the fanout.
     let key = format!("{}.RpcNameServiceClient", old.queue);
@@ -459,7 +459,7 @@ async fn a_request_past_its_deadline_is_answered_504_without_running() {
     use lapin::types::{AMQPValue, FieldTable};
     let ex = TestExchanges::new("deadline");
     let h = start_host("rpc-deadline", &ex, "").await;
-    let mut old = OldClient::new(&ex.rpc).await; // any raw AMQP client will do
+    let mut old = OldClient::new().await; // any raw AMQP client will do
     let mut headers = FieldTable::default();
     let past_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
