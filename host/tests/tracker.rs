@@ -358,3 +358,35 @@ async fn peers_that_share_an_identity_or_vanish_do_not_stall_the_manager() {
     assert!(list.len() >= 20);
     assert!(!m.task.is_finished());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_whose_identity_is_taken_over_registers_again() {
+    let (m, _stop) = start_manager(Duration::from_secs(30)).await;
+    let a = start_agent(&m, "Real Service");
+    let uid = a.address.uid();
+    wait_listing(&m, "registers", |l| has(l, uid)).await;
+    // zeromq #210: a squatter connecting with the service's identity takes it
+    // over in 0.7, and the service's HELLOs are no longer read.
+    let squatter = raw_dealer(&m.management, &uid.to_string()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(squatter);
+    // The service notices the silence (two unanswered HELLOs), reconnects
+    // and is fresh in the listing again.
+    let started = Instant::now();
+    loop {
+        let list = client(&m).await.list().await.unwrap();
+        let age = list
+            .iter()
+            .find(|s| s.uuid == uid.to_string())
+            .map(|s| s.age_secs);
+        if age.is_some_and(|a| a < 0.3) && started.elapsed() > Duration::from_millis(600) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the service did not get its registration back: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.stop().await;
+}

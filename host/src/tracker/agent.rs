@@ -114,6 +114,7 @@ pub fn spawn(config: AgentConfig) -> AgentHandle {
         pending: HashMap::new(),
         requested: requested_tx,
         registered: registered_tx,
+        unanswered: 0,
     };
     let task = tokio::spawn(agent.run(asks, stop_rx));
     AgentHandle {
@@ -138,7 +139,14 @@ struct Agent {
     pending: HashMap<Uid, oneshot::Sender<Result<RawResponse, String>>>,
     requested: watch::Sender<bool>,
     registered: watch::Sender<Option<RawAddress>>,
+    /// HELLOs sent since the manager last answered anything.
+    unanswered: u32,
 }
+
+/// After this many unanswered HELLOs the DEALER is rebuilt and INIT sent
+/// again: in zeromq 0.7 a peer that connects with our identity (#210) takes
+/// it over silently, and our messages are no longer read.
+const UNANSWERED_LIMIT: u32 = 2;
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -157,7 +165,19 @@ impl Agent {
                 },
                 _ = heartbeat.tick() => {
                     if self.manager.is_some() {
-                        self.send_type(RawMessageType::Hello).await;
+                        if self.unanswered >= UNANSWERED_LIMIT {
+                            warn!(service = %self.config.address, "the service manager stopped answering; reconnecting");
+                            self.dealer = None;
+                            // Let the manager see the old connection close before
+                            // the same identity connects again.
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            self.dealer = self.connect_dealer().await;
+                            self.unanswered = 0;
+                            self.send_type(RawMessageType::Init).await;
+                        } else {
+                            self.unanswered += 1;
+                            self.send_type(RawMessageType::Hello).await;
+                        }
                     }
                 }
                 message = async { match self.dealer.as_mut() { Some(d) => d.recv().await, None => std::future::pending().await } } => match message {
@@ -221,6 +241,7 @@ impl Agent {
         }
         self.dealer = self.connect_dealer().await;
         self.manager = Some(manager);
+        self.unanswered = 0;
         self.send_type(RawMessageType::Init).await;
     }
 
@@ -291,6 +312,7 @@ impl Agent {
                 {
                     return;
                 }
+                self.unanswered = 0;
                 if let Some(waiting) = self.pending.remove(&response.id()) {
                     let _ = waiting.send(Ok(response));
                 } else {
