@@ -13,13 +13,7 @@ fn plughost(args: &[&str]) -> Output {
     plughost_test_support::process::output(env!("CARGO_BIN_EXE_plughost"), args)
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use plughost_test_support::process::{stderr, stdout};
 
 fn conformance(lib: &str, extra: &[&str]) -> Output {
     plughost(&[&["conformance", lib], extra].concat())

@@ -10,13 +10,7 @@ fn plughost(args: &[&str]) -> Output {
     plughost_test_support::process::output(env!("CARGO_BIN_EXE_plughost"), args)
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use plughost_test_support::process::{stderr, stdout};
 
 fn example_like_manifest() -> TempManifest {
     TempManifest::with_plugins(&[&plugin_lib("math"), &plugin_lib("echo")])

@@ -17,6 +17,14 @@ use plughost::admin::AdminRequest;
 use plughost_test_support::{plugin_lib, variant_lib, TestExchanges, Variant};
 use serde_json::json;
 
+/// Starts a one-second `sleep_ms` call, to be in flight across a reload.
+fn slow_call(
+    c: &Arc<plughost::rpc::Client>,
+) -> tokio::task::JoinHandle<Result<serde_json::Value, plughost::rpc::RpcError>> {
+    let c = Arc::clone(c);
+    tokio::spawn(async move { c.call("sleep_ms", &[json!(1000)]).await })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_replace_and_remove_under_load_with_zero_failed_calls() {
     let (one, two) = (echo_build("one"), echo_build("two"));
@@ -39,10 +47,7 @@ async fn add_replace_and_remove_under_load_with_zero_failed_calls() {
     assert_eq!(c.call("huge", &[json!(0)]).await.unwrap(), json!(""));
 
     // Replace echo with a rebuild while a slow call runs on the old one.
-    let slow = {
-        let c = Arc::clone(&c);
-        tokio::spawn(async move { c.call("sleep_ms", &[json!(1000)]).await })
-    };
+    let slow = slow_call(&c);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let reply = host
         .reload_with(&(entry(&math) + &entry(&two) + &entry(&faulty)))
@@ -72,10 +77,7 @@ async fn add_replace_and_remove_under_load_with_zero_failed_calls() {
     );
 
     // Remove echo while a slow call runs: it completes, then echo is gone.
-    let slow = {
-        let c = Arc::clone(&c);
-        tokio::spawn(async move { c.call("sleep_ms", &[json!(1000)]).await })
-    };
+    let slow = slow_call(&c);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let reply = host.reload_with(&(entry(&math) + &entry(&faulty))).await;
     assert!(reply.ok, "{reply:?}");

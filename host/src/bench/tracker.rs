@@ -8,8 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use zeromq::{DealerSocket, Socket, SocketOptions, SocketRecv, SocketSend, ZmqMessage};
+use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
 
 use crate::{
     proto::{
@@ -84,11 +83,7 @@ async fn heartbeat(
     services: usize,
     duration: Duration,
 ) -> Result<(u64, u64), TrackerError> {
-    let mut options = SocketOptions::default();
-    let identity = zeromq::util::PeerIdentity::try_from(Bytes::from(Uid::new_v4().to_string()))
-        .map_err(|e| TrackerError::Protocol(e.to_string()))?;
-    options.peer_identity(identity);
-    let mut dealer = DealerSocket::with_options(options);
+    let mut dealer = crate::tracker::dealer_with_identity(Uid::new_v4())?;
     dealer
         .connect(management)
         .await

@@ -137,7 +137,7 @@ pub fn invoke(args: InvokeArgs) -> Result<ExitCode> {
 }
 
 /// A CLI argument as JSON when it parses, else as a string (so `fibo 10`
-/// sends the number 10 and `upper abc` the string "abc").
+/// sends the number 10 and `upper abc` the string "abc"): the v1 rule.
 pub fn parse_arg(arg: &str) -> Value {
-    serde_json::from_str(arg).unwrap_or_else(|_| Value::String(arg.to_owned()))
+    plughost::rpc::wire::v1::arg_value(arg)
 }

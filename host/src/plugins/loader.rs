@@ -32,6 +32,7 @@ use plughost_plugin_api::ffi::{HostApiBox, PluginRootRef};
 use sha2::{Digest, Sha256};
 
 use super::{host_api::TracingHost, LoadError, PluginHandle};
+use crate::manifest::PluginEntry;
 
 /// What to load: a file, an optional hash pin and the plugin's configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +56,17 @@ impl PluginSpec {
     }
 }
 
+impl From<&PluginEntry> for PluginSpec {
+    /// What a manifest entry asks to load.
+    fn from(entry: &PluginEntry) -> Self {
+        Self {
+            path: entry.path.clone(),
+            sha256: entry.sha256.clone(),
+            config: entry.config.clone(),
+        }
+    }
+}
+
 /// The plugin-api version this host was built with.
 pub fn host_api_version() -> &'static str {
     PluginRootRef::VERSION_STRINGS.version.as_str()
@@ -65,12 +77,17 @@ pub fn host_api_version() -> &'static str {
 /// Safe to call for several files, and for several versions of one plugin:
 /// each distinct file content becomes its own library.
 pub fn load(spec: &PluginSpec) -> Result<PluginHandle, LoadError> {
-    let label = spec
-        .path
+    load_with_host(spec, tracing_host(&spec.path))
+}
+
+/// The default host callbacks: log records go to `tracing`, labelled with
+/// the file's stem.
+pub(crate) fn tracing_host(path: &Path) -> HostApiBox {
+    let label = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".to_owned());
-    load_with_host(spec, TracingHost::boxed(label))
+    TracingHost::boxed(label)
 }
 
 /// Like [`load`], but the instance's log records go to `host` instead of
@@ -78,18 +95,31 @@ pub fn load(spec: &PluginSpec) -> Result<PluginHandle, LoadError> {
 /// conformance kit (which also checks that nothing reaches stdout/stderr
 /// while plugin code runs, so it cannot let records go to a log writer).
 pub fn load_with_host(spec: &PluginSpec, host: HostApiBox) -> Result<PluginHandle, LoadError> {
-    let path = &spec.path;
-    let sha256 = file_sha256(path)?;
-    if let Some(expected) = &spec.sha256 {
-        if !expected.eq_ignore_ascii_case(&sha256) {
-            return Err(LoadError::ShaMismatch {
-                path: path.clone(),
-                expected: expected.clone(),
-                actual: sha256,
-            });
-        }
-    }
+    let sha256 = file_sha256(&spec.path)?;
+    check_pin(&spec.path, spec.sha256.as_deref(), &sha256)?;
+    instantiate(spec, sha256, host)
+}
 
+/// Refuses a file whose hash is not the one the manifest pins.
+pub(crate) fn check_pin(path: &Path, pin: Option<&str>, actual: &str) -> Result<(), LoadError> {
+    match pin {
+        Some(expected) if !expected.eq_ignore_ascii_case(actual) => Err(LoadError::ShaMismatch {
+            path: path.to_path_buf(),
+            expected: expected.to_owned(),
+            actual: actual.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Opens (once per content) the library of a file already hashed and
+/// checked, and creates an instance with the spec's configuration.
+pub(crate) fn instantiate(
+    spec: &PluginSpec,
+    sha256: String,
+    host: HostApiBox,
+) -> Result<PluginHandle, LoadError> {
+    let path = &spec.path;
     let root = root_module_for(path, &sha256)?;
 
     let config = spec.config.to_string();

@@ -57,12 +57,7 @@ impl Registry {
     pub fn from_manifest(manifest: &Manifest) -> Result<Self, LoadError> {
         let mut registry = Self::new();
         for entry in &manifest.plugins {
-            let spec = PluginSpec {
-                path: entry.path.clone(),
-                sha256: entry.sha256.clone(),
-                config: entry.config.clone(),
-            };
-            registry.add(load(&spec)?, &entry.methods)?;
+            registry.add(load(&PluginSpec::from(entry))?, &entry.methods)?;
         }
         Ok(registry)
     }

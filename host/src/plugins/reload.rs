@@ -9,7 +9,10 @@
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use super::{load, loader::file_sha256, LoadError, PluginHandle, PluginSpec, Registry};
+use super::{
+    loader::{check_pin, file_sha256, instantiate, tracing_host},
+    LoadError, PluginHandle, PluginSpec, Registry,
+};
 use crate::manifest::Manifest;
 
 /// What a reload changed, by plugin name.
@@ -37,28 +40,22 @@ impl Changes {
 pub fn rebuild(current: &Registry, manifest: &Manifest) -> Result<(Registry, Changes), LoadError> {
     let mut next = Registry::new();
     for entry in &manifest.plugins {
+        // Hash once: the hash decides reuse, is checked against the pin, and
+        // is what a new instance is loaded under.
         let sha = file_sha256(&entry.path)?;
+        check_pin(&entry.path, entry.sha256.as_deref(), &sha)?;
         let reusable = current
             .plugins()
             .iter()
             .find(|p| p.file() == entry.path && p.sha256() == sha && p.config() == &entry.config);
         let plugin = match reusable {
             Some(p) => Arc::clone(p),
-            None => Arc::new(load(&PluginSpec {
-                path: entry.path.clone(),
-                sha256: entry.sha256.clone(),
-                config: entry.config.clone(),
-            })?),
+            None => Arc::new(instantiate(
+                &PluginSpec::from(entry),
+                sha,
+                tracing_host(&entry.path),
+            )?),
         };
-        if let Some(pin) = &entry.sha256 {
-            if !pin.eq_ignore_ascii_case(plugin.sha256()) {
-                return Err(LoadError::ShaMismatch {
-                    path: entry.path.clone(),
-                    expected: pin.clone(),
-                    actual: plugin.sha256().to_owned(),
-                });
-            }
-        }
         next.add_shared(plugin, &entry.methods)?;
     }
     let changes = diff(current, &next);

@@ -438,7 +438,7 @@ async fn handle_call(delivery: Delivery, ctx: Arc<CallContext>) {
             let (exchange, reply) = match v1::CallRequest::parse(&delivery.data) {
                 Ok(req) => {
                     let args: Vec<serde_json::Value> =
-                        req.args.iter().map(|a| parse_v1_arg(a)).collect();
+                        req.args.iter().map(|a| v1::arg_value(a)).collect();
                     let args = serde_json::Value::Array(args).to_string();
                     let registry = ctx.registry.borrow().clone();
                     let reply = match dispatch(&registry, &req.method, args, None).await {
@@ -473,12 +473,6 @@ async fn handle_call(delivery: Delivery, ctx: Arc<CallContext>) {
     if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
         warn!(error = %e, "cannot ack request (it will be redelivered)");
     }
-}
-
-/// A v1 argument as JSON when it parses (`10` -> number), else a string,
-/// as the CLI does.
-fn parse_v1_arg(arg: &str) -> serde_json::Value {
-    serde_json::from_str(arg).unwrap_or_else(|_| serde_json::Value::String(arg.to_owned()))
 }
 
 /// Reads the caller's deadline header and turns it into an `Instant`.

@@ -9,13 +9,12 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use bytes::Bytes;
 use tokio::{
     sync::{mpsc, oneshot, watch},
     task::JoinHandle,
 };
 use tracing::{debug, info, warn};
-use zeromq::{DealerSocket, Socket, SocketOptions, SocketRecv, SocketSend, SubSocket, ZmqMessage};
+use zeromq::{DealerSocket, Socket, SocketRecv, SocketSend, SubSocket, ZmqMessage};
 
 use super::STOP_LINE;
 use crate::proto::{
@@ -246,13 +245,7 @@ impl Agent {
     }
 
     async fn connect_dealer(&self) -> Option<DealerSocket> {
-        let mut options = SocketOptions::default();
-        let identity = zeromq::util::PeerIdentity::try_from(Bytes::from(
-            self.config.address.uid().to_string(),
-        ))
-        .ok()?;
-        options.peer_identity(identity);
-        let mut dealer = DealerSocket::with_options(options);
+        let mut dealer = super::dealer_with_identity(self.config.address.uid()).ok()?;
         match tokio::time::timeout(
             Duration::from_secs(5),
             dealer.connect(&self.config.management),

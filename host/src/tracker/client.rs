@@ -8,8 +8,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use zeromq::{DealerSocket, Socket, SocketOptions, SocketRecv, SocketSend, ZmqMessage};
+use zeromq::{DealerSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
 
 use super::{manager::LIST_JSON, registry::ServiceInfo, TrackerError};
 use crate::proto::{
@@ -32,11 +31,7 @@ impl ManagementClient {
         let uid = Uid::new_v4();
         let address = RawAddress::new("Command Processor", uid)
             .map_err(|e| TrackerError::Protocol(e.to_string()))?;
-        let mut options = SocketOptions::default();
-        let identity = zeromq::util::PeerIdentity::try_from(Bytes::from(uid.to_string()))
-            .map_err(|e| TrackerError::Protocol(e.to_string()))?;
-        options.peer_identity(identity);
-        let mut socket = DealerSocket::with_options(options);
+        let mut socket = super::dealer_with_identity(uid)?;
         let connect = socket.connect(endpoint);
         match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(())) => {}

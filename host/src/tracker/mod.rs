@@ -22,6 +22,19 @@ pub mod services;
 /// addition; v1 services ignore it).
 pub const STOP_LINE: &str = "stop";
 
+/// A DEALER whose socket identity is `uid`, as WIRE.md asks of every peer
+/// that talks to a manager (the manager checks From uuid = identity).
+pub fn dealer_with_identity(
+    uid: crate::proto::uid::Uid,
+) -> Result<zeromq::DealerSocket, TrackerError> {
+    use zeromq::Socket;
+    let identity = zeromq::util::PeerIdentity::try_from(bytes::Bytes::from(uid.to_string()))
+        .map_err(|e| TrackerError::Protocol(e.to_string()))?;
+    let mut options = zeromq::SocketOptions::default();
+    options.peer_identity(identity);
+    Ok(zeromq::DealerSocket::with_options(options))
+}
+
 /// Tracker failures.
 #[derive(Debug, thiserror::Error)]
 pub enum TrackerError {

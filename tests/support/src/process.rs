@@ -10,6 +10,16 @@ pub fn output(bin: impl AsRef<Path>, args: &[&str]) -> Output {
     Command::new(bin.as_ref()).args(args).output().unwrap()
 }
 
+/// What a finished command printed on stdout, as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// What a finished command printed on stderr, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// A long-running child (`plughost run`), killed when dropped so a failing
 /// test never leaves a host behind.
 pub struct KillOnDrop(pub Child);

@@ -199,6 +199,19 @@ impl fmt::Display for CallReply {
     }
 }
 
+/// How a text argument becomes JSON, for v1 calls and for the CLI alike:
+/// as JSON when it parses (`10` is the number 10, `[1]` an array), else as a
+/// string (`abc`), so old callers' string arguments reach typed methods.
+///
+/// ```
+/// use plughost::rpc::wire::v1::arg_value;
+/// assert_eq!(arg_value("10"), serde_json::json!(10));
+/// assert_eq!(arg_value("abc"), serde_json::json!("abc"));
+/// ```
+pub fn arg_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}
+
 /// How a JSON result is written into a v1 `Success` body: strings bare (as
 /// the old Python service's `str()` did), everything else as JSON text.
 pub fn result_text(value: &serde_json::Value) -> String {
