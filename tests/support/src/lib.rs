@@ -11,8 +11,10 @@ pub mod build;
 pub mod manifest;
 pub mod process;
 pub mod pyzmq;
+pub mod rabbit_node;
 
 pub use broker::{close_broker_connection, TestExchanges, AMQP_URL};
 pub use build::{plugin_lib, variant_lib, SourcePatch, Variant, CONFORMANCE_FIXTURES};
 pub use manifest::TempManifest;
 pub use process::{free_port, KillOnDrop};
+pub use rabbit_node::{NodeConfig, RabbitNode};
