@@ -174,7 +174,7 @@ fn problems(
         return Some(problem);
     }
     let mode = meta.mode();
-    let sticky = mode & u32::from(libc::S_ISVTX) != 0;
+    let sticky = mode & 0o1000 != 0; // S_ISVTX
     let writers = match (mode & 0o020 != 0, mode & 0o002 != 0) {
         _ if is_folder && sticky => return None,
         (true, true) => "its group and others",
@@ -238,11 +238,11 @@ mod tests {
     #[test]
     fn a_world_writable_file_is_named_with_its_mode_and_the_fix() {
         let (_dir, file) = layout();
-        chmod(&file, 0o666);
+        chmod(&file, 0o646);
         let found = check_file(&file).unwrap();
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].culprit, file);
-        assert_eq!(found[0].problem, "is writable by others (mode 0666)");
+        assert_eq!(found[0].problem, "is writable by others (mode 0646)");
         assert_eq!(found[0].fix, format!("chmod go-w {}", file.display()));
         chmod(&file, 0o775);
         assert_eq!(
