@@ -338,7 +338,7 @@ fn a_group_writable_plugin_folder_is_refused_at_start_unless_the_manifest_allows
     };
     let mut d = Deployment::start("files-folder", "", place);
     let status = d.host.wait_exit(WAIT);
-    assert!(!status.success());
+    assert_eq!(status.code(), Some(1), "{}", d.host.log_text());
     let log = d.host.log_text();
     let shared = d.dir.path().join("shared");
     assert!(
@@ -435,6 +435,41 @@ fn the_shadow_cache_keeps_loaded_copies_and_the_newest_builds() {
     d.host.kill();
     invoke(&builds[5]);
     assert_eq!(in_cache(), sorted(newest(3..6)));
+}
+
+#[test]
+fn a_shadow_cache_folder_others_can_write_is_refused() {
+    // The cache is where libraries are mapped from: a folder others can
+    // write to would let them swap a copy between the checks and dlopen.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("libplugin_echo.so");
+    fs::copy(echo_build("one"), &file).unwrap();
+    let cache = dir.path().join("cache");
+    fs::create_dir(&cache).unwrap();
+    chmod(&cache, 0o777);
+    let out = std::process::Command::new(BIN)
+        .args(["invoke", "--plugin"])
+        .arg(&file)
+        .arg("version")
+        .env("PLUGHOST_LIB_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = process::stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "plugin file {}: refused: the shadow cache's folder {} is writable by its group and others (mode 0777); run `chmod go-w {}`",
+            file.display(),
+            cache.display(),
+            cache.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_dir(&cache).unwrap().count(),
+        0,
+        "nothing was copied"
+    );
 }
 
 #[test]
