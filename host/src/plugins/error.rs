@@ -4,9 +4,14 @@
 //! says what is wrong in an operator's words, and what to do where there is
 //! something to do.
 
-use std::path::PathBuf;
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
 
 use plughost_plugin_api::PluginError;
+
+use super::settle::Unsettled;
 
 /// A plugin load or registration failure. Every variant names the file (or
 /// the plugins involved) and the reason, in the words an operator needs.
@@ -175,4 +180,31 @@ pub enum LoadError {
         /// The method named in the manifest.
         method: String,
     },
+}
+
+impl LoadError {
+    /// A failure to open, stat or read a plugin file: missing, or another
+    /// I/O error.
+    pub(crate) fn reading(path: &Path, e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::NotFound => Self::Missing {
+                path: path.to_path_buf(),
+            },
+            _ => Self::Io {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    /// A file that did not settle, or could not be stat'ed.
+    pub(crate) fn unsettled(path: &Path, e: Unsettled) -> Self {
+        match e {
+            Unsettled::Changed(change) => Self::StillBeingWritten {
+                path: path.to_path_buf(),
+                change,
+            },
+            Unsettled::Io(e) => Self::reading(path, e),
+        }
+    }
 }

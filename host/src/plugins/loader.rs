@@ -32,13 +32,12 @@ use abi_stable::{
 };
 use plughost_plugin_api::ffi::{HostApiBox, PluginRootRef};
 use sha2::{Digest, Sha256};
-
 use tracing::warn;
 
 use super::{
     host_api::TracingHost,
     settle::{self, Stamp},
-    shadow::{self, Cache, Shadow},
+    shadow::{Cache, Shadow},
     trust, LoadError, PluginHandle,
 };
 use crate::manifest::{Manifest, PluginEntry};
@@ -145,9 +144,9 @@ pub fn load_with_host(spec: &PluginSpec, host: HostApiBox) -> Result<PluginHandl
 pub(crate) fn inspect(spec: &PluginSpec) -> Result<PluginFile, LoadError> {
     let path = &spec.path;
     check_trust(path, spec.allow_insecure_files)?;
-    let stamp = settle::settled(path, settle::QUIET).map_err(|e| shadow::unsettled(path, e))?;
+    let stamp = settle::settled(path, settle::QUIET).map_err(|e| LoadError::unsettled(path, e))?;
     let sha256 = file_sha256(path)?;
-    settle::unchanged(path, &stamp).map_err(|e| shadow::unsettled(path, e))?;
+    settle::unchanged(path, &stamp).map_err(|e| LoadError::unsettled(path, e))?;
     Ok(PluginFile {
         path: path.clone(),
         sha256,
@@ -158,7 +157,7 @@ pub(crate) fn inspect(spec: &PluginSpec) -> Result<PluginFile, LoadError> {
 /// Refuses a file that a user other than root and the host's could change,
 /// or logs each such problem when the manifest allows them.
 fn check_trust(path: &Path, allow_insecure: bool) -> Result<(), LoadError> {
-    let problems = trust::check_file(path).map_err(|e| read_error(path, e))?;
+    let problems = trust::check_file(path).map_err(|e| LoadError::reading(path, e))?;
     for problem in problems {
         if !allow_insecure {
             return Err(LoadError::Insecure {
@@ -244,26 +243,13 @@ fn root_module_for(spec: &PluginSpec, file: &PluginFile) -> Result<PluginRootRef
 /// SHA-256 of a file, streamed (plugin files can be tens of MiB in debug
 /// builds; reading them whole on every reload would churn the heap).
 pub fn file_sha256(path: &Path) -> Result<String, LoadError> {
-    let mut file = fs::File::open(path).map_err(|e| read_error(path, e))?;
+    let mut file = fs::File::open(path).map_err(|e| LoadError::reading(path, e))?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).map_err(|e| LoadError::Io {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
     Ok(hex::encode(hasher.finalize()))
-}
-
-/// A failure to open or stat a plugin file: missing, or another I/O error.
-pub(crate) fn read_error(path: &Path, e: std::io::Error) -> LoadError {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => LoadError::Missing {
-            path: path.to_path_buf(),
-        },
-        _ => LoadError::Io {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        },
-    }
 }
 
 /// plugin-api follows semver: same major, and for 0.x the same minor.

@@ -35,8 +35,7 @@ use tracing::{info, warn};
 
 use super::{
     elf::{self, ElfProblem},
-    settle::{self, Unsettled},
-    trust, LoadError, PluginFile,
+    settle, trust, LoadError, PluginFile,
 };
 
 /// How many copies per plugin file name the cache keeps besides the ones a
@@ -127,11 +126,11 @@ impl Cache {
             reason: format!("cannot write shadow copy: {e}"),
         };
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
-        let mut source = File::open(path).map_err(|e| super::loader::read_error(path, e))?;
+        let mut source = File::open(path).map_err(|e| LoadError::reading(path, e))?;
         io::copy(&mut source, tmp.as_file_mut()).map_err(io)?;
         tmp.as_file_mut().flush().map_err(io)?;
-        settle::unchanged(path, &file.stamp).map_err(|e| unsettled(path, e))?;
-        if super::file_sha256(tmp.path())? != file.sha256 {
+        settle::unchanged(path, &file.stamp).map_err(|e| LoadError::unsettled(path, e))?;
+        if super::loader::file_sha256(tmp.path())? != file.sha256 {
             return Err(LoadError::StillBeingWritten {
                 path: path.clone(),
                 change: "its content changed between two reads".into(),
@@ -254,7 +253,7 @@ fn plugin_of(copy: &str) -> Option<String> {
 
 /// True when `target` exists with this content.
 fn holds(target: &Path, sha256: &str) -> bool {
-    target.exists() && super::file_sha256(target).is_ok_and(|s| s == sha256)
+    target.exists() && super::loader::file_sha256(target).is_ok_and(|s| s == sha256)
 }
 
 fn check_complete(path: &Path, file: &File) -> Result<(), LoadError> {
@@ -274,16 +273,6 @@ fn check_complete(path: &Path, file: &File) -> Result<(), LoadError> {
             reason,
         },
     })
-}
-
-pub(crate) fn unsettled(path: &Path, e: Unsettled) -> LoadError {
-    match e {
-        Unsettled::Changed(change) => LoadError::StillBeingWritten {
-            path: path.to_path_buf(),
-            change,
-        },
-        Unsettled::Io(e) => super::loader::read_error(path, e),
-    }
 }
 
 fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {

@@ -31,15 +31,15 @@ const MAX_LINKS: usize = 40;
 
 /// Something in a plugin file's path that another user could change.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Untrusted {
+pub(crate) struct Untrusted {
     /// What kind of thing it is: "file", "folder" or "symbolic link".
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// The file, folder or link at fault.
-    pub culprit: PathBuf,
+    pub(crate) culprit: PathBuf,
     /// What is wrong with it, e.g. "is writable by others (mode 0666)".
-    pub problem: String,
+    pub(crate) problem: String,
     /// The command that fixes it, e.g. "chmod go-w /srv/plugins".
-    pub fix: String,
+    pub(crate) fix: String,
 }
 
 impl fmt::Display for Untrusted {
