@@ -34,6 +34,8 @@ pub struct FileWatch {
     /// What the watcher's callback matches events against.
     interesting: Arc<RwLock<HashSet<PathBuf>>>,
     dirs: BTreeSet<PathBuf>,
+    /// A change was seen and its quiet period has not run out yet.
+    pending: bool,
 }
 
 impl FileWatch {
@@ -67,6 +69,7 @@ impl FileWatch {
             files: BTreeSet::new(),
             interesting,
             dirs: BTreeSet::new(),
+            pending: false,
         };
         watch.follow(files)?;
         Ok(watch)
@@ -100,16 +103,24 @@ impl FileWatch {
     }
 
     /// Resolves after a change to a followed file and [`DEBOUNCE`] of quiet.
+    ///
+    /// Cancel-safe: the host polls this in a `select!` with other triggers;
+    /// a call dropped during the quiet period leaves the change pending, and
+    /// the next call finishes the wait instead of forgetting it.
     pub async fn changed(&mut self) {
-        if self.events.recv().await.is_none() {
-            return std::future::pending().await;
+        if !self.pending {
+            if self.events.recv().await.is_none() {
+                return std::future::pending().await;
+            }
+            self.pending = true;
         }
         loop {
             match tokio::time::timeout(DEBOUNCE, self.events.recv()).await {
                 Ok(Some(())) => continue,
-                Ok(None) | Err(_) => return,
+                Ok(None) | Err(_) => break,
             }
         }
+        self.pending = false;
     }
 }
 
@@ -148,6 +159,23 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), watch.changed())
             .await
             .expect("the rename is seen");
+    }
+
+    #[tokio::test]
+    async fn a_change_survives_a_wait_cancelled_during_its_quiet_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("libx.so");
+        std::fs::write(&file, "a").unwrap();
+        let mut watch = FileWatch::new([file.clone()]).unwrap();
+        std::fs::write(&file, "b").unwrap();
+        // The host's select! picks another trigger (an admin request) while
+        // the change is in its quiet period, and drops this wait.
+        let cancelled = tokio::time::timeout(Duration::from_millis(100), watch.changed()).await;
+        assert!(cancelled.is_err());
+        // No further writes: the change must still come out.
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .expect("the change seen before the cancel is not lost");
     }
 
     #[tokio::test]
