@@ -114,12 +114,8 @@ impl FileWatch {
             }
             self.pending = true;
         }
-        loop {
-            match tokio::time::timeout(DEBOUNCE, self.events.recv()).await {
-                Ok(Some(())) => continue,
-                Ok(None) | Err(_) => break,
-            }
-        }
+        // Each further event restarts the quiet period.
+        while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, self.events.recv()).await {}
         self.pending = false;
     }
 }
