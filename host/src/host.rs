@@ -478,10 +478,17 @@ pub async fn run(
         if reloaded {
             // The manifest may name other plugin files now: follow the new
             // set, in place, so changes that came during the reload count.
-            if let Some(files) = files.as_mut() {
-                if let Err(e) = files.follow(followed_files(&path, &host)) {
-                    warn!(error = %e, "cannot follow the new set of plugin files; reload with SIGHUP or `plughost reload`");
+            match files.as_mut() {
+                Some(files) => {
+                    if let Err(e) = files.follow(followed_files(&path, &host)) {
+                        warn!(error = %e, "cannot follow the new set of plugin files; reload with SIGHUP or `plughost reload`");
+                    }
                 }
+                // Watching failed at start: try again with the new set.
+                None if manifest.host.watch => {
+                    files = FileWatch::new(followed_files(&path, &host)).ok();
+                }
+                None => {}
             }
         }
     }
