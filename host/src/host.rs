@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     admin::{self, AdminReply, AdminRequest},
-    manifest::{Manifest, ManifestError, DEFAULT_AMQP_URL},
+    manifest::{HostSettings, Manifest, ManifestError, DEFAULT_AMQP_URL},
     plugins::{rebuild, Changes, LoadError, PluginHandle, PluginState, Registry},
     rpc::{self, BrokerState, Exchanges, RpcConfig},
     shutdown::{self, ShutdownTrigger},
@@ -318,10 +318,16 @@ impl Host {
 
     fn warn_about_unreloadable(&self, manifest: &Manifest) {
         let was = &self.started_with;
+        // allow_insecure_plugin_files follows reloads: it decides how the
+        // next load treats plugin files.
+        let host_changed = HostSettings {
+            allow_insecure_plugin_files: manifest.host.allow_insecure_plugin_files,
+            ..was.host.clone()
+        } != manifest.host;
         if was.rabbitmq != manifest.rabbitmq
             || was.zeromq != manifest.zeromq
             || was.roles != manifest.roles
-            || was.host != manifest.host
+            || host_changed
         {
             warn!(
                 "[host], [rabbitmq], [zeromq] and [roles] changes take effect only after a restart"
@@ -429,8 +435,7 @@ pub async fn run(
     } else {
         None
     };
-    let watch_files = manifest.host.watch;
-    let mut files = if watch_files {
+    let mut files = if manifest.host.watch {
         FileWatch::new(followed_files(&path, &host))
             .map_err(|e| warn!(error = %e, "cannot watch the manifest and plugin files; reload with SIGHUP or `plughost reload`"))
             .ok()
@@ -471,9 +476,19 @@ pub async fn run(
             }
         };
         if reloaded {
-            // The manifest may name other plugin files now: follow the new set.
-            if watch_files {
-                files = FileWatch::new(followed_files(&path, &host)).ok().or(files);
+            // The manifest may name other plugin files now: follow the new
+            // set, in place, so changes that came during the reload count.
+            match files.as_mut() {
+                Some(files) => {
+                    if let Err(e) = files.follow(followed_files(&path, &host)) {
+                        warn!(error = %e, "cannot follow the new set of plugin files; reload with SIGHUP or `plughost reload`");
+                    }
+                }
+                // Watching failed at start: try again with the new set.
+                None if manifest.host.watch => {
+                    files = FileWatch::new(followed_files(&path, &host)).ok();
+                }
+                None => {}
             }
         }
     }

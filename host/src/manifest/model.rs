@@ -43,6 +43,11 @@ pub struct HostSettings {
     /// Follow changes to the manifest and plugin files (default true); with
     /// false, only SIGHUP and `plughost reload` apply changes.
     pub watch: bool,
+    /// Load plugin files that users other than root and the host's could
+    /// change (writable by group or others, or owned by someone else),
+    /// logging a warning at every load, instead of refusing them (default
+    /// false). Follows reloads.
+    pub allow_insecure_plugin_files: bool,
 }
 
 /// `[rabbitmq]`: the RPC transport.
@@ -150,6 +155,7 @@ struct RawHost {
     name: Option<Spanned<String>>,
     admin: Option<Spanned<String>>,
     watch: Option<bool>,
+    allow_insecure_plugin_files: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -301,6 +307,7 @@ impl Manifest {
             name: v.non_empty("host.name", raw.host.name, &default_host_name())?,
             admin: raw.host.admin.map(Spanned::into_inner),
             watch: raw.host.watch.unwrap_or(true),
+            allow_insecure_plugin_files: raw.host.allow_insecure_plugin_files.unwrap_or(false),
         };
 
         let url = match raw.rabbitmq.url {

@@ -1,8 +1,17 @@
 //! Why a plugin could not be loaded or registered.
+//!
+//! One enum for the whole plugins module: each variant names the file and
+//! says what is wrong in an operator's words, and what to do where there is
+//! something to do.
 
-use std::path::PathBuf;
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
 
 use plughost_plugin_api::PluginError;
+
+use super::settle::Unsettled;
 
 /// A plugin load or registration failure. Every variant names the file (or
 /// the plugins involved) and the reason, in the words an operator needs.
@@ -31,6 +40,57 @@ pub enum LoadError {
         expected: String,
         /// The file's hash.
         actual: String,
+    },
+    /// Something the file's ELF headers declare lies past its end: a copy
+    /// cut short, or one still being written.
+    #[error("plugin file {path}: truncated: {what} ends at byte {end} but the file has {len} bytes (copy it completely; copying next to it and renaming over it with `mv` means the host never sees it half-written)")]
+    Truncated {
+        /// The plugin file.
+        path: PathBuf,
+        /// What is cut off, e.g. "segment 3 (PT_LOAD)".
+        what: String,
+        /// The byte it would end at.
+        end: u64,
+        /// The file's size.
+        len: u64,
+    },
+    /// The file changed while it was being checked or copied.
+    #[error("plugin file {path}: still being written: {change} during the check (a file is loaded once it has stayed unchanged for {} ms; the file watcher retries when it changes again)", super::settle::QUIET.as_millis())]
+    StillBeingWritten {
+        /// The plugin file.
+        path: PathBuf,
+        /// What changed, e.g. "size changed from 500000 to 700000 bytes".
+        change: String,
+    },
+    /// The file, a folder on the way to it or a link followed could be
+    /// changed by a user other than root and the host's.
+    #[error("plugin file {path}: refused: {kind} {culprit} {problem}, so another user could put code into this host; run `{fix}`, or set `allow_insecure_plugin_files = true` in [host] to load it anyway (with a warning at every load)")]
+    Insecure {
+        /// The plugin file.
+        path: PathBuf,
+        /// "file", "folder" or "symbolic link".
+        kind: &'static str,
+        /// The file, folder or link at fault.
+        culprit: PathBuf,
+        /// What is wrong, e.g. "is writable by others (mode 0666)".
+        problem: String,
+        /// The command that fixes it.
+        fix: String,
+    },
+    /// The shadow cache folder (where copies are mapped from) could be
+    /// changed by a user other than root and the host's.
+    #[error("plugin file {path}: refused: the shadow cache's {kind} {culprit} {problem}; run `{fix}`, or point PLUGHOST_LIB_CACHE at a private folder (or set `allow_insecure_plugin_files = true` in [host])")]
+    InsecureCache {
+        /// The plugin file being loaded.
+        path: PathBuf,
+        /// "folder" or "symbolic link".
+        kind: &'static str,
+        /// The folder or link at fault.
+        culprit: PathBuf,
+        /// What is wrong.
+        problem: String,
+        /// The command that fixes it.
+        fix: String,
     },
     /// The dynamic loader refused the file.
     #[error("plugin {path}: not a loadable shared library: {reason}")]
@@ -120,4 +180,31 @@ pub enum LoadError {
         /// The method named in the manifest.
         method: String,
     },
+}
+
+impl LoadError {
+    /// A failure to open, stat or read a plugin file: missing, or another
+    /// I/O error.
+    pub(crate) fn reading(path: &Path, e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::NotFound => Self::Missing {
+                path: path.to_path_buf(),
+            },
+            _ => Self::Io {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    /// A file that did not settle, or could not be stat'ed.
+    pub(crate) fn unsettled(path: &Path, e: Unsettled) -> Self {
+        match e {
+            Unsettled::Changed(change) => Self::StillBeingWritten {
+                path: path.to_path_buf(),
+                change,
+            },
+            Unsettled::Io(e) => Self::reading(path, e),
+        }
+    }
 }

@@ -1,12 +1,15 @@
-//! Loading one plugin file: hash, shadow copy, `dlopen`, ABI checks, instance.
+//! Loading one plugin file: trust, settle, hash, shadow copy, ELF check,
+//! `dlopen`, ABI checks, instance.
 //!
-//! Why a shadow copy: the dynamic loader hands back the already-loaded
-//! library when asked for the same path again, so a rebuilt plugin written
-//! over the old file could never be loaded next to the old version; and a
-//! file rewritten in place under a mapped library can crash the host. So
-//! every file is first copied to a content-addressed path
-//! (`<cache>/<stem>-<sha256 prefix>.so`) and loaded from there: identical
-//! content shares one library, new content is a new library.
+//! The file a manifest names is never mapped. It is checked for who could
+//! change it ([`super::trust`]), waited on until it has stopped changing
+//! ([`super::settle`]) and hashed; the hash decides reuse and is checked
+//! against the manifest's pin. A new content is then copied into the shadow
+//! cache ([`super::shadow`]): the copy must hash the same as the first read
+//! and be a complete ELF shared object ([`super::elf`]) before it is opened.
+//! A file caught half-written is refused with the reason, never mapped: a
+//! mapped segment that runs past the end of its file kills the process with
+//! SIGBUS on first touch.
 //!
 //! Why not `RootModule::load_from_file`: abi_stable caches one root module
 //! per root-module *type* in a process-wide static, so a second plugin
@@ -18,7 +21,6 @@
 use std::{
     collections::HashMap,
     fs,
-    io::Write,
     path::{Path, PathBuf},
     sync::{Mutex, OnceLock},
     time::SystemTime,
@@ -30,9 +32,15 @@ use abi_stable::{
 };
 use plughost_plugin_api::ffi::{HostApiBox, PluginRootRef};
 use sha2::{Digest, Sha256};
+use tracing::warn;
 
-use super::{host_api::TracingHost, LoadError, PluginHandle};
-use crate::manifest::PluginEntry;
+use super::{
+    host_api::TracingHost,
+    settle::{self, Stamp},
+    shadow::{Cache, Shadow},
+    trust, LoadError, PluginHandle,
+};
+use crate::manifest::{Manifest, PluginEntry};
 
 /// What to load: a file, an optional hash pin and the plugin's configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +51,10 @@ pub struct PluginSpec {
     pub sha256: Option<String>,
     /// The configuration handed to the plugin (JSON object).
     pub config: serde_json::Value,
+    /// Load the file even when other users could change it (`[host]
+    /// allow_insecure_plugin_files`); each problem is then logged as a
+    /// warning at every load instead of refusing the file.
+    pub allow_insecure_files: bool,
 }
 
 impl PluginSpec {
@@ -52,19 +64,46 @@ impl PluginSpec {
             path: path.into(),
             sha256: None,
             config: serde_json::Value::Object(Default::default()),
+            allow_insecure_files: false,
         }
     }
 }
 
 impl From<&PluginEntry> for PluginSpec {
-    /// What a manifest entry asks to load.
+    /// What a manifest entry asks to load (with the strict file checks;
+    /// [`PluginSpec::in_manifest`] also applies the manifest's `[host]`
+    /// settings).
     fn from(entry: &PluginEntry) -> Self {
         Self {
             path: entry.path.clone(),
             sha256: entry.sha256.clone(),
             config: entry.config.clone(),
+            allow_insecure_files: false,
         }
     }
+}
+
+impl PluginSpec {
+    /// What a manifest entry asks to load, under the manifest's `[host]`
+    /// settings.
+    pub fn in_manifest(manifest: &Manifest, entry: &PluginEntry) -> Self {
+        Self {
+            allow_insecure_files: manifest.host.allow_insecure_plugin_files,
+            ..Self::from(entry)
+        }
+    }
+}
+
+/// A plugin file that passed the trust check and has settled, with the
+/// hash of its content and the stamp it had when it was read.
+#[derive(Debug)]
+pub(crate) struct PluginFile {
+    /// The file the manifest names.
+    pub(crate) path: PathBuf,
+    /// SHA-256 of its content (lower-case hex).
+    pub(crate) sha256: String,
+    /// Its `stat` when it was hashed; a copy must find it unchanged.
+    pub(crate) stamp: Stamp,
 }
 
 /// The plugin-api version this host was built with.
@@ -95,9 +134,47 @@ pub(crate) fn tracing_host(path: &Path) -> HostApiBox {
 /// conformance kit (which also checks that nothing reaches stdout/stderr
 /// while plugin code runs, so it cannot let records go to a log writer).
 pub fn load_with_host(spec: &PluginSpec, host: HostApiBox) -> Result<PluginHandle, LoadError> {
-    let sha256 = file_sha256(&spec.path)?;
-    check_pin(&spec.path, spec.sha256.as_deref(), &sha256)?;
-    instantiate(spec, sha256, host)
+    let file = inspect(spec)?;
+    check_pin(&spec.path, spec.sha256.as_deref(), &file.sha256)?;
+    instantiate(spec, file, host)
+}
+
+/// Checks who could change the spec's file, waits until it has settled and
+/// hashes it. Nothing is mapped yet.
+pub(crate) fn inspect(spec: &PluginSpec) -> Result<PluginFile, LoadError> {
+    let path = &spec.path;
+    check_trust(path, spec.allow_insecure_files)?;
+    let stamp = settle::settled(path, settle::QUIET).map_err(|e| LoadError::unsettled(path, e))?;
+    let sha256 = file_sha256(path)?;
+    settle::unchanged(path, &stamp).map_err(|e| LoadError::unsettled(path, e))?;
+    Ok(PluginFile {
+        path: path.clone(),
+        sha256,
+        stamp,
+    })
+}
+
+/// Refuses a file that a user other than root and the host's could change,
+/// or logs each such problem when the manifest allows them.
+fn check_trust(path: &Path, allow_insecure: bool) -> Result<(), LoadError> {
+    let problems = trust::check_file(path).map_err(|e| LoadError::reading(path, e))?;
+    for problem in problems {
+        if !allow_insecure {
+            return Err(LoadError::Insecure {
+                path: path.to_path_buf(),
+                kind: problem.kind,
+                culprit: problem.culprit,
+                problem: problem.problem,
+                fix: problem.fix,
+            });
+        }
+        warn!(
+            file = %path.display(),
+            "{problem}: others could change this plugin; loading it anyway because [host] allow_insecure_plugin_files = true (fix: {})",
+            problem.fix
+        );
+    }
+    Ok(())
 }
 
 /// Refuses a file whose hash is not the one the manifest pins.
@@ -112,15 +189,15 @@ pub(crate) fn check_pin(path: &Path, pin: Option<&str>, actual: &str) -> Result<
     }
 }
 
-/// Opens (once per content) the library of a file already hashed and
+/// Opens (once per content) the library of a file already inspected and
 /// checked, and creates an instance with the spec's configuration.
 pub(crate) fn instantiate(
     spec: &PluginSpec,
-    sha256: String,
+    file: PluginFile,
     host: HostApiBox,
 ) -> Result<PluginHandle, LoadError> {
     let path = &spec.path;
-    let root = root_module_for(path, &sha256)?;
+    let root = root_module_for(spec, &file)?;
 
     let config = spec.config.to_string();
     let instance = (root.new_instance())(RStr::from_str(&config), host)
@@ -132,7 +209,7 @@ pub(crate) fn instantiate(
 
     PluginHandle::new(
         path.clone(),
-        sha256,
+        file.sha256,
         SystemTime::now(),
         spec.config.clone(),
         instance,
@@ -141,94 +218,38 @@ pub(crate) fn instantiate(
 
 /// Returns the checked root module of the library with this content. Each
 /// content hash is opened and checked once for the life of the process; a
-/// reload of known content only creates a new instance.
-fn root_module_for(path: &Path, sha256: &str) -> Result<PluginRootRef, LoadError> {
-    static OPENED: OnceLock<Mutex<HashMap<String, PluginRootRef>>> = OnceLock::new();
+/// reload of known content only creates a new instance. The shadow copy's
+/// lease is kept as long as the library is mapped: for the whole process.
+fn root_module_for(spec: &PluginSpec, file: &PluginFile) -> Result<PluginRootRef, LoadError> {
+    static OPENED: OnceLock<Mutex<HashMap<String, (PluginRootRef, Shadow)>>> = OnceLock::new();
     let opened = OPENED.get_or_init(Default::default);
     let mut opened = opened
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(root) = opened.get(sha256) {
+    if let Some((root, _)) = opened.get(&file.sha256) {
         return Ok(*root);
     }
-    let shadow = shadow_copy(path, sha256)?;
-    let header = lib_header_from_path(&shadow).map_err(|e| library_error(path, e))?;
+    let path = &file.path;
+    let shadow = Cache::open(path, spec.allow_insecure_files)?.install(file)?;
+    let header = lib_header_from_path(&shadow.path).map_err(|e| library_error(path, e))?;
     check_api_version(path, header)?;
     let root = header
         .init_root_module::<PluginRootRef>()
         .map_err(|e| library_error(path, e))?;
-    opened.insert(sha256.to_owned(), root);
+    opened.insert(file.sha256.clone(), (root, shadow));
     Ok(root)
 }
 
 /// SHA-256 of a file, streamed (plugin files can be tens of MiB in debug
 /// builds; reading them whole on every reload would churn the heap).
 pub fn file_sha256(path: &Path) -> Result<String, LoadError> {
-    let mut file = fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => LoadError::Missing {
-            path: path.to_path_buf(),
-        },
-        _ => LoadError::Io {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        },
-    })?;
+    let mut file = fs::File::open(path).map_err(|e| LoadError::reading(path, e))?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).map_err(|e| LoadError::Io {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
     Ok(hex::encode(hasher.finalize()))
-}
-
-/// Copies the file to its content-addressed shadow path (atomically, so a
-/// concurrent host never opens a half-written file) and returns that path.
-/// The copy is hashed again: if the file changed while we copied it, we
-/// refuse rather than load something other than what was hashed.
-fn shadow_copy(path: &Path, sha256: &str) -> Result<PathBuf, LoadError> {
-    let io = |e: std::io::Error| LoadError::Io {
-        path: path.to_path_buf(),
-        reason: format!("cannot write shadow copy: {e}"),
-    };
-    let dir = shadow_dir();
-    fs::create_dir_all(&dir).map_err(io)?;
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "so".into());
-    let target = dir.join(format!("{stem}-{}.{ext}", &sha256[..16]));
-    if target.exists() && file_sha256(&target).is_ok_and(|s| s == sha256) {
-        return Ok(target);
-    }
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
-    let mut source = fs::File::open(path).map_err(io)?;
-    std::io::copy(&mut source, tmp.as_file_mut()).map_err(io)?;
-    tmp.as_file_mut().flush().map_err(io)?;
-    if file_sha256(tmp.path())? != sha256 {
-        return Err(LoadError::Io {
-            path: path.to_path_buf(),
-            reason: "the file changed while it was being loaded; try again".into(),
-        });
-    }
-    tmp.persist(&target).map_err(|e| io(e.error))?;
-    Ok(target)
-}
-
-/// Where shadow copies live: `$PLUGHOST_LIB_CACHE`, else a per-user folder
-/// under the temp directory.
-fn shadow_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PLUGHOST_LIB_CACHE") {
-        return PathBuf::from(dir);
-    }
-    use std::os::unix::fs::MetadataExt;
-    let uid = fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
-    std::env::temp_dir()
-        .join(format!("plughost-{uid}"))
-        .join("libs")
 }
 
 /// plugin-api follows semver: same major, and for 0.x the same minor.

@@ -57,7 +57,10 @@ impl Registry {
     pub fn from_manifest(manifest: &Manifest) -> Result<Self, LoadError> {
         let mut registry = Self::new();
         for entry in &manifest.plugins {
-            registry.add(load(&PluginSpec::from(entry))?, &entry.methods)?;
+            registry.add(
+                load(&PluginSpec::in_manifest(manifest, entry))?,
+                &entry.methods,
+            )?;
         }
         Ok(registry)
     }

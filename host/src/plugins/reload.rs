@@ -10,7 +10,7 @@
 use std::{collections::BTreeSet, sync::Arc};
 
 use super::{
-    loader::{check_pin, file_sha256, instantiate, tracing_host},
+    loader::{check_pin, inspect, instantiate, tracing_host},
     LoadError, PluginHandle, PluginSpec, Registry,
 };
 use crate::manifest::Manifest;
@@ -42,19 +42,17 @@ pub fn rebuild(current: &Registry, manifest: &Manifest) -> Result<(Registry, Cha
     for entry in &manifest.plugins {
         // Hash once: the hash decides reuse, is checked against the pin, and
         // is what a new instance is loaded under.
-        let sha = file_sha256(&entry.path)?;
-        check_pin(&entry.path, entry.sha256.as_deref(), &sha)?;
-        let reusable = current
-            .plugins()
-            .iter()
-            .find(|p| p.file() == entry.path && p.sha256() == sha && p.config() == &entry.config);
+        // Every file is checked again (trust, settled), even one that is
+        // carried over: a problem is reported at every reload.
+        let spec = PluginSpec::in_manifest(manifest, entry);
+        let file = inspect(&spec)?;
+        check_pin(&entry.path, entry.sha256.as_deref(), &file.sha256)?;
+        let reusable = current.plugins().iter().find(|p| {
+            p.file() == entry.path && p.sha256() == file.sha256 && p.config() == &entry.config
+        });
         let plugin = match reusable {
             Some(p) => Arc::clone(p),
-            None => Arc::new(instantiate(
-                &PluginSpec::from(entry),
-                sha,
-                tracing_host(&entry.path),
-            )?),
+            None => Arc::new(instantiate(&spec, file, tracing_host(&entry.path))?),
         };
         next.add_shared(plugin, &entry.methods)?;
     }

@@ -195,6 +195,7 @@ impl<'a> Session<'a> {
             path: self.file.clone(),
             sha256: None,
             config: config.clone(),
+            allow_insecure_files: false,
         };
         let sink = Arc::clone(&self.sink);
         self.quiet
