@@ -12,16 +12,20 @@
 use std::{
     future::Future,
     path::PathBuf,
+    pin::Pin,
     sync::{Arc, Mutex},
-    time::{Duration, UNIX_EPOCH},
+    time::{Duration, Instant, UNIX_EPOCH},
 };
 
 use serde::{Deserialize, Serialize};
-use tokio::{io::BufReader, sync::watch, task::JoinHandle};
+use tokio::{
+    sync::{mpsc, oneshot, watch},
+    task::JoinHandle,
+};
 use tracing::{error, info, warn};
 
 use crate::{
-    admin::{self, AdminReply, AdminRequest},
+    admin::{self, AdminError, AdminHandler, AdminReply},
     manifest::{HostSettings, Manifest, ManifestError, DEFAULT_AMQP_URL},
     plugins::{rebuild, Changes, LoadError, PluginHandle, PluginState, Registry},
     rpc::{self, BrokerState, Exchanges, RpcConfig},
@@ -43,12 +47,16 @@ pub enum HostError {
     #[error(transparent)]
     Tracker(#[from] crate::tracker::TrackerError),
     /// The admin socket could not be opened.
-    #[error("admin socket {path}: {source}")]
-    Admin {
-        /// The socket path.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// Shutdown took longer than its grace; the process gave up on what
+    /// was still running.
+    #[error("shutdown did not finish within its grace of {grace_ms} ms; abandoned: {}", abandoned.join("; "))]
+    ShutdownIncomplete {
+        /// The grace (`[host] shutdown_grace_ms`).
+        grace_ms: u64,
+        /// What was still running: services that ignored stop, calls, roles.
+        abandoned: Vec<String>,
     },
 }
 
@@ -122,6 +130,10 @@ impl PluginStatus {
     }
 }
 
+/// One role's task, with the role's name. The task returns what it had to
+/// abandon when it stopped (a service that ignored stop, say).
+type RoleTask = (&'static str, JoinHandle<Vec<String>>);
+
 /// A running host. Dropping it does not stop it: call [`Host::shutdown`].
 pub struct Host {
     name: String,
@@ -130,7 +142,7 @@ pub struct Host {
     served: Option<watch::Receiver<Arc<Registry>>>,
     broker: watch::Receiver<BrokerState>,
     trigger: ShutdownTrigger,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<RoleTask>>,
     /// Plugins that left the serving set: draining, then retired.
     retired: Arc<Mutex<Vec<Arc<PluginHandle>>>>,
     reloading: tokio::sync::Mutex<()>,
@@ -164,13 +176,14 @@ impl Host {
                 name_service: roles.name_service,
                 rpc: roles.rpc,
             };
-            tasks.push(tokio::spawn(rpc::serve(
-                config,
-                registry_rx,
-                served_tx,
-                broker_tx,
-                shutdown.clone(),
-            )));
+            let rpc = rpc::serve(config, registry_rx, served_tx, broker_tx, shutdown.clone());
+            tasks.push((
+                "RPC",
+                tokio::spawn(async move {
+                    rpc.await;
+                    Vec::new()
+                }),
+            ));
         }
         let served = (roles.name_service || roles.rpc).then_some(served_rx);
         let zmq = &manifest.zeromq;
@@ -183,9 +196,13 @@ impl Host {
                 admin_token: zmq.admin_token.clone(),
             };
             let manager = tracker::manager::start(config, shutdown.clone()).await?;
-            tasks.push(tokio::spawn(async move {
-                let _ = manager.task.await;
-            }));
+            tasks.push((
+                "service manager",
+                tokio::spawn(async move {
+                    let _ = manager.task.await;
+                    Vec::new()
+                }),
+            ));
         }
         if roles.services {
             let config = ServicesConfig {
@@ -193,12 +210,16 @@ impl Host {
                 discovery: zmq.discovery.clone(),
                 management: zmq.management.clone(),
                 heartbeat: Duration::from_millis(zmq.heartbeat_interval_ms),
+                stop_grace: services_stop_grace(manifest),
             };
-            tasks.push(tokio::spawn(tracker::services::run(
-                config,
-                registry_tx.subscribe(),
-                shutdown.clone(),
-            )));
+            tasks.push((
+                "tracked services",
+                tokio::spawn(tracker::services::run(
+                    config,
+                    registry_tx.subscribe(),
+                    shutdown.clone(),
+                )),
+            ));
         }
         Ok(Self {
             name: manifest.host.name.clone(),
@@ -206,7 +227,7 @@ impl Host {
             served,
             broker: broker_rx,
             trigger,
-            tasks,
+            tasks: Mutex::new(tasks),
             retired: Arc::default(),
             reloading: tokio::sync::Mutex::new(()),
             started_with: manifest.clone(),
@@ -368,13 +389,55 @@ impl Host {
         self.broker.clone()
     }
 
-    /// Stops every role: consumers are cancelled, in-flight calls finish.
-    pub async fn shutdown(self) {
-        self.trigger.fire();
-        for task in self.tasks {
-            let _ = task.await;
-        }
+    /// Stops every role within `[host] shutdown_grace_ms`: consumers are cancelled, in-flight
+    /// calls finish, services are told to stop and say BYE. Returns what was
+    /// still running when the grace ran out (empty when everything
+    /// stopped): roles that did not finish (they are aborted), services that
+    /// ignored stop and calls still inside plugin code. Their threads cannot
+    /// be stopped from outside; they end with the process.
+    pub async fn shutdown(&self) -> Vec<String> {
+        let grace = Duration::from_millis(self.started_with.host.shutdown_grace_ms);
+        self.shutdown_within(grace).await
     }
+
+    /// [`Host::shutdown`] with another grace than the manifest's.
+    pub async fn shutdown_within(&self, grace: Duration) -> Vec<String> {
+        self.trigger.fire();
+        let deadline = Instant::now() + grace;
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut abandoned = Vec::new();
+        for (role, mut task) in tasks {
+            match tokio::time::timeout_at(deadline.into(), &mut task).await {
+                Ok(Ok(left)) => abandoned.extend(left),
+                Ok(Err(e)) => abandoned.push(format!("the {role} role failed: {e}")),
+                Err(_) => {
+                    task.abort();
+                    abandoned.push(format!("the {role} role did not stop in time"));
+                }
+            }
+        }
+        let retired = self.retired.lock().map(|r| r.clone()).unwrap_or_default();
+        for plugin in self.registry().plugins().iter().chain(&retired) {
+            let running = plugin.in_flight();
+            if running > 0 {
+                abandoned.push(format!(
+                    "plugin {} {}: {running} call(s) still running",
+                    plugin.name(),
+                    plugin.version()
+                ));
+            }
+        }
+        abandoned
+    }
+}
+
+/// How long the tracked services may take to stop: most of the host's
+/// grace, so that they still say BYE before the grace runs out.
+fn services_stop_grace(manifest: &Manifest) -> Duration {
+    let grace = Duration::from_millis(manifest.host.shutdown_grace_ms);
+    grace
+        .saturating_sub(Duration::from_millis(500))
+        .max(grace / 2)
 }
 
 /// The endpoint a manager binds for a configured one: `tcp://*:PORT` (all
@@ -415,87 +478,175 @@ fn followed_files(path: &std::path::Path, host: &Host) -> Vec<PathBuf> {
     files
 }
 
+/// "Re-read the manifest", from one of the triggers; `reply` gets the
+/// outcome when someone waits for it (`plughost reload`).
+struct ReloadRequest {
+    trigger: &'static str,
+    reply: Option<oneshot::Sender<Result<Changes, String>>>,
+}
+
+/// The admin socket's view of a host: status straight from the host (it
+/// never waits for a reload), reloads through the control loop.
+struct AdminBridge {
+    host: Arc<Host>,
+    reloads: mpsc::Sender<ReloadRequest>,
+}
+
+impl AdminHandler for AdminBridge {
+    fn status(&self) -> HostStatus {
+        self.host.status()
+    }
+
+    fn reload(&self) -> Pin<Box<dyn Future<Output = AdminReply> + Send + '_>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            let request = ReloadRequest {
+                trigger: "plughost reload",
+                reply: Some(reply),
+            };
+            if self.reloads.send(request).await.is_err() {
+                return AdminReply::failed("the host is shutting down");
+            }
+            match answer.await {
+                Ok(Ok(changes)) => AdminReply {
+                    ok: true,
+                    error: None,
+                    changes: Some(changes),
+                    status: None,
+                },
+                Ok(Err(e)) => AdminReply::failed(e),
+                Err(_) => AdminReply::failed("the host is shutting down"),
+            }
+        })
+    }
+}
+
+/// Turns file changes into reload requests; follows the file set it is
+/// sent (in place, so changes seen during a reload still count). When
+/// watching fails at start it is tried again with the next file set.
+async fn follow_files(
+    mut files: watch::Receiver<Vec<PathBuf>>,
+    reloads: mpsc::Sender<ReloadRequest>,
+) {
+    let mut watch: Option<FileWatch> = None;
+    loop {
+        if watch.is_none() || files.has_changed().unwrap_or(false) {
+            let wanted = files.borrow_and_update().clone();
+            let followed = match watch.as_mut() {
+                Some(w) => w.follow(wanted),
+                None => FileWatch::new(wanted).map(|w| watch = Some(w)),
+            };
+            if let Err(e) = followed {
+                warn!(error = %e, "cannot watch the manifest and plugin files; reload with SIGHUP or `plughost reload`");
+            }
+        }
+        tokio::select! {
+            _ = async { match watch.as_mut() { Some(w) => w.changed().await, None => std::future::pending().await } } => {
+                let request = ReloadRequest { trigger: "file change", reply: None };
+                if reloads.send(request).await.is_err() {
+                    return;
+                }
+            }
+            changed = files.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Turns SIGHUP into reload requests.
+async fn follow_hangups(reloads: mpsc::Sender<ReloadRequest>) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        warn!("cannot listen for SIGHUP; reload with `plughost reload`");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        let request = ReloadRequest {
+            trigger: "SIGHUP",
+            reply: None,
+        };
+        if reloads.send(request).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Runs a host until `shutdown` resolves: serves the roles, follows the
 /// manifest and plugin files, reloads on SIGHUP, answers the admin socket.
+///
+/// Each trigger (file watch, SIGHUP, admin connection) is a task of its
+/// own that sends [`ReloadRequest`]s to one control loop, which applies
+/// them one at a time. On shutdown every role gets `[host]
+/// shutdown_grace_ms` to stop; what is still running then is named in
+/// [`HostError::ShutdownIncomplete`].
 pub async fn run(
     manifest: &Manifest,
     options: &HostOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), HostError> {
-    let host = Host::start(manifest, options).await?;
+    let host = Arc::new(Host::start(manifest, options).await?);
     let path = manifest.source.clone();
+    let (reload_tx, mut reloads) = mpsc::channel::<ReloadRequest>(16);
+    let (stop_triggers, triggers_stop) = shutdown::channel();
+    let mut triggers = Vec::new();
     let admin_path = admin::socket_path(manifest);
-    let listener = if manifest.roles.admin {
-        let listener = admin::listen(&admin_path).map_err(|source| HostError::Admin {
-            path: admin_path.clone(),
-            source,
-        })?;
+    if manifest.roles.admin {
+        let listener = admin::listen(&admin_path)?;
         info!(socket = %admin_path.display(), "admin endpoint listening");
-        Some(listener)
-    } else {
-        None
-    };
-    let mut files = if manifest.host.watch {
-        FileWatch::new(followed_files(&path, &host))
-            .map_err(|e| warn!(error = %e, "cannot watch the manifest and plugin files; reload with SIGHUP or `plughost reload`"))
-            .ok()
-    } else {
-        None
-    };
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let bridge = Arc::new(AdminBridge {
+            host: Arc::clone(&host),
+            reloads: reload_tx.clone(),
+        });
+        triggers.push(tokio::spawn(admin::serve(
+            listener,
+            bridge,
+            triggers_stop.clone(),
+        )));
+    }
+    let (files_tx, files_rx) = watch::channel(followed_files(&path, &host));
+    if manifest.host.watch {
+        triggers.push(tokio::spawn(follow_files(files_rx, reload_tx.clone())));
+    }
+    triggers.push(tokio::spawn(follow_hangups(reload_tx)));
     tokio::pin!(shutdown);
     loop {
-        let reloaded = tokio::select! {
+        tokio::select! {
             _ = &mut shutdown => break,
-            _ = async { match files.as_mut() { Some(f) => f.changed().await, None => std::future::pending().await } } => {
-                reload_from_disk(&host, &path, "file change").await.is_ok()
-            }
-            _ = async { match hangup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => {
-                reload_from_disk(&host, &path, "SIGHUP").await.is_ok()
-            }
-            conn = async { match listener.as_ref() { Some(l) => l.accept().await, None => std::future::pending().await } } => {
-                match conn {
-                    Ok((stream, _)) => {
-                        let mut stream = BufReader::new(stream);
-                        let (reply, reloaded) = match admin::read_request(&mut stream).await {
-                            Ok(AdminRequest::Status) => (AdminReply { ok: true, error: None, changes: None, status: Some(host.status()) }, false),
-                            Ok(AdminRequest::Reload) => match reload_from_disk(&host, &path, "plughost reload").await {
-                                Ok(changes) => (AdminReply { ok: true, error: None, changes: Some(changes), status: None }, true),
-                                Err(e) => (AdminReply::failed(e.to_string()), false),
-                            },
-                            Err(e) => (AdminReply::failed(e), false),
-                        };
-                        admin::write_reply(stream, &reply).await;
-                        reloaded
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "admin accept failed");
-                        false
-                    }
+            Some(request) = reloads.recv() => {
+                let result = reload_from_disk(&host, &path, request.trigger).await;
+                if result.is_ok() {
+                    // The manifest may name other plugin files now: follow the new set.
+                    files_tx.send_if_modified(|files| {
+                        let next = followed_files(&path, &host);
+                        let changed = *files != next;
+                        *files = next;
+                        changed
+                    });
                 }
-            }
-        };
-        if reloaded {
-            // The manifest may name other plugin files now: follow the new
-            // set, in place, so changes that came during the reload count.
-            match files.as_mut() {
-                Some(files) => {
-                    if let Err(e) = files.follow(followed_files(&path, &host)) {
-                        warn!(error = %e, "cannot follow the new set of plugin files; reload with SIGHUP or `plughost reload`");
-                    }
+                if let Some(reply) = request.reply {
+                    let _ = reply.send(result.map_err(|e| e.to_string()));
                 }
-                // Watching failed at start: try again with the new set.
-                None if manifest.host.watch => {
-                    files = FileWatch::new(followed_files(&path, &host)).ok();
-                }
-                None => {}
             }
         }
     }
-    info!("shutting down");
-    host.shutdown().await;
-    if listener.is_some() {
+    let grace = Duration::from_millis(manifest.host.shutdown_grace_ms);
+    info!(grace_ms = grace.as_millis() as u64, "shutting down");
+    stop_triggers.fire();
+    for trigger in triggers {
+        trigger.abort();
+    }
+    let abandoned = host.shutdown_within(grace).await;
+    if manifest.roles.admin {
         let _ = std::fs::remove_file(&admin_path);
     }
-    Ok(())
+    if abandoned.is_empty() {
+        info!("host stopped");
+        return Ok(());
+    }
+    for what in &abandoned {
+        error!(abandoned = %what, "shutdown gave up on it");
+    }
+    Err(HostError::ShutdownIncomplete {
+        grace_ms: grace.as_millis() as u64,
+        abandoned,
+    })
 }

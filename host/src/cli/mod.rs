@@ -115,5 +115,9 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
         .max_blocking_threads(256)
         .thread_name("plughost")
         .build()?;
-    runtime.block_on(future)
+    let result = runtime.block_on(future);
+    // Whatever still runs on the blocking pool (a reload being built, say)
+    // must not keep the process from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

@@ -48,7 +48,21 @@ pub struct HostSettings {
     /// logging a warning at every load, instead of refusing them (default
     /// false). Follows reloads.
     pub allow_insecure_plugin_files: bool,
+    /// Threads all plugins together may hold (default
+    /// [`DEFAULT_MAX_PLUGIN_THREADS`]); a manifest whose plugins need more
+    /// is refused at load.
+    pub max_plugin_threads: usize,
+    /// How long shutdown may take before the host gives up on what is still
+    /// running, names it and exits non-zero (default 10 s).
+    pub shutdown_grace_ms: u64,
 }
+
+/// Threads all plugins of a host may hold together, when `[host]
+/// max_plugin_threads` says nothing.
+pub const DEFAULT_MAX_PLUGIN_THREADS: usize = 512;
+
+/// Shutdown grace when `[host] shutdown_grace_ms` says nothing.
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 
 /// `[rabbitmq]`: the RPC transport.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +133,9 @@ pub struct PluginEntry {
     pub config: serde_json::Value,
     /// Per-method overrides, by method name.
     pub methods: BTreeMap<String, MethodOverride>,
+    /// Threads of the plugin's own (its bulkhead); default: the sum of its
+    /// methods' concurrency limits.
+    pub threads: Option<usize>,
 }
 
 /// `[plugins.methods.<name>]`: what an operator may change about a method.
@@ -156,6 +173,8 @@ struct RawHost {
     admin: Option<Spanned<String>>,
     watch: Option<bool>,
     allow_insecure_plugin_files: Option<bool>,
+    max_plugin_threads: Option<Spanned<u64>>,
+    shutdown_grace_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -187,6 +206,7 @@ struct RawPlugin {
     config: toml::Table,
     #[serde(default)]
     methods: BTreeMap<String, RawMethod>,
+    threads: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -308,6 +328,17 @@ impl Manifest {
             admin: raw.host.admin.map(Spanned::into_inner),
             watch: raw.host.watch.unwrap_or(true),
             allow_insecure_plugin_files: raw.host.allow_insecure_plugin_files.unwrap_or(false),
+            max_plugin_threads: usize::try_from(v.positive(
+                "host.max_plugin_threads",
+                raw.host.max_plugin_threads,
+                DEFAULT_MAX_PLUGIN_THREADS as u64,
+            )?)
+            .unwrap_or(usize::MAX),
+            shutdown_grace_ms: v.positive(
+                "host.shutdown_grace_ms",
+                raw.host.shutdown_grace_ms,
+                DEFAULT_SHUTDOWN_GRACE_MS,
+            )?,
         };
 
         let url = match raw.rabbitmq.url {
@@ -452,11 +483,19 @@ fn validate_plugin(
         );
     }
 
+    let threads = match raw.threads {
+        Some(t) if *t.get_ref() == 0 => {
+            return Err(v.invalid(&key("threads"), &t, "must be greater than 0"))
+        }
+        other => other.map(Spanned::into_inner),
+    };
+
     Ok(PluginEntry {
         path,
         sha256,
         config,
         methods,
+        threads,
     })
 }
 

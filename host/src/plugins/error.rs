@@ -170,6 +170,30 @@ pub enum LoadError {
         /// The second plugin's file.
         second_file: PathBuf,
     },
+    /// A method may run more calls at once than its plugin has threads.
+    #[error("plugin {path}: method `{method}` of plugin `{plugin}` has concurrency {concurrency}, more than the plugin's {threads} threads; raise `threads` of this plugin in the manifest or lower the method's concurrency")]
+    Concurrency {
+        /// The plugin file.
+        path: PathBuf,
+        /// The plugin name.
+        plugin: String,
+        /// The method.
+        method: String,
+        /// Its concurrency limit.
+        concurrency: usize,
+        /// The plugin's thread share.
+        threads: usize,
+    },
+    /// The plugins together need more threads than the host allows.
+    #[error("the plugins need {needed} threads together ({shares}), more than [host] max_plugin_threads = {budget}; lower their `threads` or concurrency, or raise the budget")]
+    ThreadBudget {
+        /// Threads the plugins' shares add up to.
+        needed: usize,
+        /// The host's budget.
+        budget: usize,
+        /// Each plugin's share, for the message.
+        shares: String,
+    },
     /// A manifest override names a method the plugin does not have.
     #[error("plugin {path}: manifest overrides method `{method}`, which plugin `{plugin}` does not declare")]
     UnknownOverride {

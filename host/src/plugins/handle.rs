@@ -16,8 +16,11 @@ use plughost_plugin_api::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::LoadError;
+use super::{pool::PluginPool, LoadError};
 use crate::manifest::is_valid_route;
+
+/// Threads of an instance before a registry gives it its share.
+const DEFAULT_THREADS: usize = 16;
 
 /// Where a plugin is in its life inside a host. Named in logs and in
 /// `plughost status`.
@@ -112,6 +115,7 @@ pub struct PluginHandle {
     state: AtomicU8,
     calls: HashMap<String, AtomicU64>,
     in_flight: AtomicUsize,
+    pool: PluginPool,
     instance: PluginInstanceBox,
 }
 
@@ -140,6 +144,7 @@ impl PluginHandle {
             .iter()
             .map(|m| (m.name.clone(), AtomicU64::new(0)))
             .collect();
+        let pool = PluginPool::new(descriptor.name.clone(), DEFAULT_THREADS);
         Ok(Self {
             descriptor,
             file,
@@ -149,6 +154,7 @@ impl PluginHandle {
             state: AtomicU8::new(PluginState::Loaded as u8),
             calls,
             in_flight: AtomicUsize::new(0),
+            pool,
             instance,
         })
     }
@@ -236,6 +242,12 @@ impl PluginHandle {
             .into_result();
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         result.map(|s| s.into_string())
+    }
+
+    /// The threads its calls run on (see [`PluginPool`]); the registry sets
+    /// its limit from the manifest.
+    pub fn pool(&self) -> &PluginPool {
+        &self.pool
     }
 
     /// Calls running in the plugin right now (a draining plugin retires at 0).

@@ -25,6 +25,7 @@ mod error;
 pub mod handle;
 pub(crate) mod host_api;
 pub mod loader;
+pub mod pool;
 pub mod registry;
 pub mod reload;
 mod settle;

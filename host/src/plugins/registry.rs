@@ -43,6 +43,8 @@ pub struct MethodEntry {
 #[derive(Debug, Default, Clone)]
 pub struct Registry {
     plugins: Vec<Arc<PluginHandle>>,
+    /// Each plugin's thread share, in the order of `plugins`.
+    threads: Vec<usize>,
     methods: BTreeMap<String, MethodEntry>,
 }
 
@@ -57,29 +59,39 @@ impl Registry {
     pub fn from_manifest(manifest: &Manifest) -> Result<Self, LoadError> {
         let mut registry = Self::new();
         for entry in &manifest.plugins {
-            registry.add(
-                load(&PluginSpec::in_manifest(manifest, entry))?,
+            registry.add_shared(
+                Arc::new(load(&PluginSpec::in_manifest(manifest, entry))?),
                 &entry.methods,
+                entry.threads,
             )?;
         }
+        registry.seal(manifest.host.max_plugin_threads)?;
         Ok(registry)
     }
 
-    /// Adds a loaded plugin with the manifest's overrides for its methods.
+    /// Adds a loaded plugin with the manifest's overrides for its methods
+    /// and the default thread share.
     pub fn add(
         &mut self,
         plugin: PluginHandle,
         overrides: &BTreeMap<String, MethodOverride>,
     ) -> Result<(), LoadError> {
-        self.add_shared(Arc::new(plugin), overrides)
+        self.add_shared(Arc::new(plugin), overrides, None)
     }
 
     /// Adds a plugin that may also be in another registry (a reload keeps
     /// unchanged plugins as they are, with their state and counters).
+    /// `threads` is its thread share; by default the sum of its methods'
+    /// concurrency limits, so each method can use its whole limit at once.
+    /// A method's limit defaults to [`DEFAULT_CONCURRENCY`], or the share
+    /// when that is smaller; a limit set above the share could never be
+    /// used, so it is refused. Call [`Registry::seal`] when the registry is
+    /// complete.
     pub fn add_shared(
         &mut self,
         plugin: Arc<PluginHandle>,
         overrides: &BTreeMap<String, MethodOverride>,
+        threads: Option<usize>,
     ) -> Result<(), LoadError> {
         if let Some(first) = self.plugins.iter().find(|p| p.name() == plugin.name()) {
             return Err(LoadError::DuplicatePlugin {
@@ -112,9 +124,36 @@ impl Registry {
                 });
             }
         }
-        for m in &plugin.descriptor().methods {
+        // Without a limit of its own, a method may use the default, or the
+        // plugin's whole share when that is smaller.
+        let concurrency_of = |name: &str| {
+            overrides
+                .get(name)
+                .and_then(|o| o.concurrency)
+                .unwrap_or_else(|| {
+                    threads.map_or(DEFAULT_CONCURRENCY, |t| t.min(DEFAULT_CONCURRENCY))
+                })
+        };
+        let methods = &plugin.descriptor().methods;
+        let share = threads.unwrap_or_else(|| {
+            methods
+                .iter()
+                .map(|m| concurrency_of(&m.name))
+                .sum::<usize>()
+                .max(1)
+        });
+        if let Some(m) = methods.iter().find(|m| concurrency_of(&m.name) > share) {
+            return Err(LoadError::Concurrency {
+                path: plugin.file().to_path_buf(),
+                plugin: plugin.name().to_owned(),
+                method: m.name.clone(),
+                concurrency: concurrency_of(&m.name),
+                threads: share,
+            });
+        }
+        for m in methods {
             let o = overrides.get(&m.name).cloned().unwrap_or_default();
-            let concurrency = o.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+            let concurrency = concurrency_of(&m.name);
             self.methods.insert(
                 m.name.clone(),
                 MethodEntry {
@@ -132,7 +171,41 @@ impl Registry {
             );
         }
         self.plugins.push(plugin);
+        self.threads.push(share);
         Ok(())
+    }
+
+    /// Checks that the plugins' thread shares fit `budget` together, then
+    /// gives each plugin's pool its share. Nothing changes on error, so a
+    /// reload that needs too many threads leaves the running set as it was.
+    pub fn seal(&self, budget: usize) -> Result<(), LoadError> {
+        let needed: usize = self.threads.iter().sum();
+        if needed > budget {
+            let shares = self
+                .plugins
+                .iter()
+                .zip(&self.threads)
+                .map(|(p, t)| format!("{} {t}", p.name()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(LoadError::ThreadBudget {
+                needed,
+                budget,
+                shares,
+            });
+        }
+        for (plugin, threads) in self.plugins.iter().zip(&self.threads) {
+            plugin.pool().set_limit(*threads);
+        }
+        Ok(())
+    }
+
+    /// A plugin's thread share in this registry.
+    pub fn threads_of(&self, plugin: &str) -> Option<usize> {
+        self.plugins
+            .iter()
+            .position(|p| p.name() == plugin)
+            .map(|i| self.threads[i])
     }
 
     /// The plugins, in load order.

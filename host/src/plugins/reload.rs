@@ -54,8 +54,9 @@ pub fn rebuild(current: &Registry, manifest: &Manifest) -> Result<(Registry, Cha
             Some(p) => Arc::clone(p),
             None => Arc::new(instantiate(&spec, file, tracing_host(&entry.path))?),
         };
-        next.add_shared(plugin, &entry.methods)?;
+        next.add_shared(plugin, &entry.methods, entry.threads)?;
     }
+    next.seal(manifest.host.max_plugin_threads)?;
     let changes = diff(current, &next);
     Ok((next, changes))
 }
@@ -89,7 +90,8 @@ pub fn diff(old: &Registry, new: &Registry) -> Changes {
     changes
 }
 
-/// True when every method of `plugin` is served the same way in both.
+/// True when `plugin` is served the same way in both: every method on the
+/// same route with the same limits, and the same thread share.
 fn same_overrides(old: &Registry, new: &Registry, plugin: &PluginHandle) -> bool {
     plugin
         .descriptor()
@@ -101,4 +103,5 @@ fn same_overrides(old: &Registry, new: &Registry, plugin: &PluginHandle) -> bool
             }
             _ => false,
         })
+        && old.threads_of(plugin.name()) == new.threads_of(plugin.name())
 }

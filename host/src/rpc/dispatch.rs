@@ -1,62 +1,110 @@
 //! The per-call path shared by v1 and v2: find the method in the current
-//! registry, respect its concurrency limit and timeout, run the plugin on the
-//! blocking pool, and turn every outcome into a result or a coded error.
+//! registry, respect its concurrency limit and timeout, run the plugin on its
+//! own threads (its [`PluginPool`](crate::plugins::pool::PluginPool)), and
+//! turn every outcome into a result or a coded error.
+//!
+//! A call's clock starts when its request was delivered, not when a permit
+//! or a thread becomes free: the time it waits for either counts against
+//! its timeout (and the caller's deadline), and a call still waiting when
+//! that runs out is answered 504 and never run.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use plughost_plugin_api::codes;
+use plughost_plugin_api::{codes, PluginError};
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::wire::v2::ErrorBody;
-use crate::plugins::Registry;
+use crate::plugins::{pool::PoolJob, PluginHandle, Registry};
 
 /// Runs `method` with `args_json` (a JSON array) and returns the result as
-/// JSON text. `deadline` is the caller's, when it sent one.
+/// JSON text. `received` is when the request arrived; `deadline` is the
+/// caller's, when it sent one.
 pub async fn dispatch(
     registry: &Registry,
     method: &str,
     args_json: String,
+    received: Instant,
     deadline: Option<Instant>,
 ) -> Result<String, ErrorBody> {
     let entry = registry
         .method(method)
         .ok_or_else(|| ErrorBody::new(codes::NOT_FOUND, format!("unknown method `{method}`")))?;
-    let budget = match deadline {
-        Some(d) => match d.checked_duration_since(Instant::now()) {
-            Some(left) if !left.is_zero() => left.min(entry.timeout),
-            _ => return Err(deadline_passed(method)),
-        },
-        None => entry.timeout,
-    };
-    let started = Instant::now();
+    let timeout_end = received + entry.timeout;
+    let end = deadline.map_or(timeout_end, |d| d.min(timeout_end));
+    let budget = end.saturating_duration_since(received);
+    if Instant::now() >= end {
+        return Err(deadline_passed(method));
+    }
     // Uncontended calls skip the timer: most calls find a free permit.
     let permit = match entry.limiter.clone().try_acquire_owned() {
         Ok(permit) => permit,
-        Err(_) => match tokio::time::timeout(budget, entry.limiter.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_)) => {
-                return Err(ErrorBody::new(
-                    codes::UNAVAILABLE,
-                    format!("method `{method}` is shutting down"),
-                ))
+        Err(_) => {
+            match tokio::time::timeout_at(end.into(), entry.limiter.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => {
+                    return Err(ErrorBody::new(
+                        codes::UNAVAILABLE,
+                        format!("method `{method}` is shutting down"),
+                    ))
+                }
+                Err(_) => return Err(timed_out(method, budget)),
             }
-            Err(_) => return Err(timed_out(method, budget)),
-        },
+        }
     };
-    let plugin = entry.plugin.clone();
-    let name = method.to_owned();
-    let call = tokio::task::spawn_blocking(move || {
-        let result = plugin.call_json(&name, &args_json);
-        drop(permit);
-        result
-    });
-    let left = budget.saturating_sub(started.elapsed());
-    match tokio::time::timeout(left, call).await {
-        Ok(Ok(result)) => result.map_err(ErrorBody::from),
-        Ok(Err(join)) => Err(ErrorBody::new(
+    let (reply, result) = oneshot::channel();
+    let call = PluginCall {
+        plugin: Arc::clone(&entry.plugin),
+        method: method.to_owned(),
+        args_json,
+        permit,
+        reply,
+    };
+    entry
+        .plugin
+        .pool()
+        .submit(Box::new(call), end)
+        .map_err(|e| ErrorBody::new(codes::UNAVAILABLE, e.to_string()))?;
+    match tokio::time::timeout_at(end.into(), result).await {
+        Ok(Ok(Some(result))) => result.map_err(ErrorBody::from),
+        Ok(Ok(None)) | Err(_) => Err(timed_out(method, budget)),
+        Ok(Err(_)) => Err(ErrorBody::new(
             codes::FAILED,
-            format!("method `{method}` failed in the host: {join}"),
+            format!("method `{method}` failed in the host: its thread ended without an answer"),
         )),
-        Err(_) => Err(timed_out(method, budget)),
+    }
+}
+
+/// One call waiting for, or running on, a plugin thread. The method's
+/// permit is held until the plugin returns, even past the timeout, so calls
+/// that overrun cannot pile up beyond the method's limit.
+struct PluginCall {
+    plugin: Arc<PluginHandle>,
+    method: String,
+    args_json: String,
+    permit: OwnedSemaphorePermit,
+    /// `None`: it expired in the queue and did not run.
+    reply: oneshot::Sender<Option<Result<String, PluginError>>>,
+}
+
+impl PoolJob for PluginCall {
+    fn run(self: Box<Self>) {
+        let Self {
+            plugin,
+            method,
+            args_json,
+            permit,
+            reply,
+        } = *self;
+        let result = plugin.call_json(&method, &args_json);
+        drop(permit);
+        let _ = reply.send(Some(result));
+    }
+
+    fn expire(self: Box<Self>) {
+        let _ = self.reply.send(None);
     }
 }
 

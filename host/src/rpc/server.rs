@@ -385,7 +385,7 @@ async fn consume_route(mut consumer: lapin::Consumer, ctx: Arc<CallContext>) {
         tokio::select! {
             delivery = consumer.next() => match delivery {
                 Some(Ok(delivery)) => {
-                    in_flight.spawn(handle_call(delivery, Arc::clone(&ctx)));
+                    in_flight.spawn(handle_call(delivery, Instant::now(), Arc::clone(&ctx)));
                 }
                 Some(Err(e)) => {
                     warn!(error = %e, "route consumer error");
@@ -400,7 +400,7 @@ async fn consume_route(mut consumer: lapin::Consumer, ctx: Arc<CallContext>) {
 }
 
 /// Handles one call (v1 or v2): run it, publish the reply, then ack.
-async fn handle_call(delivery: Delivery, ctx: Arc<CallContext>) {
+async fn handle_call(delivery: Delivery, received: Instant, ctx: Arc<CallContext>) {
     let props = &delivery.properties;
     let correlation_id = props.correlation_id().clone();
     let content_type = props.content_type().as_ref().map(|c| c.as_str());
@@ -410,7 +410,14 @@ async fn handle_call(delivery: Delivery, ctx: Arc<CallContext>) {
             let registry = ctx.registry.borrow().clone();
             let outcome = match serde_json::from_slice::<v2::CallRequest<'_>>(&delivery.data) {
                 Ok(req) => {
-                    dispatch(&registry, &req.method, req.args.get().to_owned(), deadline).await
+                    dispatch(
+                        &registry,
+                        &req.method,
+                        req.args.get().to_owned(),
+                        received,
+                        deadline,
+                    )
+                    .await
                 }
                 Err(e) => Err(v2::ErrorBody::new(
                     400,
@@ -441,7 +448,7 @@ async fn handle_call(delivery: Delivery, ctx: Arc<CallContext>) {
                         req.args.iter().map(|a| v1::arg_value(a)).collect();
                     let args = serde_json::Value::Array(args).to_string();
                     let registry = ctx.registry.borrow().clone();
-                    let reply = match dispatch(&registry, &req.method, args, None).await {
+                    let reply = match dispatch(&registry, &req.method, args, received, None).await {
                         Ok(json) => match serde_json::from_str::<serde_json::Value>(&json) {
                             Ok(value) => v1::CallReply::Success(v1::result_text(&value)),
                             Err(_) => v1::CallReply::Success(json),

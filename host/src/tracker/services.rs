@@ -11,7 +11,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Condvar, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use abi_stable::{
@@ -43,7 +43,13 @@ pub struct ServicesConfig {
     pub management: String,
     /// Time between HELLOs.
     pub heartbeat: Duration,
+    /// On shutdown, how long services get to return after being told to
+    /// stop; the ones still running then are abandoned (and named).
+    pub stop_grace: Duration,
 }
+
+/// How long a service stopped during a reload gets to return.
+const RELOAD_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A stop signal a blocking thread can wait on.
 #[derive(Default)]
@@ -122,16 +128,21 @@ impl ServiceHost for HostForService {
 struct Running {
     agent: Arc<AgentHandle>,
     stop: Arc<StopFlag>,
-    thread: std::thread::JoinHandle<()>,
+    /// Turns true when its run function has returned. Waiting on this
+    /// rather than joining the thread means a service that ignores stop
+    /// never ties up a task or a blocking thread of the runtime.
+    finished: watch::Receiver<bool>,
 }
 
 /// Runs the host's own registration and its plugins' tracked services until
-/// `shutdown`, following `registry`.
+/// `shutdown`, following `registry`. Returns the services that did not
+/// stop within the grace (they keep their threads; they end with the
+/// process).
 pub async fn run(
     config: ServicesConfig,
     mut registry: watch::Receiver<Arc<Registry>>,
     mut shutdown: Shutdown,
-) {
+) -> Vec<String> {
     let first = registry.borrow_and_update().clone();
     let host = start_agent(
         &config,
@@ -152,10 +163,17 @@ pub async fn run(
             _ = shutdown.wait() => break,
         }
     }
+    // Tell every service at once, then wait for all against one deadline.
+    let deadline = Instant::now() + config.stop_grace;
+    for service in running.values() {
+        service.stop.set();
+    }
+    let mut abandoned = Vec::new();
     for (_, service) in running.drain() {
-        stop(service).await;
+        abandoned.extend(stop(service, deadline).await);
     }
     host.stop().await;
+    abandoned
 }
 
 fn host_details(config: &ServicesConfig, registry: &Registry) -> Option<serde_json::Value> {
@@ -211,7 +229,7 @@ async fn sync(
         .collect();
     for key in gone {
         if let Some(service) = running.remove(&key) {
-            stop(service).await;
+            stop(service, Instant::now() + RELOAD_STOP_GRACE).await;
         }
     }
     for (key, plugin) in wanted {
@@ -238,6 +256,7 @@ fn start_service(config: &ServicesConfig, plugin: Arc<PluginHandle>, name: &str)
     };
     let service = name.to_owned();
     let address = agent.address.clone();
+    let (done, finished) = watch::channel(false);
     let thread = std::thread::Builder::new()
         .name(format!("service-{service}"))
         .spawn(move || {
@@ -247,18 +266,23 @@ fn start_service(config: &ServicesConfig, plugin: Arc<PluginHandle>, name: &str)
             {
                 warn!(service = %address, error = %e, "tracked service failed");
             }
+            let _ = done.send(true);
         });
-    let thread = match thread {
-        Ok(t) => t,
-        Err(e) => {
-            warn!(error = %e, "cannot start a thread for a tracked service");
-            std::thread::spawn(|| {})
-        }
-    };
+    if let Err(e) = thread {
+        // The closure (and `done`) was dropped unrun: `finished` reads as ended.
+        warn!(error = %e, "cannot start a thread for a tracked service");
+    }
     Running {
         agent,
         stop,
-        thread,
+        finished,
+    }
+}
+
+impl Running {
+    /// True once its run function returned (or its thread never started).
+    fn has_finished(&self) -> bool {
+        *self.finished.borrow() || self.finished.has_changed().is_err()
     }
 }
 
@@ -271,30 +295,33 @@ async fn reap(running: &mut HashMap<(usize, String), Running>) {
     }
     let finished: Vec<_> = running
         .iter()
-        .filter(|(_, s)| s.thread.is_finished())
+        .filter(|(_, s)| s.has_finished())
         .map(|(k, _)| k.clone())
         .collect();
     for key in finished {
         if let Some(service) = running.remove(&key) {
-            stop(service).await;
+            stop(service, Instant::now() + RELOAD_STOP_GRACE).await;
         }
     }
 }
 
-/// Tells a service to stop, waits (up to 5 s) for its thread, says BYE.
-async fn stop(service: Running) {
+/// Tells a service to stop, waits until `deadline` for its run function to
+/// return, says BYE. Returns the service's name when it did not return in
+/// time: its thread is left behind (threads cannot be stopped from outside).
+async fn stop(service: Running, deadline: Instant) -> Option<String> {
     service.stop.set();
-    let thread = service.thread;
-    let joined = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::task::spawn_blocking(move || thread.join()),
-    )
-    .await;
-    if joined.is_err() {
-        warn!(service = %service.agent.address, "tracked service did not stop within 5 s; leaving its thread behind");
+    let mut finished = service.finished.clone();
+    // A dropped sender (thread gone) counts as returned too.
+    let returned = tokio::time::timeout_at(deadline.into(), finished.wait_for(|done| *done))
+        .await
+        .is_ok();
+    let name = service.agent.address.to_string();
+    if !returned {
+        warn!(service = %name, "tracked service ignored stop; leaving its thread behind");
     }
     service.agent.request_stop();
     if let Ok(agent) = Arc::try_unwrap(service.agent) {
         agent.stop().await;
     }
+    (!returned).then(|| format!("tracked service {name} ignored stop"))
 }

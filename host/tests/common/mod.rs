@@ -26,6 +26,7 @@ use tokio::{sync::oneshot, task::JoinHandle};
 pub struct RunningHost {
     dir: tempfile::TempDir,
     pub manifest: PathBuf,
+    admin_socket: PathBuf,
     pub head: String,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -41,6 +42,7 @@ impl RunningHost {
         );
         std::fs::write(&manifest, format!("{head}{plugins}")).unwrap();
         let m = Manifest::load(&manifest).unwrap();
+        let admin_socket = admin::socket_path(&m);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             host::run(&m, &HostOptions::default(), async {
@@ -52,6 +54,7 @@ impl RunningHost {
         let host = Self {
             dir,
             manifest,
+            admin_socket,
             head,
             stop: Some(stop),
             task: Some(task),
@@ -73,7 +76,7 @@ impl RunningHost {
     }
 
     pub async fn admin(&self, request: AdminRequest) -> Result<AdminReply, admin::AdminError> {
-        admin::request(&self.dir.path().join(".plughost.toml.admin.sock"), request).await
+        admin::request(&self.admin_socket, request).await
     }
 
     /// Rewrites the manifest's plugins and applies it through `plughost reload`'s path.
