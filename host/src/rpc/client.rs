@@ -245,6 +245,12 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
+/// Whole milliseconds, rounded: a 3 s deadline measured a few microseconds
+/// after it was set still reads "3000 ms".
+fn millis(d: Duration) -> u64 {
+    u64::try_from((d.as_micros() + 500) / 1000).unwrap_or(u64::MAX)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -309,7 +315,7 @@ impl Client {
         opened.unwrap_or_else(|_| {
             Err(self.unavailable(format!(
                 "no answer within {} ms while connecting (is the broker frozen or overloaded?)",
-                bound.saturating_duration_since(started).as_millis()
+                millis(bound.saturating_duration_since(started))
             )))
         })
     }
@@ -346,11 +352,11 @@ impl Client {
                 url: redact(&self.options.url),
                 reason,
             },
-            Stall::Lost(reason) => self.unavailable(format!("connection lost: {reason}")),
+            Stall::Lost(reason) => self.unavailable(reason),
             Stall::Nack => self.unavailable("the broker refused the request (nack)"),
             Stall::Deadline { blocked: None } => RpcError::Timeout {
                 method: method.to_owned(),
-                timeout_ms: timeout.as_millis() as u64,
+                timeout_ms: millis(timeout),
                 waiting_for,
             },
         }
@@ -674,36 +680,33 @@ impl Session {
             Ok(lapin::Confirmation::Nack(_)) => Err(Stall::Nack),
             Ok(confirmation) => Ok(confirmation.take_message().is_some()),
             Err(e) => {
-                let reason = e.to_string();
+                // A closed channel (e.g. a missing exchange) ends the session: the next call opens a new one.
+                let reason = format!("cannot publish: {e}");
                 self.link.send_replace(Link::Lost(reason.clone()));
                 Err(Stall::Lost(reason))
             }
         }
     }
 
-    /// Sends `connection.close` and waits up to [`CLOSE_GRACE`] for its answer.
+    /// Sends `connection.close` and waits up to [`CLOSE_GRACE`] for its
+    /// answer, unless the connection is gone or the broker blocks it (it
+    /// reads nothing then, and lapin writes nothing).
     async fn close(&self) {
         let Some(conn) = self.conn.as_ref() else {
             return;
         };
-        let state = self.link.borrow().clone();
-        match state {
-            Link::Open => {
-                match tokio::time::timeout(CLOSE_GRACE, conn.close(200, "client closed".into()))
-                    .await
-                {
-                    Ok(Ok(())) => debug!("client connection closed"),
-                    Ok(Err(e)) => debug!(error = %e, "client connection already closed"),
-                    Err(_) => warn!(
-                        grace_ms = CLOSE_GRACE.as_millis() as u64,
-                        "the broker did not answer connection.close in time; dropping the connection"
-                    ),
-                }
+        let blocked = matches!(*self.link.borrow(), Link::Blocked(_));
+        if blocked {
+            debug!("the broker blocks the connection; dropping it without connection.close");
+        } else if conn.status().connected() {
+            match tokio::time::timeout(CLOSE_GRACE, conn.close(200, "client closed".into())).await {
+                Ok(Ok(())) => debug!("client connection closed"),
+                Ok(Err(e)) => debug!(error = %e, "client connection already closed"),
+                Err(_) => warn!(
+                    grace_ms = CLOSE_GRACE.as_millis() as u64,
+                    "the broker did not answer connection.close in time; dropping the connection"
+                ),
             }
-            Link::Blocked(reason) => {
-                debug!(%reason, "broker blocks the connection; dropping it without connection.close")
-            }
-            Link::Lost(_) => {}
         }
         self.link
             .send_replace(Link::Lost("the client closed the connection".into()));
@@ -759,7 +762,7 @@ async fn follow_events(
                 });
             }
             lapin::Event::Error(e) => {
-                link.send_replace(Link::Lost(e.to_string()));
+                link.send_replace(Link::Lost(format!("connection lost: {e}")));
                 return;
             }
             _ => {}
@@ -786,7 +789,7 @@ async fn read_replies(
     link.send_if_modified(|l| match l {
         Link::Lost(_) => false,
         _ => {
-            *l = Link::Lost("the reply consumer ended".into());
+            *l = Link::Lost("the reply consumer ended (connection lost)".into());
             true
         }
     });

@@ -204,11 +204,17 @@ fn read_pem(path: &Path, label: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// Turns a failed connect into an error that says which layer failed.
+/// Turns a failed connect into an error that says which layer failed. Over
+/// `amqps://`, rustls reports a refused certificate or a peer that does not
+/// speak TLS as invalid data; a broker that refuses *our* certificate ends
+/// the handshake with an alert or simply closes (reset, end of stream).
 fn classify(url: &str, scheme: AMQPScheme, tls: &TlsFiles, e: lapin::Error) -> RpcError {
+    use std::io::ErrorKind as Io;
     let tls_failure = scheme == AMQPScheme::AMQPS
-        && matches!(e.kind(), lapin::ErrorKind::IOError(io)
-            if matches!(io.kind(), std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof));
+        && matches!(e.kind(), lapin::ErrorKind::IOError(io) if matches!(
+            io.kind(),
+            Io::InvalidData | Io::UnexpectedEof | Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe
+        ));
     if !tls_failure {
         return RpcError::BrokerUnavailable {
             url: redact(url),
@@ -216,18 +222,22 @@ fn classify(url: &str, scheme: AMQPScheme, tls: &TlsFiles, e: lapin::Error) -> R
         };
     }
     let reason = e.to_string();
-    let hint = if reason.contains("UnknownIssuer") || reason.contains("invalid peer certificate") {
-        if tls.ca_file.is_some() {
-            "the broker's certificate is not signed by the CA in ca_file (nor by one the system trusts)"
-        } else {
-            "the broker's certificate is not signed by a CA the system trusts: set ca_file \
-             (--ca-file, PLUGHOST_AMQP_CA_FILE) to the CA that signed it"
-        }
-    } else if reason.contains("CertificateRequired") || reason.contains("HandshakeFailure") {
-        "the broker may require a client certificate: set client_cert and client_key"
-    } else {
+    let untrusted = reason.contains("UnknownIssuer") || reason.contains("invalid peer certificate");
+    let not_tls = reason.contains("corrupt message") || reason.contains("InvalidContentType");
+    let hint = if untrusted && tls.ca_file.is_some() {
+        "the broker's certificate is not signed by the CA in ca_file (nor by one the system trusts), \
+         or does not name the host of the URL"
+    } else if untrusted {
+        "the broker's certificate is not signed by a CA the system trusts: set ca_file \
+         (--ca-file, PLUGHOST_AMQP_CA_FILE) to the CA that signed it"
+    } else if not_tls {
         "is this port a TLS listener? amqps:// needs RabbitMQ's TLS port (5671 by default), \
          amqp:// its plain one"
+    } else if tls.client_cert.is_none() {
+        "the broker ended the TLS handshake: it may require a client certificate; set \
+         client_cert and client_key (--client-cert, --client-key)"
+    } else {
+        "the broker ended the TLS handshake: it may not accept this client certificate"
     };
     RpcError::Tls {
         url: redact(url),
