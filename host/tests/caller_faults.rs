@@ -100,12 +100,17 @@ fn client_for(node: &RabbitNode, rt: &tokio::runtime::Runtime) -> Client {
         .unwrap()
 }
 
+/// A library call with a 3 s timeout; one still running at [`HANG_LIMIT`]
+/// fails the test (today's main never returns under an alarm).
 fn fibo(
     client: &Client,
     rt: &tokio::runtime::Runtime,
     n: u64,
 ) -> Result<serde_json::Value, RpcError> {
-    rt.block_on(client.call_with_timeout("fibo", &[n.into()], Duration::from_secs(3)))
+    let args = [n.into()];
+    let call = client.call_with_timeout("fibo", &args, Duration::from_secs(3));
+    rt.block_on(async { tokio::time::timeout(HANG_LIMIT, call).await })
+        .unwrap_or_else(|_| panic!("a 3 s call still ran after {HANG_LIMIT:?}"))
 }
 
 #[test]

@@ -189,3 +189,34 @@ fn a_listener_that_requires_a_client_certificate_gets_one() {
         "{err}"
     );
 }
+
+#[test]
+fn plughost_run_refuses_broker_settings_it_cannot_honour_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("plughost.toml");
+    let missing = dir.path().join("no-such-ca.pem");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[rabbitmq]\nurl = \"amqps://127.0.0.1:5671\"\nca_file = {:?}\n[roles]\nmanager = false\nservices = false\nadmin = false\n",
+            missing.display().to_string()
+        ),
+    )
+    .unwrap();
+    let manifest = manifest.to_str().unwrap();
+    // A missing CA file stops the start (it would never connect).
+    let out = plughost(&["run", "--manifest", manifest]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        err.contains("ca_file") && err.contains("no-such-ca.pem") && err.contains("cannot read"),
+        "{err}"
+    );
+    // So does a URL whose scheme cannot be honoured, given on the command line.
+    let out = plughost(&["run", "--manifest", manifest, "--amqp", "amqpx://127.0.0.1"]);
+    let err = stderr(&out);
+    assert!(
+        !out.status.success() && err.contains("Invalid AMQP scheme: amqpx"),
+        "{err}"
+    );
+}

@@ -16,7 +16,7 @@ pub enum RpcError {
     },
     /// The broker URL or its TLS settings cannot be honoured as written
     /// (400): refused before any socket is opened, never downgraded.
-    #[error("broker URL {url} refused: {reason}")]
+    #[error("broker settings for {url} refused: {reason}")]
     BrokerConfig {
         /// The broker URL (without credentials).
         url: String,
