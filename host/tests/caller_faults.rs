@@ -72,9 +72,8 @@ fn eventually<T>(what: &str, mut attempt: impl FnMut() -> Result<T, String>) -> 
     loop {
         match attempt() {
             Ok(value) => return value,
-            Err(e) if started.elapsed() < RECOVERY => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(200));
+            Err(_) if started.elapsed() < RECOVERY => {
+                std::thread::sleep(Duration::from_millis(200))
             }
             Err(e) => panic!("{what}: still failing after {RECOVERY:?}: {e}"),
         }

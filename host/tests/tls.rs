@@ -97,6 +97,25 @@ fn amqps_with_the_ca_file_serves_and_calls_over_tls_and_never_downgrades() {
         "{err}"
     );
 
+    // With the CA file of another CA (of the same name: rustls then reports a
+    // bad signature), the error says the file is the wrong one.
+    let other = TestCa::new();
+    let out = plughost(&[
+        "call",
+        "fibo",
+        "10",
+        "--amqp",
+        &url,
+        "--ca-file",
+        &other.ca_file(),
+    ]);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("invalid peer certificate") && err.contains("not signed by the CA in ca_file"),
+        "{err}"
+    );
+
     // amqps:// to the plain port: a TLS error, not a plaintext connection.
     let plain = format!("amqps://guest:guest@127.0.0.1:{}/%2f", node.port());
     let out = plughost(&[
@@ -186,6 +205,20 @@ fn a_listener_that_requires_a_client_certificate_gets_one() {
     assert!(!out.status.success());
     assert!(
         err.contains("TLS to the broker") && err.contains("client_cert"),
+        "{err}"
+    );
+
+    // A certificate from another CA is not accepted either.
+    let other = TestCa::new();
+    let (other_cert, other_key) = (other.client_cert(), other.client_key());
+    let mut wrong_cert = with_cert;
+    wrong_cert[8] = &other_cert;
+    wrong_cert[10] = &other_key;
+    let out = plughost(&wrong_cert);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("TLS to the broker") && err.contains("may not accept this client certificate"),
         "{err}"
     );
 }
