@@ -2,8 +2,6 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use tokio::time::Instant;
-
 use anyhow::{Context, Result};
 use clap::Args;
 use plughost::{
@@ -14,6 +12,8 @@ use plughost::{
         Client, ClientOptions, Exchanges, RpcError,
     },
 };
+
+use tokio::time::Instant;
 
 use super::plugins::parse_arg;
 
