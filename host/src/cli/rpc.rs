@@ -12,7 +12,6 @@ use plughost::{
         Client, ClientOptions, Exchanges, RpcError,
     },
 };
-
 use tokio::time::Instant;
 
 use super::plugins::parse_arg;
