@@ -28,7 +28,7 @@ use crate::{
     admin::{self, AdminError, AdminHandler, AdminReply},
     manifest::{HostSettings, Manifest, ManifestError, DEFAULT_AMQP_URL},
     plugins::{rebuild, Changes, LoadError, PluginHandle, PluginState, Registry},
-    rpc::{self, BrokerState, Exchanges, RpcConfig},
+    rpc::{self, connection::TlsFiles, BrokerState, Exchanges, RpcConfig},
     shutdown::{self, ShutdownTrigger},
     tracker::{self, manager::ManagerConfig, services::ServicesConfig},
     watch::FileWatch,
@@ -167,6 +167,7 @@ impl Host {
         if roles.name_service || roles.rpc {
             let config = RpcConfig {
                 url: amqp_url(options, manifest),
+                tls: TlsFiles::from_manifest(&manifest.rabbitmq),
                 exchanges: Exchanges {
                     rpc: manifest.rabbitmq.rpc_exchange.clone(),
                     ns: manifest.rabbitmq.ns_exchange.clone(),

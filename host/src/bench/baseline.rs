@@ -18,12 +18,15 @@ use lapin::{
         ConfirmSelectOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     },
     types::FieldTable,
-    BasicProperties, Connection, ConnectionProperties, ExchangeKind,
+    BasicProperties, ExchangeKind,
 };
 use tokio::sync::oneshot;
 
 use super::{closed_loop, BenchReport, LoadShape, Progress};
-use crate::rpc::{ReplyMode, RpcError};
+use crate::rpc::{
+    connection::{connect, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
+    ReplyMode, RpcError,
+};
 
 fn unavailable(url: &str) -> impl Fn(lapin::Error) -> RpcError + '_ {
     move |e| RpcError::BrokerUnavailable {
@@ -44,9 +47,11 @@ async fn exclusive_queue(channel: &lapin::Channel) -> lapin::Result<String> {
     Ok(queue.name().to_string())
 }
 
-/// Runs the baseline against the broker at `url`.
+/// Runs the baseline against the broker at `url` (connected the way every
+/// plughost connection is, so `amqps://` works here too).
 pub async fn baseline(
     url: &str,
+    tls: &TlsFiles,
     reply_mode: ReplyMode,
     prefetch: u16,
     shape: LoadShape,
@@ -57,9 +62,7 @@ pub async fn baseline(
     let exchange = format!("plughost.bench.{id}");
 
     // The echo side, on its own connection as a host would be.
-    let server = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .map_err(&fail)?;
+    let server = connect(url, tls, "plughost bench echo", DEFAULT_CONNECT_TIMEOUT).await?;
     let sch = server.create_channel().await.map_err(&fail)?;
     sch.exchange_declare(
         exchange.as_str().into(),
@@ -116,9 +119,7 @@ pub async fn baseline(
     });
 
     // The calling side: one connection, one channel with confirms, one reply address.
-    let client = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .map_err(&fail)?;
+    let client = connect(url, tls, "plughost bench caller", DEFAULT_CONNECT_TIMEOUT).await?;
     let ch = client.create_channel().await.map_err(&fail)?;
     ch.confirm_select(ConfirmSelectOptions::default())
         .await

@@ -106,8 +106,15 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             let client = Arc::new(Client::connect(options).await?);
             let args = b.args.iter().map(|a| parse_arg(a)).collect();
             let (shape, progress, bar) = start(&b.load)?;
-            let report =
-                bench::run_calls(client, &b.method, args, shape, Arc::clone(&progress)).await;
+            let report = bench::run_calls(
+                Arc::clone(&client),
+                &b.method,
+                args,
+                shape,
+                Arc::clone(&progress),
+            )
+            .await;
+            client.close().await;
             finish(bar, report?, &b.load)
         }
         BenchCommand::Tracker(b) => {
@@ -126,6 +133,7 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             let (shape, progress, bar) = start(&b.load)?;
             let report = bench::baseline(
                 &options.url,
+                &options.tls,
                 b.load.reply.into(),
                 b.prefetch,
                 shape,

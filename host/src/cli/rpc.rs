@@ -7,8 +7,12 @@ use clap::Args;
 use plughost::{
     host::{self, HostOptions},
     manifest::{Manifest, DEFAULT_AMQP_URL},
-    rpc::{Client, ClientOptions, Exchanges, RpcError},
+    rpc::{
+        connection::{check_settings, TlsFiles},
+        Client, ClientOptions, Exchanges, RpcError,
+    },
 };
+use tokio::time::Instant;
 
 use super::plugins::parse_arg;
 
@@ -37,6 +41,15 @@ pub struct BrokerArgs {
     /// Name-service exchange (fanout) [default: the manifest's, else rpc_ns_exchange].
     #[arg(long)]
     ns_exchange: Option<String>,
+    /// CA certificate (PEM) to trust for amqps:// besides the system's [default: the manifest's ca_file].
+    #[arg(long, env = "PLUGHOST_AMQP_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) to present over amqps:// [default: the manifest's client_cert].
+    #[arg(long, env = "PLUGHOST_AMQP_CLIENT_CERT", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert [default: the manifest's client_key].
+    #[arg(long, env = "PLUGHOST_AMQP_CLIENT_KEY", requires = "client_cert")]
+    client_key: Option<PathBuf>,
 }
 
 impl BrokerArgs {
@@ -60,8 +73,18 @@ impl BrokerArgs {
                 .or_else(|| manifest.as_ref().map(|m| m.rabbitmq.ns_exchange.clone()))
                 .unwrap_or(defaults.ns),
         };
+        let from_manifest = manifest
+            .as_ref()
+            .map(|m| TlsFiles::from_manifest(&m.rabbitmq))
+            .unwrap_or_default();
+        let tls = TlsFiles {
+            ca_file: self.ca_file.clone().or(from_manifest.ca_file),
+            client_cert: self.client_cert.clone().or(from_manifest.client_cert),
+            client_key: self.client_key.clone().or(from_manifest.client_key),
+        };
         let mut options = ClientOptions::new(url);
         options.exchanges = exchanges;
+        options.tls = tls;
         Ok(options)
     }
 }
@@ -70,7 +93,7 @@ impl BrokerArgs {
 pub struct FindArgs {
     /// The method to look up.
     method: String,
-    /// Seconds to wait for an answer.
+    /// Seconds to wait for an answer (connecting included).
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
     #[command(flatten)]
@@ -83,7 +106,7 @@ pub struct CallArgs {
     method: String,
     /// Arguments: each is parsed as JSON when it parses (10, true, "x", [1]), else taken as a string.
     args: Vec<String>,
-    /// Seconds the whole call (find included) may take.
+    /// Seconds the whole call may take: connecting, finding, publishing and the reply.
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
     /// Print the whole v2 reply as JSON ({"result": ...} or {"error": {...}}).
@@ -98,6 +121,11 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let options = HostOptions {
         amqp_url: args.amqp,
     };
+    // A URL or TLS file that can never work fails the start, not the reconnect loop.
+    check_settings(
+        &host::amqp_url(&options, &manifest),
+        &TlsFiles::from_manifest(&manifest.rabbitmq),
+    )?;
     host::run(&manifest, &options, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -116,10 +144,22 @@ fn seconds(s: f64) -> Result<Duration> {
 }
 
 pub async fn find(args: FindArgs) -> Result<ExitCode> {
+    let timeout = seconds(args.timeout)?;
+    let deadline = Instant::now() + timeout;
     let mut options = args.broker.client_options()?;
-    options.find_timeout = seconds(args.timeout)?;
-    let client = Client::connect(options).await?;
-    match client.find(&args.method).await {
+    options.connect_timeout = timeout;
+    let client = match Client::connect(options).await {
+        Ok(client) => client,
+        Err(e) => return report(e),
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let found = client.find_reply(&args.method, left).await;
+    client.close().await;
+    match found.and_then(|reply| {
+        reply.route.ok_or(RpcError::MethodNotFound {
+            method: args.method.clone(),
+        })
+    }) {
         Ok(route) => {
             println!("{route}");
             Ok(ExitCode::SUCCESS)
@@ -128,14 +168,22 @@ pub async fn find(args: FindArgs) -> Result<ExitCode> {
     }
 }
 
+/// One deadline covers connect, find, publish and the reply; the
+/// connection is closed with `connection.close` before the process exits.
 pub async fn call(args: CallArgs) -> Result<ExitCode> {
-    let options = args.broker.client_options()?;
     let timeout = seconds(args.timeout)?;
+    let deadline = Instant::now() + timeout;
+    let mut options = args.broker.client_options()?;
+    options.connect_timeout = timeout;
     let call_args: Vec<_> = args.args.iter().map(|a| parse_arg(a)).collect();
-    let client = Client::connect(options).await?;
-    let result = client
-        .call_with_timeout(&args.method, &call_args, timeout)
-        .await;
+    let result = match Client::connect(options).await {
+        Ok(client) => {
+            let result = client.call_until(&args.method, &call_args, deadline).await;
+            client.close().await;
+            result
+        }
+        Err(e) => Err(e),
+    };
     match (result, args.json) {
         (Ok(value), false) => println!("{value}"),
         (Ok(value), true) => println!("{}", serde_json::json!({ "result": value })),

@@ -75,6 +75,13 @@ pub struct RabbitSettings {
     pub ns_exchange: String,
     /// Unacknowledged requests one host holds per route queue.
     pub prefetch: u16,
+    /// CA certificate file (PEM) trusted for `amqps://` besides the
+    /// system's store; resolved against the manifest's folder.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) presented over `amqps://`; needs `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// The private key (PEM) of `client_cert`.
+    pub client_key: Option<PathBuf>,
 }
 
 /// `[zeromq]`: the service tracker transport and timings.
@@ -184,6 +191,9 @@ struct RawRabbit {
     rpc_exchange: Option<Spanned<String>>,
     ns_exchange: Option<Spanned<String>>,
     prefetch: Option<Spanned<u16>>,
+    ca_file: Option<Spanned<String>>,
+    client_cert: Option<Spanned<String>>,
+    client_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -291,6 +301,76 @@ impl Validator<'_> {
     }
 }
 
+/// The `[rabbitmq]` TLS files, checked and resolved.
+type TlsPaths = (Option<PathBuf>, Option<PathBuf>, Option<PathBuf>);
+
+impl Validator<'_> {
+    /// Checks the `[rabbitmq]` TLS keys: non-empty paths (resolved against
+    /// `base_dir`), a client certificate only with its key, and none of them
+    /// with an `amqp://` URL, which would send everything in clear.
+    fn tls_files(
+        &self,
+        ca_file: Option<Spanned<String>>,
+        client_cert: Option<Spanned<String>>,
+        client_key: Option<Spanned<String>>,
+        url: Option<&str>,
+        base_dir: &Path,
+    ) -> Result<TlsPaths, ManifestError> {
+        let resolve = |key: &str, value: &Option<Spanned<String>>| match value {
+            Some(v) if v.get_ref().trim().is_empty() => {
+                Err(self.invalid(key, v, "must not be empty"))
+            }
+            Some(v) => Ok(Some(resolve_path(v.get_ref(), base_dir))),
+            None => Ok(None),
+        };
+        let paths = (
+            resolve("rabbitmq.ca_file", &ca_file)?,
+            resolve("rabbitmq.client_cert", &client_cert)?,
+            resolve("rabbitmq.client_key", &client_key)?,
+        );
+        match (&client_cert, &client_key) {
+            (Some(cert), None) => {
+                return Err(self.invalid(
+                    "rabbitmq.client_cert",
+                    cert,
+                    "needs rabbitmq.client_key (the certificate's private key)",
+                ))
+            }
+            (None, Some(key)) => {
+                return Err(self.invalid(
+                    "rabbitmq.client_key",
+                    key,
+                    "needs rabbitmq.client_cert (the certificate it belongs to)",
+                ))
+            }
+            _ => {}
+        }
+        let first = [("ca_file", &ca_file), ("client_cert", &client_cert)]
+            .into_iter()
+            .find_map(|(key, v)| v.as_ref().map(|v| (key, v)));
+        if let (Some(url), Some((key, value))) = (url, first) {
+            if url.starts_with("amqp://") {
+                return Err(self.invalid(
+                    &format!("rabbitmq.{key}"),
+                    value,
+                    "TLS files need an amqps:// url (rabbitmq.url is amqp://, which is plaintext)",
+                ));
+            }
+        }
+        Ok(paths)
+    }
+}
+
+/// `path` as is when absolute, else under `base_dir`.
+fn resolve_path(path: &str, base_dir: &Path) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base_dir.join(path)
+    }
+}
+
 impl Manifest {
     /// Reads and validates a manifest file.
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
@@ -356,6 +436,13 @@ impl Manifest {
             Some(p) => p.into_inner(),
             None => 64,
         };
+        let (ca_file, client_cert, client_key) = v.tls_files(
+            raw.rabbitmq.ca_file,
+            raw.rabbitmq.client_cert,
+            raw.rabbitmq.client_key,
+            url.as_deref(),
+            base_dir,
+        )?;
         let rabbitmq = RabbitSettings {
             url,
             rpc_exchange: v.non_empty(
@@ -369,6 +456,9 @@ impl Manifest {
                 "rpc_ns_exchange",
             )?,
             prefetch,
+            ca_file,
+            client_cert,
+            client_key,
         };
 
         let zeromq = ZmqSettings {
@@ -424,12 +514,7 @@ fn validate_plugin(
     if raw.path.get_ref().trim().is_empty() {
         return Err(v.invalid(&key("path"), &raw.path, "must not be empty"));
     }
-    let path = Path::new(raw.path.get_ref());
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base_dir.join(path)
-    };
+    let path = resolve_path(raw.path.get_ref(), base_dir);
 
     let sha256 = match raw.sha256 {
         Some(s) => {
@@ -577,6 +662,59 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("amqp://"), "{err}");
+    }
+
+    #[test]
+    fn tls_files_resolve_against_the_manifest_folder() {
+        let m = parse(
+            "[rabbitmq]\nurl = \"amqps://broker:5671\"\nca_file = \"tls/ca.pem\"\nclient_cert = \"/etc/c.pem\"\nclient_key = \"tls/k.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            m.rabbitmq.ca_file.as_deref(),
+            Some(Path::new("/base/tls/ca.pem"))
+        );
+        assert_eq!(
+            m.rabbitmq.client_cert.as_deref(),
+            Some(Path::new("/etc/c.pem"))
+        );
+        assert_eq!(
+            m.rabbitmq.client_key.as_deref(),
+            Some(Path::new("/base/tls/k.pem"))
+        );
+        assert_eq!(parse("").unwrap().rabbitmq.ca_file, None);
+    }
+
+    #[test]
+    fn tls_files_need_amqps_and_a_certificate_needs_its_key() {
+        let err = parse("[rabbitmq]\nurl = \"amqp://broker\"\nca_file = \"ca.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rabbitmq.ca_file") && err.contains("line 3") && err.contains("amqps://"),
+            "{err}"
+        );
+        let err = parse("[rabbitmq]\nclient_cert = \"c.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rabbitmq.client_cert") && err.contains("client_key"),
+            "{err}"
+        );
+        let err = parse("[rabbitmq]\nclient_key = \"k.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rabbitmq.client_key") && err.contains("client_cert"),
+            "{err}"
+        );
+        let err = parse("[rabbitmq]\nca_file = \" \"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must not be empty"), "{err}");
+        // Without a url in the manifest the URL comes from the CLI or the
+        // environment; the connection refuses a plaintext one there.
+        assert!(parse("[rabbitmq]\nca_file = \"ca.pem\"\n").is_ok());
     }
 
     #[test]

@@ -14,6 +14,36 @@ pub enum RpcError {
         /// What failed.
         reason: String,
     },
+    /// The broker URL or its TLS settings cannot be honoured as written
+    /// (400): refused before any socket is opened, never downgraded.
+    #[error("broker settings for {url} refused: {reason}")]
+    BrokerConfig {
+        /// The broker URL (without credentials).
+        url: String,
+        /// Why it cannot be honoured.
+        reason: String,
+    },
+    /// The TLS handshake with the broker failed (503): an untrusted
+    /// certificate, a port that does not speak TLS, a refused client
+    /// certificate. The reason says which and what to set.
+    #[error("TLS to the broker at {url} failed: {reason}")]
+    Tls {
+        /// The broker URL (without credentials).
+        url: String,
+        /// What failed, with a hint.
+        reason: String,
+    },
+    /// The broker blocks publishing on this connection (503): AMQP
+    /// `connection.blocked`, sent during a memory or disk alarm. Calls fail
+    /// at once instead of waiting for their deadline, and work again after
+    /// `connection.unblocked`.
+    #[error("broker at {url} blocks publishing: {reason} (a resource alarm: calls fail until it clears; `rabbitmqctl status` lists alarms)")]
+    Blocked {
+        /// The broker URL (without credentials).
+        url: String,
+        /// The broker's reason, e.g. `low on memory` or `low on disk`.
+        reason: String,
+    },
     /// No name service knows the method (404).
     #[error("method `{method}` not found: no running host serves it")]
     MethodNotFound {
@@ -33,12 +63,16 @@ pub enum RpcError {
         exchange: String,
     },
     /// The call did not complete in time (504).
-    #[error("call to `{method}` timed out after {timeout_ms} ms")]
+    #[error("call to `{method}` timed out after {timeout_ms} ms waiting for {waiting_for}")]
     Timeout {
         /// The method.
         method: String,
         /// The timeout.
         timeout_ms: u64,
+        /// The step that was still open at the deadline: the broker's
+        /// confirm of the request (a stalled broker) or the reply (a slow or
+        /// absent host).
+        waiting_for: &'static str,
     },
     /// The host answered with an error.
     #[error("{message}")]
@@ -59,7 +93,11 @@ impl RpcError {
     /// The wire code for this error (400, 404, 500, 503, 504).
     pub fn code(&self) -> u16 {
         match self {
-            Self::BrokerUnavailable { .. } | Self::NoNameService { .. } => codes::UNAVAILABLE,
+            Self::BrokerConfig { .. } => codes::BAD_ARGUMENTS,
+            Self::BrokerUnavailable { .. }
+            | Self::Tls { .. }
+            | Self::Blocked { .. }
+            | Self::NoNameService { .. } => codes::UNAVAILABLE,
             Self::MethodNotFound { .. } | Self::NoRoute { .. } => codes::NOT_FOUND,
             Self::Timeout { .. } => codes::DEADLINE_EXCEEDED,
             Self::Remote { code, .. } => *code,

@@ -31,7 +31,7 @@ use tokio::{sync::watch, task::JoinSet};
 use tracing::{debug, info, warn};
 
 use super::{
-    connection::{connect, redact, Backoff},
+    connection::{connect, redact, Backoff, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
     dispatch::dispatch,
     topology::{declare_exchanges, declare_private_queue, declare_route_queue, Exchanges},
     wire::{v1, v2, Protocol},
@@ -43,6 +43,8 @@ use crate::{plugins::Registry, shutdown::Shutdown};
 pub struct RpcConfig {
     /// Broker URL.
     pub url: String,
+    /// CA and client certificate files for `amqps://`.
+    pub tls: TlsFiles,
     /// Exchange names.
     pub exchanges: Exchanges,
     /// This host's name (in v2 find replies and the connection name).
@@ -85,7 +87,14 @@ pub async fn serve(
             config.host_name,
             std::process::id()
         );
-        let session = match connect(&config.url, &conn_name).await {
+        let session = match connect(
+            &config.url,
+            &config.tls,
+            &conn_name,
+            DEFAULT_CONNECT_TIMEOUT,
+        )
+        .await
+        {
             Ok(conn) => Session::start(conn, &config, registry.clone(), Arc::clone(&served)).await,
             Err(e) => Err(e.to_string()),
         };

@@ -8,15 +8,19 @@
 
 pub mod broker;
 pub mod build;
+pub mod host;
 pub mod manifest;
 pub mod plughost_run;
 pub mod process;
 pub mod pyzmq;
 pub mod rabbit_node;
+pub mod tls;
 
 pub use broker::{close_broker_connection, TestExchanges, AMQP_URL};
 pub use build::{plugin_lib, variant_lib, SourcePatch, Variant, CONFORMANCE_FIXTURES};
+pub use host::HostProcess;
 pub use manifest::TempManifest;
 pub use plughost_run::PlughostRun;
 pub use process::{free_port, KillOnDrop};
 pub use rabbit_node::{NodeConfig, RabbitNode};
+pub use tls::TestCa;

@@ -3,11 +3,49 @@
 use std::{
     path::Path,
     process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
 };
 
 /// Runs `bin` with `args` to completion and returns what it printed.
 pub fn output(bin: impl AsRef<Path>, args: &[&str]) -> Output {
     Command::new(bin.as_ref()).args(args).output().unwrap()
+}
+
+/// Runs `bin` with `args` and waits for it to end, at most `limit`: returns
+/// what it printed and how long it took. A command still running at the
+/// limit is killed and the test fails saying it hung, so a test of "returns
+/// within N s" never hangs itself. The wait is on the process's exit (a
+/// thread blocked in `wait`), not on polling.
+pub fn output_within(bin: impl AsRef<Path>, args: &[&str], limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let child = Command::new(bin.as_ref())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => (output.unwrap(), started.elapsed()),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+            let output = rx.recv().map(|o| o.unwrap());
+            panic!(
+                "{} {args:?} still ran after {limit:?} (killed); stderr:\n{}",
+                bin.as_ref().display(),
+                output.as_ref().map(stderr).unwrap_or_default()
+            );
+        }
+    }
 }
 
 /// What a finished command printed on stdout, as text.
