@@ -32,7 +32,7 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
-use crate::{host::HostStatus, manifest::Manifest, plugins::Changes, shutdown::Shutdown};
+use crate::{manifest::Manifest, plugins::Changes, shutdown::Shutdown, status::HostStatus};
 
 /// How long a client may take to send its request, and the host to write
 /// its answer, before the connection is dropped.

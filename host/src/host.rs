@@ -14,10 +14,9 @@ use std::{
     path::PathBuf,
     pin::Pin,
     sync::{Arc, Mutex},
-    time::{Duration, Instant, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-use serde::{Deserialize, Serialize};
 use tokio::{
     sync::{mpsc, oneshot, watch},
     task::JoinHandle,
@@ -27,9 +26,10 @@ use tracing::{error, info, warn};
 use crate::{
     admin::{self, AdminError, AdminHandler, AdminReply},
     manifest::{HostSettings, Manifest, ManifestError, DEFAULT_AMQP_URL},
-    plugins::{rebuild, Changes, LoadError, PluginHandle, PluginState, Registry},
-    rpc::{self, connection::TlsFiles, BrokerState, Exchanges, RpcConfig},
+    plugins::{rebuild, Changes, PluginHandle, PluginState, Registry, RegistryError},
+    rpc::{self, BrokerState, Exchanges, RpcConfig},
     shutdown::{self, ShutdownTrigger},
+    status::{HostStatus, PluginStatus},
     tracker::{self, manager::ManagerConfig, services::ServicesConfig},
     watch::FileWatch,
 };
@@ -40,9 +40,17 @@ pub enum HostError {
     /// The manifest could not be read or is invalid.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    /// A plugin of the manifest did not load.
+    /// A plugin of the manifest did not load, or the plugins do not fit together.
     #[error(transparent)]
-    Load(#[from] LoadError),
+    Plugins(#[from] RegistryError),
+    /// A reload could not run to its end (its task failed).
+    #[error("reload of {path}: {reason}")]
+    Reload {
+        /// The manifest.
+        path: PathBuf,
+        /// What happened to the reload task.
+        reason: String,
+    },
     /// The service manager could not start.
     #[error(transparent)]
     Tracker(#[from] crate::tracker::TrackerError),
@@ -77,57 +85,6 @@ pub fn amqp_url(options: &HostOptions, manifest: &Manifest) -> String {
         .clone()
         .or_else(|| manifest.rabbitmq.url.clone())
         .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned())
-}
-
-/// One plugin as `plughost status` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PluginStatus {
-    /// Plugin name.
-    pub name: String,
-    /// Plugin version.
-    pub version: String,
-    /// Its file.
-    pub file: PathBuf,
-    /// SHA-256 of the file when loaded.
-    pub sha256: String,
-    /// Load time, Unix seconds.
-    pub loaded_at: u64,
-    /// serving, draining, retired...
-    pub state: PluginState,
-    /// Calls running now.
-    pub in_flight: usize,
-    /// Calls served, per method.
-    pub calls: Vec<(String, u64)>,
-}
-
-/// What `plughost status` shows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HostStatus {
-    /// Host name.
-    pub host: String,
-    /// Whether the RPC roles are connected.
-    pub broker: String,
-    /// Serving plugins first, then draining and retired ones.
-    pub plugins: Vec<PluginStatus>,
-}
-
-impl PluginStatus {
-    fn of(p: &PluginHandle) -> Self {
-        Self {
-            name: p.name().to_owned(),
-            version: p.version().to_owned(),
-            file: p.file().to_path_buf(),
-            sha256: p.sha256().to_owned(),
-            loaded_at: p
-                .loaded_at()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            state: p.state(),
-            in_flight: p.in_flight(),
-            calls: p.call_counts(),
-        }
-    }
 }
 
 /// One role's task, with the role's name. The task returns what it had to
@@ -167,7 +124,7 @@ impl Host {
         if roles.name_service || roles.rpc {
             let config = RpcConfig {
                 url: amqp_url(options, manifest),
-                tls: TlsFiles::from_manifest(&manifest.rabbitmq),
+                tls: manifest.rabbitmq.tls_files(),
                 exchanges: Exchanges {
                     rpc: manifest.rabbitmq.rpc_exchange.clone(),
                     ns: manifest.rabbitmq.ns_exchange.clone(),
@@ -248,9 +205,9 @@ impl Host {
         let target = manifest.clone();
         let (next, changes) = tokio::task::spawn_blocking(move || rebuild(&current, &target))
             .await
-            .map_err(|e| LoadError::Io {
+            .map_err(|e| HostError::Reload {
                 path: manifest.source.clone(),
-                reason: format!("reload task failed: {e}"),
+                reason: format!("the reload task failed: {e}"),
             })??;
         self.warn_about_unreloadable(manifest);
         if changes.is_empty() {

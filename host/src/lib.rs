@@ -1,37 +1,38 @@
 //! # plughost
 //!
-//! A plugin-based service host: it loads RPC methods and tracked services
-//! from stable-ABI plugins listed in a TOML manifest and serves them. Map of
-//! the crate:
+//! The plughost host as a library: one entry point, [`host::run`], takes a
+//! manifest and a shutdown future and runs every role the manifest switches
+//! on, serving the RPC methods and tracked services of the plugins it lists.
+//! The `plughost` binary (crate `plughost-cli`) is a thin shell over it; an
+//! embedding program calls the same function. Map of the crate:
 //!
+//! - [`host`]: the entry point and the control loop: start the roles, apply
+//!   reloads one at a time, shut down within a grace.
+//! - [`status`]: what `plughost status` shows (plugins, states, counters).
 //! - [`admin`]: the local admin socket behind `plughost reload` and `plughost status`.
-//! - [`bench`]: load generation for `plughost bench` (plughost vs a bare-lapin baseline).
-//! - [`conformance`]: the plugin conformance kit's engine (checks, report,
-//!   table/JSON/JUnit renderers); `plughost conformance` and the
-//!   `plughost-conformance` crate are its two faces.
-//! - [`host`]: the entry point: [`host::run`] a manifest until a shutdown future.
-//! - [`logging`]: install `tracing` from options, a TOML config and the environment.
-//! - [`manifest`]: the TOML manifest: parse, validate.
-//! - [`plugins`]: load plugin libraries, check their ABI, the method registry.
-//! - [`proto`]: the protocol toolkit of the old system (messages, raw
-//!   protocol, addresses, uids, codes, headers).
-//! - [`rpc`]: RPC over RabbitMQ: name service, RPC service, client, v1/v2.
-//! - [`scaffold`]: `plughost new`: generate a plugin crate that passes the kit.
-//! - [`tracker`]: the service tracker over ZeroMQ: manager, service agents, management client.
-//! - [`shutdown`]: the one shutdown signal every role listens to.
-//! - [`versions`]: what this build is made of, for `plughost version`.
+//! - [`manifest`]: the TOML manifest: parse, validate, where the broker is.
+//! - [`plugins`]: the plugin set of a host (registry), and the next one a
+//!   reload builds beside it; loading itself is `plughost-loader`'s.
+//! - [`rpc`]: the RPC roles over RabbitMQ: name service, RPC service, the
+//!   per-call dispatch path.
+//! - [`tracker`]: the service tracker over ZeroMQ: manager, service agents,
+//!   tracked services, management client.
 //! - [`watch`]: following the manifest and plugin files (debounced).
+//! - [`shutdown`]: the one shutdown signal every role listens to.
+//!
+//! The crates around it: `plughost-plugin-api` (the ABI plugins build
+//! against), `plughost-loader` (opening and checking plugin files),
+//! `plughost-proto` (wire formats, no I/O), `plughost-client` (callers'
+//! side of RabbitMQ, whose connection code the host's roles share).
 pub mod admin;
-pub mod bench;
-pub mod conformance;
 pub mod host;
-pub mod logging;
 pub mod manifest;
 pub mod plugins;
-pub mod proto;
 pub mod rpc;
-pub mod scaffold;
 pub mod shutdown;
+pub mod status;
 pub mod tracker;
-pub mod versions;
 pub mod watch;
+
+/// The wire formats (`plughost-proto`), under the name the host's roles use.
+pub use plughost_proto as proto;

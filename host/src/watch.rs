@@ -24,7 +24,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 /// How long the files must stay quiet before a burst counts as one change.
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
+pub const DEBOUNCE: Duration = plughost_loader::settle::QUIET;
 
 /// Watches a set of files; [`FileWatch::changed`] resolves once per burst.
 pub struct FileWatch {

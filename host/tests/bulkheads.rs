@@ -15,16 +15,14 @@ use std::{
 
 use plughost::{
     admin::{self, AdminRequest},
-    host::HostStatus,
     manifest::Manifest,
-    rpc::{Client, ClientOptions, Exchanges, RpcError},
+    status::HostStatus,
 };
+use plughost_client::{Client, ClientOptions, Exchanges, RpcError};
 use plughost_test_support::{
-    free_port, plugin_lib, process, KillOnDrop, TempManifest, TestExchanges, AMQP_URL,
+    free_port, plughost_bin, plugin_lib, process, KillOnDrop, TempManifest, TestExchanges, AMQP_URL,
 };
 use serde_json::json;
-
-const PLUGHOST: &str = env!("CARGO_BIN_EXE_plughost");
 
 fn rabbitmq(ex: &TestExchanges, prefetch: u16) -> String {
     format!(
@@ -105,7 +103,10 @@ async fn a_stuck_plugin_with_its_calls_in_flight_does_not_slow_another_plugins_c
         plugin_lib("math").display().to_string(),
         plugin_lib("echo").display().to_string(),
     ));
-    let _host = KillOnDrop::spawn(PLUGHOST, &["run", "--manifest", m.path().to_str().unwrap()]);
+    let _host = KillOnDrop::spawn(
+        plughost_bin(),
+        &["run", "--manifest", m.path().to_str().unwrap()],
+    );
     wait_status(m.path(), "serving", |s| s.broker == "serving").await;
     let client = client(&ex).await;
 
@@ -157,7 +158,10 @@ async fn a_call_waiting_for_a_thread_times_out_from_its_delivery_and_never_runs(
         no_tracker(),
         plugin_lib("echo").display().to_string(),
     ));
-    let _host = KillOnDrop::spawn(PLUGHOST, &["run", "--manifest", m.path().to_str().unwrap()]);
+    let _host = KillOnDrop::spawn(
+        plughost_bin(),
+        &["run", "--manifest", m.path().to_str().unwrap()],
+    );
     wait_status(m.path(), "serving", |s| s.broker == "serving").await;
     let client = client(&ex).await;
     let stuck = {
@@ -201,7 +205,7 @@ fn a_concurrency_the_plugin_threads_cannot_honour_is_refused_at_load() {
         plugin_lib("echo").display().to_string(),
     ));
     let out = process::output(
-        PLUGHOST,
+        plughost_bin(),
         &["plugins", "--manifest", m.path().to_str().unwrap()],
     );
     assert!(!out.status.success());
@@ -216,7 +220,7 @@ fn a_concurrency_the_plugin_threads_cannot_honour_is_refused_at_load() {
         plugin_lib("echo").display().to_string(),
     ));
     let out = process::output(
-        PLUGHOST,
+        plughost_bin(),
         &["plugins", "--manifest", m.path().to_str().unwrap()],
     );
     assert!(!out.status.success());
@@ -247,7 +251,7 @@ async fn sigterm_with_a_stop_ignoring_service_and_a_silent_admin_client_exits_wi
     let ex = TestExchanges::new("grace");
     let m = stubborn_host(&ex);
     let mut host = KillOnDrop(
-        Command::new(PLUGHOST)
+        Command::new(plughost_bin())
             .args(["run", "--manifest", m.path().to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -264,7 +268,7 @@ async fn sigterm_with_a_stop_ignoring_service_and_a_silent_admin_client_exits_wi
         let manifest = m.path().to_path_buf();
         move || {
             process::output(
-                PLUGHOST,
+                plughost_bin(),
                 &["status", "--manifest", manifest.to_str().unwrap()],
             )
         }
@@ -318,7 +322,10 @@ fn a_clean_shutdown_exits_zero() {
         no_tracker(),
         plugin_lib("math").display().to_string(),
     ));
-    let mut host = KillOnDrop::spawn(PLUGHOST, &["run", "--manifest", m.path().to_str().unwrap()]);
+    let mut host = KillOnDrop::spawn(
+        plughost_bin(),
+        &["run", "--manifest", m.path().to_str().unwrap()],
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(wait_status(m.path(), "serving", |s| s.broker == "serving"));
     Command::new("kill")
@@ -338,7 +345,10 @@ fn an_admin_socket_in_a_folder_others_can_write_to_is_refused() {
         "[host]\nadmin = {:?}\n[roles]\nname_service = false\nrpc = false\nmanager = false\nservices = false\n",
         socket.display().to_string()
     ));
-    let out = process::output(PLUGHOST, &["run", "--manifest", m.path().to_str().unwrap()]);
+    let out = process::output(
+        plughost_bin(),
+        &["run", "--manifest", m.path().to_str().unwrap()],
+    );
     assert!(!out.status.success());
     let err = process::stderr(&out);
     assert!(

@@ -17,14 +17,13 @@
 
 use std::time::{Duration, Instant};
 
-use plughost::rpc::{Client, ClientOptions, RpcError};
+use plughost_client::{Client, ClientOptions, RpcError};
 use plughost_test_support::{
+    plughost_bin,
     process::{output_within, stderr, stdout},
     HostProcess, RabbitNode,
 };
 use serde_json::json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_plughost");
 
 /// The bound the issue sets for `--timeout 3`: the deadline plus 1 s for
 /// the process to start and close its connection. It is the requirement
@@ -51,7 +50,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// `plughost call --timeout 3 fibo <n>` against the host's broker, timed.
 fn cli_call(host: &HostProcess, n: &str) -> (std::process::Output, Duration) {
     output_within(
-        BIN,
+        plughost_bin(),
         &[
             "call",
             "--timeout",
@@ -115,8 +114,8 @@ fn fibo(
 #[test]
 fn a_memory_alarm_fails_calls_at_once_with_a_503_naming_it_until_it_clears() {
     let node = RabbitNode::start();
-    let host = HostProcess::math(BIN, &format!("url = {:?}", node.url()));
-    host.wait_serving(BIN);
+    let host = HostProcess::math(plughost_bin(), &format!("url = {:?}", node.url()));
+    host.wait_serving(plughost_bin());
     let rt = runtime();
     // A library client that is connected (and has published) before the alarm.
     let client = client_for(&node, &rt);
@@ -163,8 +162,8 @@ fn a_memory_alarm_fails_calls_at_once_with_a_503_naming_it_until_it_clears() {
 #[test]
 fn a_frozen_broker_costs_a_caller_its_deadline_and_no_more() {
     let node = RabbitNode::start();
-    let host = HostProcess::math(BIN, &format!("url = {:?}", node.url()));
-    host.wait_serving(BIN);
+    let host = HostProcess::math(plughost_bin(), &format!("url = {:?}", node.url()));
+    host.wait_serving(plughost_bin());
     let rt = runtime();
     let client = client_for(&node, &rt);
     assert_eq!(fibo(&client, &rt, 10).unwrap(), json!(55));
@@ -210,12 +209,12 @@ fn a_frozen_broker_costs_a_caller_its_deadline_and_no_more() {
 #[test]
 fn the_cli_closes_its_connection_with_connection_close() {
     let node = RabbitNode::start();
-    let host = HostProcess::math(BIN, &format!("url = {:?}", node.url()));
-    host.wait_serving(BIN);
+    let host = HostProcess::math(plughost_bin(), &format!("url = {:?}", node.url()));
+    host.wait_serving(plughost_bin());
     let (out, _) = cli_call(&host, "10");
     assert_eq!(stdout(&out).trim(), "55", "{out:?}");
     let (out, _) = output_within(
-        BIN,
+        plughost_bin(),
         &["find", "nosuch", "--manifest", host.manifest()],
         HANG_LIMIT,
     );

@@ -10,6 +10,7 @@ use plughost::{
     manifest::Manifest,
     tracker::{client::ManagementClient, registry::ServiceInfo},
 };
+
 use plughost_test_support::{free_port, plugin_lib, TempManifest};
 
 /// Polls until the echo ticker is (or is not) listed, next to the host itself.

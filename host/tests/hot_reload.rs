@@ -19,8 +19,8 @@ use serde_json::json;
 
 /// Starts a one-second `sleep_ms` call, to be in flight across a reload.
 fn slow_call(
-    c: &Arc<plughost::rpc::Client>,
-) -> tokio::task::JoinHandle<Result<serde_json::Value, plughost::rpc::RpcError>> {
+    c: &Arc<plughost_client::Client>,
+) -> tokio::task::JoinHandle<Result<serde_json::Value, plughost_client::RpcError>> {
     let c = Arc::clone(c);
     tokio::spawn(async move { c.call("sleep_ms", &[json!(1000)]).await })
 }

@@ -24,14 +24,15 @@ use std::{
 use plughost::{
     admin::{self, AdminRequest},
     manifest::Manifest,
-    plugins::{file_sha256, load, LoadError, PluginSpec},
-    rpc::{Client, ClientOptions, Exchanges, RpcError},
     watch::DEBOUNCE,
 };
-use plughost_test_support::{process, variant_lib, PlughostRun, TestExchanges, Variant, AMQP_URL};
+use plughost_client::{Client, ClientOptions, Exchanges, RpcError};
+use plughost_loader::{file_sha256, load, LoadError, PluginSpec};
+use plughost_test_support::{
+    plughost_bin, process, variant_lib, PlughostRun, TestExchanges, Variant, AMQP_URL,
+};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_plughost");
 const WAIT: Duration = Duration::from_secs(30);
 
 /// A build of the echo plugin whose `version` ends in `+<tag>` (the same
@@ -86,7 +87,11 @@ impl Deployment {
         let plugin = plugin(dir.path());
         let manifest = dir.path().join("plughost.toml");
         fs::write(&manifest, manifest_text(&ex, host_settings, &plugin)).unwrap();
-        let host = PlughostRun::start(BIN, &manifest, &[("PLUGHOST_LIB_CACHE", cache.path())]);
+        let host = PlughostRun::start(
+            plughost_bin(),
+            &manifest,
+            &[("PLUGHOST_LIB_CACHE", cache.path())],
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -384,7 +389,7 @@ fn the_shadow_cache_keeps_loaded_copies_and_the_newest_builds() {
         })
         .collect();
     let invoke = |file: &Path| {
-        let out = std::process::Command::new(BIN)
+        let out = std::process::Command::new(plughost_bin())
             .args(["invoke", "--plugin"])
             .arg(file)
             .arg("version")
@@ -447,7 +452,7 @@ fn a_shadow_cache_folder_others_can_write_is_refused() {
     let cache = dir.path().join("cache");
     fs::create_dir(&cache).unwrap();
     chmod(&cache, 0o777);
-    let out = std::process::Command::new(BIN)
+    let out = std::process::Command::new(plughost_bin())
         .args(["invoke", "--plugin"])
         .arg(&file)
         .arg("version")

@@ -17,8 +17,9 @@ use lapin::{options::*, types::FieldTable, BasicProperties, Connection};
 use plughost::{
     host::{Host, HostOptions},
     manifest::Manifest,
-    rpc::{BrokerState, Client, ClientOptions, Exchanges, RpcError},
+    rpc::BrokerState,
 };
+use plughost_client::{Client, ClientOptions, Exchanges, RpcError};
 use plughost_test_support::{
     close_broker_connection, plugin_lib, TempManifest, TestExchanges, AMQP_URL,
 };
@@ -160,7 +161,7 @@ async fn no_name_service_is_503() {
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    plughost::rpc::topology::declare_exchanges(
+    plughost_client::topology::declare_exchanges(
         &ch,
         &Exchanges {
             rpc: ex.rpc.clone(),
@@ -467,7 +468,7 @@ async fn a_request_past_its_deadline_is_answered_504_without_running() {
         .as_millis() as i64
         - 1000;
     headers.insert(
-        plughost::rpc::wire::v2::DEADLINE_HEADER.into(),
+        plughost_proto::rpc::v2::DEADLINE_HEADER.into(),
         AMQPValue::LongLongInt(past_ms),
     );
     let props = BasicProperties::default()

@@ -10,12 +10,10 @@
 use std::{net::TcpStream, process::Output, time::Duration};
 
 use plughost_test_support::{
-    free_port,
+    free_port, plughost_bin,
     process::{output_within, stderr, stdout},
     HostProcess, RabbitNode, TestCa,
 };
-
-const BIN: &str = env!("CARGO_BIN_EXE_plughost");
 
 /// Longest any one CLI command may take before the test calls it hung;
 /// each finishes in well under a second here.
@@ -43,7 +41,7 @@ fn amqps(port: u16) -> String {
 }
 
 fn plughost(args: &[&str]) -> Output {
-    output_within(BIN, args, HANG_LIMIT).0
+    output_within(plughost_bin(), args, HANG_LIMIT).0
 }
 
 /// The `ssl` column of the node's connections whose client properties
@@ -61,10 +59,10 @@ fn amqps_with_the_ca_file_serves_and_calls_over_tls_and_never_downgrades() {
     let ca = TestCa::new();
     let (node, tls_port) = tls_node(&ca, false);
     let host = HostProcess::math(
-        BIN,
+        plughost_bin(),
         &format!("url = {:?}\nca_file = {:?}", amqps(tls_port), &ca.ca_file()),
     );
-    host.wait_serving(BIN);
+    host.wait_serving(plughost_bin());
     assert_eq!(
         ssl_of_connections(&node, "plughost host"),
         ["true"],
@@ -168,7 +166,7 @@ fn a_listener_that_requires_a_client_certificate_gets_one() {
     let ca = TestCa::new();
     let (node, tls_port) = tls_node(&ca, true);
     let host = HostProcess::math(
-        BIN,
+        plughost_bin(),
         &format!(
             "url = {:?}\nca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}",
             amqps(tls_port),
@@ -177,7 +175,7 @@ fn a_listener_that_requires_a_client_certificate_gets_one() {
             &ca.client_key()
         ),
     );
-    host.wait_serving(BIN);
+    host.wait_serving(plughost_bin());
     assert_eq!(ssl_of_connections(&node, "plughost host"), ["true"]);
 
     let url = amqps(tls_port);

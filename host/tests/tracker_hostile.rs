@@ -29,7 +29,7 @@ async fn a_hostile_frame_length_aborts_the_manager_process() {
     // No core dump from the abort; the shell execs the binary, keeping its pid.
     let mut child = Command::new("sh")
         .args(["-c", "ulimit -c 0; exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_plughost"))
+        .arg(plughost_test_support::plughost_bin())
         .args(["run", "--manifest"])
         .arg(manifest.path())
         .current_dir(manifest.dir())

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use zeromq::{Endpoint, Socket};
 
-use plughost::proto::zmtp::zmq_version;
+use plughost_proto::zmtp::zmq_version;
 
 #[tokio::test]
 async fn a_zeromq_socket_greets_with_the_reported_version() {

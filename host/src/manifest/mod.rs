@@ -32,21 +32,5 @@ pub use model::{
     DEFAULT_AMQP_URL, DEFAULT_MAX_PLUGIN_THREADS, DEFAULT_SHUTDOWN_GRACE_MS,
 };
 
-/// True when `route` is a usable AMQP topic routing key for a method: one or
-/// more non-empty dot-separated words, no wildcards, at most 255 bytes.
-///
-/// ```
-/// assert!(plughost::manifest::is_valid_route("com.goffersoft.math.algo.fibo"));
-/// assert!(!plughost::manifest::is_valid_route("a..b"));
-/// assert!(!plughost::manifest::is_valid_route("a.*"));
-/// ```
-pub fn is_valid_route(route: &str) -> bool {
-    !route.is_empty()
-        && route.len() <= 255
-        && route.split('.').all(|word| {
-            !word.is_empty()
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':'))
-        })
-}
+/// Route syntax is a plugin-metadata rule; its one home is the loader.
+pub use plughost_loader::is_valid_route;

@@ -750,3 +750,27 @@ mod tests {
         );
     }
 }
+
+impl PluginEntry {
+    /// What this entry asks the loader to load, under the manifest's `[host]`
+    /// settings (whether insecure plugin files are allowed).
+    pub fn spec(&self, host: &HostSettings) -> plughost_loader::PluginSpec {
+        plughost_loader::PluginSpec {
+            path: self.path.clone(),
+            sha256: self.sha256.clone(),
+            config: self.config.clone(),
+            allow_insecure_files: host.allow_insecure_plugin_files,
+        }
+    }
+}
+
+impl RabbitSettings {
+    /// The TLS files `[rabbitmq]` names, for the connection code.
+    pub fn tls_files(&self) -> plughost_client::TlsFiles {
+        plughost_client::TlsFiles {
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        }
+    }
+}

@@ -11,7 +11,7 @@ use plughost_plugin_api::PluginError;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::{load, LoadError, PluginHandle, PluginSpec};
+use super::{load, PluginHandle, RegistryError};
 use crate::manifest::{Manifest, MethodOverride};
 
 /// Timeout of a method the manifest gives none.
@@ -56,11 +56,11 @@ impl Registry {
 
     /// Loads every plugin of a manifest into a new registry; the first
     /// failure wins and nothing half-built escapes.
-    pub fn from_manifest(manifest: &Manifest) -> Result<Self, LoadError> {
+    pub fn from_manifest(manifest: &Manifest) -> Result<Self, RegistryError> {
         let mut registry = Self::new();
         for entry in &manifest.plugins {
             registry.add_shared(
-                Arc::new(load(&PluginSpec::in_manifest(manifest, entry))?),
+                Arc::new(load(&entry.spec(&manifest.host))?),
                 &entry.methods,
                 entry.threads,
             )?;
@@ -75,7 +75,7 @@ impl Registry {
         &mut self,
         plugin: PluginHandle,
         overrides: &BTreeMap<String, MethodOverride>,
-    ) -> Result<(), LoadError> {
+    ) -> Result<(), RegistryError> {
         self.add_shared(Arc::new(plugin), overrides, None)
     }
 
@@ -92,9 +92,9 @@ impl Registry {
         plugin: Arc<PluginHandle>,
         overrides: &BTreeMap<String, MethodOverride>,
         threads: Option<usize>,
-    ) -> Result<(), LoadError> {
+    ) -> Result<(), RegistryError> {
         if let Some(first) = self.plugins.iter().find(|p| p.name() == plugin.name()) {
-            return Err(LoadError::DuplicatePlugin {
+            return Err(RegistryError::DuplicatePlugin {
                 name: plugin.name().to_owned(),
                 first: first.file().to_path_buf(),
                 second: plugin.file().to_path_buf(),
@@ -107,7 +107,7 @@ impl Registry {
                 .iter()
                 .any(|m| &m.name == method)
             {
-                return Err(LoadError::UnknownOverride {
+                return Err(RegistryError::UnknownOverride {
                     path: plugin.file().to_path_buf(),
                     plugin: plugin.name().to_owned(),
                     method: method.clone(),
@@ -116,7 +116,7 @@ impl Registry {
         }
         for m in &plugin.descriptor().methods {
             if let Some(existing) = self.methods.get(&m.name) {
-                return Err(LoadError::DuplicateMethod {
+                return Err(RegistryError::DuplicateMethod {
                     method: m.name.clone(),
                     first: existing.plugin.name().to_owned(),
                     second: plugin.name().to_owned(),
@@ -143,7 +143,7 @@ impl Registry {
                 .max(1)
         });
         if let Some(m) = methods.iter().find(|m| concurrency_of(&m.name) > share) {
-            return Err(LoadError::Concurrency {
+            return Err(RegistryError::Concurrency {
                 path: plugin.file().to_path_buf(),
                 plugin: plugin.name().to_owned(),
                 method: m.name.clone(),
@@ -178,7 +178,7 @@ impl Registry {
     /// Checks that the plugins' thread shares fit `budget` together, then
     /// gives each plugin's pool its share. Nothing changes on error, so a
     /// reload that needs too many threads leaves the running set as it was.
-    pub fn seal(&self, budget: usize) -> Result<(), LoadError> {
+    pub fn seal(&self, budget: usize) -> Result<(), RegistryError> {
         let needed: usize = self.threads.iter().sum();
         if needed > budget {
             let shares = self
@@ -188,7 +188,7 @@ impl Registry {
                 .map(|(p, t)| format!("{} {t}", p.name()))
                 .collect::<Vec<_>>()
                 .join(", ");
-            return Err(LoadError::ThreadBudget {
+            return Err(RegistryError::ThreadBudget {
                 needed,
                 budget,
                 shares,

@@ -9,10 +9,9 @@
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use super::{
-    loader::{check_pin, inspect, instantiate, tracing_host},
-    LoadError, PluginHandle, PluginSpec, Registry,
-};
+use plughost_loader::{check_pin, inspect, instantiate, tracing_host};
+
+use super::{PluginHandle, Registry, RegistryError};
 use crate::manifest::Manifest;
 
 /// What a reload changed, by plugin name.
@@ -37,14 +36,17 @@ impl Changes {
 
 /// Builds the registry `manifest` describes, reusing plugins of `current`
 /// that did not change. Errors leave `current` as it was.
-pub fn rebuild(current: &Registry, manifest: &Manifest) -> Result<(Registry, Changes), LoadError> {
+pub fn rebuild(
+    current: &Registry,
+    manifest: &Manifest,
+) -> Result<(Registry, Changes), RegistryError> {
     let mut next = Registry::new();
     for entry in &manifest.plugins {
         // Hash once: the hash decides reuse, is checked against the pin, and
         // is what a new instance is loaded under.
         // Every file is checked again (trust, settled), even one that is
         // carried over: a problem is reported at every reload.
-        let spec = PluginSpec::in_manifest(manifest, entry);
+        let spec = entry.spec(&manifest.host);
         let file = inspect(&spec)?;
         check_pin(&entry.path, entry.sha256.as_deref(), &file.sha256)?;
         let reusable = current.plugins().iter().find(|p| {

@@ -1,6 +1,6 @@
 //! The per-call path shared by v1 and v2: find the method in the current
 //! registry, respect its concurrency limit and timeout, run the plugin on its
-//! own threads (its [`PluginPool`](crate::plugins::pool::PluginPool)), and
+//! own threads (its [`PluginPool`](plughost_loader::pool::PluginPool)), and
 //! turn every outcome into a result or a coded error.
 //!
 //! A call's clock starts when its request was delivered, not when a permit
@@ -16,8 +16,10 @@ use std::{
 use plughost_plugin_api::{codes, PluginError};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
-use super::wire::v2::ErrorBody;
-use crate::plugins::{pool::PoolJob, PluginHandle, Registry};
+use plughost_loader::pool::PoolJob;
+use plughost_proto::rpc::v2::ErrorBody;
+
+use crate::plugins::{PluginHandle, Registry};
 
 /// Runs `method` with `args_json` (a JSON array) and returns the result as
 /// JSON text. `received` is when the request arrived; `deadline` is the
@@ -68,7 +70,7 @@ pub async fn dispatch(
         .submit(Box::new(call), end)
         .map_err(|e| ErrorBody::new(codes::UNAVAILABLE, e.to_string()))?;
     match tokio::time::timeout_at(end.into(), result).await {
-        Ok(Ok(Some(result))) => result.map_err(ErrorBody::from),
+        Ok(Ok(Some(result))) => result.map_err(error_body),
         Ok(Ok(None)) | Err(_) => Err(timed_out(method, budget)),
         Ok(Err(_)) => Err(ErrorBody::new(
             codes::FAILED,
@@ -108,6 +110,15 @@ impl PoolJob for PluginCall {
     }
 }
 
+/// A plugin's error as a v2 error reply: the same three fields.
+pub fn error_body(e: PluginError) -> ErrorBody {
+    ErrorBody {
+        code: e.code,
+        help: e.help().map(str::to_owned),
+        message: e.message.into_string(),
+    }
+}
+
 fn deadline_passed(method: &str) -> ErrorBody {
     ErrorBody::new(
         codes::DEADLINE_EXCEEDED,
@@ -123,4 +134,25 @@ fn timed_out(method: &str, budget: Duration) -> ErrorBody {
             budget.as_millis()
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use plughost_plugin_api::codes as plugin;
+    use plughost_proto::rpc::v2::codes as wire;
+
+    #[test]
+    fn plugins_and_the_wire_use_the_same_codes() {
+        let pairs = [
+            (plugin::BAD_ARGUMENTS, wire::BAD_ARGUMENTS),
+            (plugin::FORBIDDEN, wire::FORBIDDEN),
+            (plugin::NOT_FOUND, wire::NOT_FOUND),
+            (plugin::FAILED, wire::FAILED),
+            (plugin::UNAVAILABLE, wire::UNAVAILABLE),
+            (plugin::DEADLINE_EXCEEDED, wire::DEADLINE_EXCEEDED),
+        ];
+        for (p, w) in pairs {
+            assert_eq!(p, w);
+        }
+    }
 }

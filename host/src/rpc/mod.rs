@@ -1,23 +1,20 @@
-//! RPC over RabbitMQ: callers ask the name service which route serves a
-//! method, then call that route; one host that serves it runs the call.
+//! The host's RPC roles over RabbitMQ: callers ask the name service which
+//! route serves a method, then call that route; one host that serves it
+//! runs the call.
 //!
-//! - [`wire`]: the v1 (old text) and v2 (JSON) formats; no broker types.
-//! - [`topology`]: exchanges and route queues, declared as the old tools do.
 //! - [`server`]: the name-service and RPC-service roles of a host, with
 //!   their reconnect loop.
-//! - [`dispatch`]: the per-call path: limits, timeouts, the blocking pool.
-//! - [`client`]: [`Client`]: find, call, call_route.
-//! - [`connection`]: connecting, naming connections, backoff.
+//! - [`dispatch`]: the per-call path: limits, timeouts, the plugin's threads.
+//!
+//! The wire formats are `plughost-proto`'s ([`plughost_proto::rpc`]); the
+//! connection code and the shared topology are `plughost-client`'s.
 
-pub mod client;
-pub mod connection;
 pub mod dispatch;
-mod error;
 pub mod server;
-pub mod topology;
-pub mod wire;
 
-pub use client::{Client, ClientOptions, ReplyMode};
-pub use error::RpcError;
+/// Connecting and the shared broker objects, from `plughost-client`: the
+/// host's roles open their connections exactly as callers do.
+pub use plughost_client::{connection, topology, Exchanges, TlsFiles};
+/// The RPC bodies (v1, v2), from `plughost-proto`.
+pub use plughost_proto::rpc as wire;
 pub use server::{serve, BrokerState, RpcConfig};
-pub use topology::Exchanges;

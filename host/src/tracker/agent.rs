@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use zeromq::{DealerSocket, Socket, SocketRecv, SocketSend, SubSocket, ZmqMessage};
 
 use super::STOP_LINE;
-use crate::proto::{
+use plughost_proto::{
     address::RawAddress,
     raw::{RawMessage, RawMessageType, RawRequest, RawResponse},
     uid::Uid,

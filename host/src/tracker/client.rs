@@ -11,7 +11,7 @@ use std::time::Duration;
 use zeromq::{DealerSocket, Socket, SocketRecv, SocketSend, ZmqMessage};
 
 use super::{manager::LIST_JSON, registry::ServiceInfo, TrackerError};
-use crate::proto::{
+use plughost_proto::{
     address::RawAddress,
     raw::{MgmtCommand, RawRequest, RawResponse},
     uid::Uid,

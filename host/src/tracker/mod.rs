@@ -25,7 +25,7 @@ pub const STOP_LINE: &str = "stop";
 /// A DEALER whose socket identity is `uid`, as WIRE.md asks of every peer
 /// that talks to a manager (the manager checks From uuid = identity).
 pub fn dealer_with_identity(
-    uid: crate::proto::uid::Uid,
+    uid: plughost_proto::uid::Uid,
 ) -> Result<zeromq::DealerSocket, TrackerError> {
     use zeromq::Socket;
     let identity = zeromq::util::PeerIdentity::try_from(bytes::Bytes::from(uid.to_string()))

@@ -10,7 +10,7 @@ use std::{
 
 use serde::Serialize;
 
-use crate::proto::{
+use plughost_proto::{
     address::RawAddress,
     raw::{format_listing, ListingEntry, RawMessageType},
     uid::Uid,

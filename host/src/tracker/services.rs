@@ -120,7 +120,7 @@ impl ServiceHost for HostForService {
     }
 
     fn log(&self, level: LogLevel, message: RStr<'_>) {
-        crate::plugins::host_api::emit(&self.label, level, message.as_str());
+        plughost_loader::host_api::emit(&self.label, level, message.as_str());
     }
 }
 

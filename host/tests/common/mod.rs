@@ -16,8 +16,8 @@ use plughost::{
     admin::{self, AdminReply, AdminRequest},
     host::{self, HostOptions},
     manifest::Manifest,
-    rpc::{Client, ClientOptions, Exchanges},
 };
+use plughost_client::{Client, ClientOptions, Exchanges};
 use plughost_test_support::{variant_lib, TestExchanges, Variant, AMQP_URL};
 use serde_json::Value;
 use tokio::{sync::oneshot, task::JoinHandle};

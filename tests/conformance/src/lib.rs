@@ -34,14 +34,14 @@
 //! `quiet`. Each passes, fails, or is skipped with a reason (a plugin
 //! without tracked services skips `services`); only failures fail.
 //!
-//! ## Why this crate is thin
+//! ## What this crate is made of
 //!
-//! The engine is `plughost::conformance`, inside the host library, because
-//! the `plughost` binary offers the same kit as `plughost conformance` and a
-//! package cannot depend on a crate that depends on it. This crate
-//! re-exports that engine and adds what only a test needs: the assertion,
-//! the builder, and [`built_plugin`] to find the library `cargo test` just
-//! built.
+//! The engine ([`engine`]: checks, report, renderers) and the test API
+//! (the assertion, the builder, and [`built_plugin`] to find the library
+//! `cargo test` just built) live here together; `plughost conformance` in
+//! the CLI is a second face of the same engine. The crate depends on the
+//! loader (`plughost-loader`) and the ABI (`plughost-plugin-api`) only: a
+//! plugin's `cargo test` compiles no broker, ZeroMQ or CLI code.
 //!
 //! ## What to know when using it from tests
 //!
@@ -62,7 +62,9 @@ use std::{
     time::Duration,
 };
 
-pub use plughost::conformance::{
+pub mod engine;
+
+pub use engine::{
     read_config_file, render, Check, CheckResult, ConformanceError, Options, Outcome, PanicProbe,
     PluginSummary, Report, DEFAULT_LATENCY_BUDGET,
 };
@@ -137,7 +139,7 @@ impl Conformance {
 
     /// Runs the checks and returns the report, pass or fail.
     pub fn run(&self) -> Report {
-        plughost::conformance::run(&self.file, &self.options)
+        engine::run(&self.file, &self.options)
     }
 
     /// Runs the checks and returns the report when no check failed.

@@ -70,6 +70,39 @@ fn build_cdylibs(mut cmd: Command) -> HashMap<String, PathBuf> {
     libs
 }
 
+/// The `plughost` binary (crate `plughost-cli`), built once per test
+/// process, for tests of other crates that drive the real binary (a
+/// package's own integration tests would use `CARGO_BIN_EXE_plughost`; only
+/// the CLI's have it).
+pub fn plughost_bin() -> &'static str {
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let mut cmd = cargo();
+        cmd.args([
+            "build",
+            "-p",
+            "plughost-cli",
+            "--bin",
+            "plughost",
+            "--message-format=json-render-diagnostics",
+        ]);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "cargo build -p plughost-cli failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|msg| {
+                msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "plughost"
+            })
+            .find_map(|msg| msg["executable"].as_str().map(str::to_owned))
+            .expect("cargo built the plughost binary")
+    })
+}
+
 /// The conformance kit's rule-breaking fixtures (`tests/conformance/fixtures/`).
 pub const CONFORMANCE_FIXTURES: [&str; 4] = [
     "fixture-missing-doc",

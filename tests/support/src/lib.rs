@@ -17,7 +17,9 @@ pub mod rabbit_node;
 pub mod tls;
 
 pub use broker::{close_broker_connection, TestExchanges, AMQP_URL};
-pub use build::{plugin_lib, variant_lib, SourcePatch, Variant, CONFORMANCE_FIXTURES};
+pub use build::{
+    plughost_bin, plugin_lib, variant_lib, SourcePatch, Variant, CONFORMANCE_FIXTURES,
+};
 pub use host::HostProcess;
 pub use manifest::TempManifest;
 pub use plughost_run::PlughostRun;

@@ -1,0 +1,184 @@
+//! `plughost bench call` and `plughost bench baseline`.
+
+use std::{
+    process::ExitCode,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+use anyhow::Result;
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use plughost_client::{Client, ReplyMode};
+
+use crate::bench::{self, BenchReport, LoadShape, Progress};
+
+use super::{plugins::parse_arg, rpc::BrokerArgs};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Load running hosts with calls to one method through plughost's client.
+    Call(CallBench),
+    /// Measure the broker's bare request/reply limit (lapin + trivial echo, no plughost code).
+    Baseline(BaselineBench),
+    /// Simulate many services heartbeating a service manager every second; time the listing.
+    Tracker(TrackerBench),
+}
+
+#[derive(Debug, Args)]
+pub struct TrackerBench {
+    /// Services to simulate.
+    #[arg(long, default_value_t = 1000)]
+    services: usize,
+    /// Seconds to keep them heartbeating.
+    #[arg(long, short, default_value_t = 10.0)]
+    duration: f64,
+    /// DEALER connections to spread them over.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// The manager's management endpoint.
+    #[arg(long, default_value = "tcp://127.0.0.1:6666")]
+    management: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Load {
+    /// Calls kept in flight at once.
+    #[arg(long, short, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds to measure.
+    #[arg(long, short, default_value_t = 10.0)]
+    duration: f64,
+    /// Reply mechanism.
+    #[arg(long, value_enum, default_value_t = Reply::Queue)]
+    reply: Reply,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Reply {
+    /// One exclusive reply queue per connection.
+    Queue,
+    /// RabbitMQ direct reply-to (amq.rabbitmq.reply-to).
+    Direct,
+}
+
+impl From<Reply> for ReplyMode {
+    fn from(r: Reply) -> Self {
+        match r {
+            Reply::Queue => ReplyMode::ExclusiveQueue,
+            Reply::Direct => ReplyMode::DirectReplyTo,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CallBench {
+    /// The method to call.
+    method: String,
+    /// Arguments (JSON when they parse, else strings).
+    args: Vec<String>,
+    #[command(flatten)]
+    load: Load,
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineBench {
+    #[command(flatten)]
+    load: Load,
+    /// Prefetch of the echo consumer (plughost's default is 64).
+    #[arg(long, default_value_t = 64)]
+    prefetch: u16,
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
+    match cmd {
+        BenchCommand::Call(b) => {
+            let mut options = b.broker.client_options()?;
+            options.reply_mode = b.load.reply.into();
+            let client = Arc::new(Client::connect(options).await?);
+            let args = b.args.iter().map(|a| parse_arg(a)).collect();
+            let (shape, progress, bar) = start(&b.load)?;
+            let report = bench::run_calls(
+                Arc::clone(&client),
+                &b.method,
+                args,
+                shape,
+                Arc::clone(&progress),
+            )
+            .await;
+            client.close().await;
+            finish(bar, report?, &b.load)
+        }
+        BenchCommand::Tracker(b) => {
+            let load = bench::tracker::simulate(
+                &b.management,
+                b.services,
+                b.connections,
+                Duration::try_from_secs_f64(b.duration)?,
+            )
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&load)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Baseline(b) => {
+            let options = b.broker.client_options()?;
+            let (shape, progress, bar) = start(&b.load)?;
+            let report = bench::baseline(
+                &options.url,
+                &options.tls,
+                b.load.reply.into(),
+                b.prefetch,
+                shape,
+                Arc::clone(&progress),
+            )
+            .await;
+            finish(bar, report?, &b.load)
+        }
+    }
+}
+
+fn start(load: &Load) -> Result<(LoadShape, Progress, tokio::task::JoinHandle<()>)> {
+    let duration = Duration::try_from_secs_f64(load.duration)?;
+    let shape = LoadShape {
+        concurrency: load.concurrency,
+        duration,
+    };
+    let progress = Progress::default();
+    let bar = ProgressBar::new(duration.as_millis() as u64);
+    bar.set_style(ProgressStyle::with_template(
+        "{bar:30} {elapsed}/{duration} {msg}",
+    )?);
+    let ticker = {
+        let progress = Arc::clone(&progress);
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                bar.set_position(started.elapsed().as_millis() as u64);
+                bar.set_message(format!("{} calls", progress.load(Ordering::Relaxed)));
+                if started.elapsed() >= duration {
+                    bar.finish_and_clear();
+                    break;
+                }
+            }
+        })
+    };
+    Ok((shape, progress, ticker))
+}
+
+fn finish(bar: tokio::task::JoinHandle<()>, report: BenchReport, load: &Load) -> Result<ExitCode> {
+    bar.abort();
+    if load.json {
+        println!("{}", serde_json::to_string_pretty(&report.summary())?);
+    } else {
+        println!("{report}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

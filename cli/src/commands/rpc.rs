@@ -1,0 +1,209 @@
+//! `plughost run`, `plughost find`, `plughost call`: serve and use RPC.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use plughost::{
+    host::{self, HostOptions},
+    manifest::{Manifest, DEFAULT_AMQP_URL},
+};
+use plughost_client::{
+    connection::{check_settings, TlsFiles},
+    Client, ClientOptions, Exchanges, RpcError,
+};
+use tokio::time::Instant;
+
+use super::plugins::parse_arg;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The manifest to serve.
+    #[arg(long, short, env = "PLUGHOST_MANIFEST")]
+    manifest: PathBuf,
+    /// Broker URL (overrides the manifest's [rabbitmq] url).
+    #[arg(long, env = "PLUGHOST_AMQP_URL")]
+    amqp: Option<String>,
+}
+
+/// Where a caller finds the broker and which exchanges to use.
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// Broker URL [default: the manifest's, else amqp://guest:guest@127.0.0.1:5672/%2f].
+    #[arg(long, env = "PLUGHOST_AMQP_URL")]
+    amqp: Option<String>,
+    /// Take the broker URL and exchange names from this manifest.
+    #[arg(long, short)]
+    manifest: Option<PathBuf>,
+    /// RPC exchange (topic) [default: the manifest's, else rpc_exchange].
+    #[arg(long)]
+    rpc_exchange: Option<String>,
+    /// Name-service exchange (fanout) [default: the manifest's, else rpc_ns_exchange].
+    #[arg(long)]
+    ns_exchange: Option<String>,
+    /// CA certificate (PEM) to trust for amqps:// besides the system's [default: the manifest's ca_file].
+    #[arg(long, env = "PLUGHOST_AMQP_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) to present over amqps:// [default: the manifest's client_cert].
+    #[arg(long, env = "PLUGHOST_AMQP_CLIENT_CERT", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert [default: the manifest's client_key].
+    #[arg(long, env = "PLUGHOST_AMQP_CLIENT_KEY", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+}
+
+impl BrokerArgs {
+    pub fn client_options(&self) -> Result<ClientOptions> {
+        let manifest = self.manifest.as_deref().map(Manifest::load).transpose()?;
+        let url = self
+            .amqp
+            .clone()
+            .or_else(|| manifest.as_ref().and_then(|m| m.rabbitmq.url.clone()))
+            .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned());
+        let defaults = Exchanges::default();
+        let exchanges = Exchanges {
+            rpc: self
+                .rpc_exchange
+                .clone()
+                .or_else(|| manifest.as_ref().map(|m| m.rabbitmq.rpc_exchange.clone()))
+                .unwrap_or(defaults.rpc),
+            ns: self
+                .ns_exchange
+                .clone()
+                .or_else(|| manifest.as_ref().map(|m| m.rabbitmq.ns_exchange.clone()))
+                .unwrap_or(defaults.ns),
+        };
+        let from_manifest = manifest
+            .as_ref()
+            .map(|m| m.rabbitmq.tls_files())
+            .unwrap_or_default();
+        let tls = TlsFiles {
+            ca_file: self.ca_file.clone().or(from_manifest.ca_file),
+            client_cert: self.client_cert.clone().or(from_manifest.client_cert),
+            client_key: self.client_key.clone().or(from_manifest.client_key),
+        };
+        let mut options = ClientOptions::new(url);
+        options.exchanges = exchanges;
+        options.tls = tls;
+        Ok(options)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// The method to look up.
+    method: String,
+    /// Seconds to wait for an answer (connecting included).
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The method to call.
+    method: String,
+    /// Arguments: each is parsed as JSON when it parses (10, true, "x", [1]), else taken as a string.
+    args: Vec<String>,
+    /// Seconds the whole call may take: connecting, finding, publishing and the reply.
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+    /// Print the whole v2 reply as JSON ({"result": ...} or {"error": {...}}).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+pub async fn run(args: RunArgs) -> Result<ExitCode> {
+    let manifest = Manifest::load(&args.manifest)?;
+    let options = HostOptions {
+        amqp_url: args.amqp,
+    };
+    // A URL or TLS file that can never work fails the start, not the reconnect loop.
+    check_settings(
+        &host::amqp_url(&options, &manifest),
+        &manifest.rabbitmq.tls_files(),
+    )?;
+    host::run(&manifest, &options, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+fn seconds(s: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(s).context("timeout must be a positive number of seconds")
+}
+
+pub async fn find(args: FindArgs) -> Result<ExitCode> {
+    let timeout = seconds(args.timeout)?;
+    let deadline = Instant::now() + timeout;
+    let mut options = args.broker.client_options()?;
+    options.connect_timeout = timeout;
+    let client = match Client::connect(options).await {
+        Ok(client) => client,
+        Err(e) => return report(e),
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let found = client.find_reply(&args.method, left).await;
+    client.close().await;
+    match found.and_then(|reply| {
+        reply.route.ok_or(RpcError::MethodNotFound {
+            method: args.method.clone(),
+        })
+    }) {
+        Ok(route) => {
+            println!("{route}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => report(e),
+    }
+}
+
+/// One deadline covers connect, find, publish and the reply; the
+/// connection is closed with `connection.close` before the process exits.
+pub async fn call(args: CallArgs) -> Result<ExitCode> {
+    let timeout = seconds(args.timeout)?;
+    let deadline = Instant::now() + timeout;
+    let mut options = args.broker.client_options()?;
+    options.connect_timeout = timeout;
+    let call_args: Vec<_> = args.args.iter().map(|a| parse_arg(a)).collect();
+    let result = match Client::connect(options).await {
+        Ok(client) => {
+            let result = client.call_until(&args.method, &call_args, deadline).await;
+            client.close().await;
+            result
+        }
+        Err(e) => Err(e),
+    };
+    match (result, args.json) {
+        (Ok(value), false) => println!("{value}"),
+        (Ok(value), true) => println!("{}", serde_json::json!({ "result": value })),
+        (Err(e), true) => {
+            let mut error = serde_json::json!({ "code": e.code(), "message": e.to_string() });
+            if let RpcError::Remote {
+                help: Some(help), ..
+            } = &e
+            {
+                error["help"] = help.clone().into();
+            }
+            println!("{}", serde_json::json!({ "error": error }));
+            return Ok(ExitCode::FAILURE);
+        }
+        (Err(e), false) => return report(e),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(e: RpcError) -> Result<ExitCode> {
+    eprintln!("error: {e} [{}]", e.code());
+    Ok(ExitCode::FAILURE)
+}

@@ -1,0 +1,26 @@
+//! `plughost version`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: VersionArgs) -> Result<ExitCode> {
+    let v = crate::versions::versions();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("plughost   {}", v.plughost);
+        println!("plugin-api {} (abi_stable {})", v.plugin_api, v.abi_stable);
+        println!("lapin      {}", v.lapin);
+        println!("zeromq     {} ({})", v.zeromq, v.zmtp);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,902 @@
+//! The RPC client: find a method's route, call it, get typed results.
+//!
+//! One [`Client`] holds one broker connection and one channel, and serves
+//! any number of concurrent calls over it: every request carries a fresh
+//! correlation id, and a single reply consumer hands each reply to the call
+//! waiting for it. Replies come back on one reply address per connection
+//! (RabbitMQ's direct reply-to or one exclusive queue; see [`ReplyMode`]),
+//! never a queue per call.
+//!
+//! Calls are published `mandatory` with publisher confirms, so a call to a
+//! route nobody consumes is returned by the broker before its ack and fails
+//! at once with [`RpcError::NoRoute`] instead of waiting for the timeout.
+//! Routes found through the name service are cached; a "no route" clears the
+//! entry and the call is retried once with a fresh find.
+//!
+//! **Every step of a call counts against its deadline**: (re)connecting,
+//! publishing, the broker's confirm and the reply wait all end when it
+//! passes, so a stalled broker costs a caller its deadline and never more.
+//! The broker's `connection.blocked` (a memory or disk alarm, during which
+//! RabbitMQ stops reading from publishing connections) is followed: while it
+//! lasts, a call that has not been published fails at once with
+//! [`RpcError::Blocked`], which names the alarm, instead of queueing a
+//! request the broker will not read; after `connection.unblocked` calls work
+//! again. A call already published keeps waiting for its reply (deliveries
+//! go on during an alarm) until its deadline, and then names the alarm too.
+//!
+//! [`Client::close`] ends the connection with AMQP `connection.close`, so a
+//! short-lived caller such as the CLI leaves no "unexpectedly closed TCP
+//! connection" behind in the broker's log.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), plughost_client::RpcError> {
+//! use plughost_client::{Client, ClientOptions};
+//!
+//! let client = Client::connect(ClientOptions::new("amqp://guest:guest@127.0.0.1:5672/%2f")).await?;
+//! let route = client.find("fibo").await?;
+//! assert_eq!(route, "com.goffersoft.math.algo.fibo");
+//! let value = client.call("fibo", &[10.into()]).await?;
+//! assert_eq!(value, serde_json::json!(55));
+//! client.close().await;
+//! # Ok(()) }
+//! ```
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use futures_util::StreamExt;
+use lapin::{
+    options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions},
+    types::{AMQPValue, FieldTable},
+    BasicProperties, Channel, Connection,
+};
+use serde_json::Value;
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+    time::Instant,
+};
+use tracing::{debug, info, warn};
+
+use plughost_proto::rpc::v2;
+
+use crate::{
+    connection::{connect, redact, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
+    topology::{declare_private_queue, Exchanges},
+    RpcError,
+};
+
+/// How long [`Client::close`] waits for the broker's `connection.close-ok`
+/// (one round trip on a healthy link); a frozen broker costs no more.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+/// Where replies come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    /// One exclusive, server-named queue per client connection (default:
+    /// faster in `plughost bench` here, and at-least-once like any queue;
+    /// see `docs/benchmarks.md`).
+    #[default]
+    ExclusiveQueue,
+    /// RabbitMQ's pseudo-queue `amq.rabbitmq.reply-to` (at-most-once).
+    DirectReplyTo,
+}
+
+/// How a client connects and waits.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Broker URL (`amqp://` or `amqps://`).
+    pub url: String,
+    /// CA and client certificate files for `amqps://`.
+    pub tls: TlsFiles,
+    /// Exchange names (must match the hosts').
+    pub exchanges: Exchanges,
+    /// Reply mechanism.
+    pub reply_mode: ReplyMode,
+    /// Timeout of a call (find included) when none is given.
+    pub timeout: Duration,
+    /// Longest wait for a find answer.
+    pub find_timeout: Duration,
+    /// After the first "not here" answer, how long to wait for a host that
+    /// has the method before concluding nobody does.
+    pub not_found_grace: Duration,
+    /// Longest wait for a connection to be ready (TCP, TLS, the AMQP
+    /// handshake and the client's channel); a call's own deadline bounds a
+    /// reconnect further.
+    pub connect_timeout: Duration,
+}
+
+impl ClientOptions {
+    /// Defaults for a broker URL: no TLS files, default exchanges, exclusive
+    /// reply queue, 30 s calls, 5 s finds, 250 ms not-found grace, 10 s
+    /// connects.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            tls: TlsFiles::default(),
+            exchanges: Exchanges::default(),
+            reply_mode: ReplyMode::default(),
+            timeout: Duration::from_secs(30),
+            find_timeout: Duration::from_secs(5),
+            not_found_grace: Duration::from_millis(250),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+}
+
+/// The v2 call body, serialised straight from borrowed arguments.
+#[derive(serde::Serialize)]
+struct OutgoingCall<'a> {
+    method: &'a str,
+    args: &'a [Value],
+}
+
+type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Vec<u8>>>>>;
+
+/// What the broker last said about a session's connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Link {
+    /// Open for publishing.
+    Open,
+    /// `connection.blocked`, with the broker's reason.
+    Blocked(String),
+    /// The connection or its reply consumer is gone (never left again).
+    Lost(String),
+}
+
+/// Why a step of a call ended before it finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stall {
+    /// The broker blocks publishing (the reason names the alarm).
+    Blocked(String),
+    /// The connection is gone.
+    Lost(String),
+    /// The broker refused the message (a publisher nack).
+    Nack,
+    /// The deadline passed; `blocked` holds the alarm if the broker was
+    /// blocking publishers at that moment (the likely cause).
+    Deadline {
+        /// The broker's blocking reason, if it was blocking.
+        blocked: Option<String>,
+    },
+}
+
+/// Runs `work` until it finishes, the link is lost, the broker blocks
+/// publishing (only when `fail_on_block`) or `deadline` passes, whichever
+/// comes first. The link is looked at before `work` is first polled, so on
+/// a link that is already blocked a publish is never even queued.
+async fn bounded<T>(
+    work: impl Future<Output = T>,
+    link: &watch::Receiver<Link>,
+    deadline: Instant,
+    fail_on_block: bool,
+) -> Result<T, Stall> {
+    let mut watching = link.clone();
+    let trouble = async {
+        loop {
+            match &*watching.borrow_and_update() {
+                Link::Lost(reason) => return Stall::Lost(reason.clone()),
+                Link::Blocked(reason) if fail_on_block => return Stall::Blocked(reason.clone()),
+                _ => {}
+            }
+            if watching.changed().await.is_err() {
+                return Stall::Lost("the session ended".into());
+            }
+        }
+    };
+    tokio::select! {
+        biased;
+        stall = trouble => Err(stall),
+        value = work => Ok(value),
+        () = tokio::time::sleep_until(deadline) => {
+            let blocked = match &*link.borrow() {
+                Link::Blocked(reason) => Some(reason.clone()),
+                _ => None,
+            };
+            Err(Stall::Deadline { blocked })
+        }
+    }
+}
+
+/// The tasks of a session, stopped when it is dropped.
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// One connection's worth of client state.
+struct Session {
+    /// Always `Some` until dropped (taken to close it).
+    conn: Option<Connection>,
+    channel: Channel,
+    reply_to: String,
+    pending: Pending,
+    link: Arc<watch::Sender<Link>>,
+    _tasks: Tasks,
+}
+
+/// An RPC client; cheap to share (`Arc`) across tasks.
+pub struct Client {
+    options: ClientOptions,
+    /// The live session; read on every call, written only on (re)connect.
+    current: std::sync::RwLock<Option<Arc<Session>>>,
+    /// Serialises reconnects so one lost connection causes one new one.
+    reconnect: tokio::sync::Mutex<()>,
+    routes: Mutex<HashMap<String, String>>,
+}
+
+/// Removes a pending entry when the call ends, however it ends.
+struct PendingGuard<'a> {
+    pending: &'a Pending,
+    id: String,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(self.pending).remove(&self.id);
+    }
+}
+
+/// Whole milliseconds, rounded: a 3 s deadline measured a few microseconds
+/// after it was set still reads "3000 ms".
+fn millis(d: Duration) -> u64 {
+    u64::try_from((d.as_micros() + 500) / 1000).unwrap_or(u64::MAX)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Client {
+    /// Connects within `options.connect_timeout` (failing with
+    /// [`RpcError::BrokerUnavailable`] when the broker cannot be reached or
+    /// does not answer in time, [`RpcError::BrokerConfig`] when the URL or
+    /// TLS files cannot be honoured, [`RpcError::Tls`] when the TLS
+    /// handshake fails).
+    pub async fn connect(options: ClientOptions) -> Result<Self, RpcError> {
+        let deadline = Instant::now() + options.connect_timeout;
+        let client = Self {
+            options,
+            current: std::sync::RwLock::new(None),
+            reconnect: tokio::sync::Mutex::new(()),
+            routes: Mutex::new(HashMap::new()),
+        };
+        client.session(deadline).await?;
+        Ok(client)
+    }
+
+    /// The options it was made with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// Closes the connection with AMQP `connection.close`, waiting at most
+    /// [`CLOSE_GRACE`] for the broker's answer (none is tried while the
+    /// broker blocks the connection: it reads nothing then). A later call
+    /// opens a new connection.
+    pub async fn close(&self) {
+        let session = self
+            .current
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(session) = session {
+            session.close().await;
+        }
+    }
+
+    /// The live session, reconnecting if the last one was lost; connecting
+    /// ends at `deadline` or after the connect timeout, whichever is first.
+    async fn session(&self, deadline: Instant) -> Result<Arc<Session>, RpcError> {
+        if let Some(live) = self.live_session() {
+            return Ok(live);
+        }
+        let started = Instant::now();
+        let bound = deadline.min(started + self.options.connect_timeout);
+        let opened = tokio::time::timeout_at(bound, async {
+            let _one_at_a_time = self.reconnect.lock().await;
+            if let Some(live) = self.live_session() {
+                return Ok(live);
+            }
+            let left = bound.saturating_duration_since(Instant::now());
+            let session = Arc::new(Session::open(&self.options, left, bound).await?);
+            *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&session));
+            Ok(session)
+        })
+        .await;
+        opened.unwrap_or_else(|_| {
+            Err(self.unavailable(format!(
+                "no answer within {} ms while connecting (is the broker frozen or overloaded?)",
+                millis(bound.saturating_duration_since(started))
+            )))
+        })
+    }
+
+    fn live_session(&self) -> Option<Arc<Session>> {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        current
+            .as_ref()
+            .filter(|s| !matches!(*s.link.borrow(), Link::Lost(_)))
+            .cloned()
+    }
+
+    fn unavailable(&self, reason: impl Into<String>) -> RpcError {
+        RpcError::BrokerUnavailable {
+            url: redact(&self.options.url),
+            reason: reason.into(),
+        }
+    }
+
+    /// The error for a step that ended early; `method`, `timeout` and
+    /// `waiting_for` describe a deadline that passed.
+    fn stalled(
+        &self,
+        stall: Stall,
+        method: &str,
+        timeout: Duration,
+        waiting_for: &'static str,
+    ) -> RpcError {
+        match stall {
+            Stall::Blocked(reason)
+            | Stall::Deadline {
+                blocked: Some(reason),
+            } => RpcError::Blocked {
+                url: redact(&self.options.url),
+                reason,
+            },
+            Stall::Lost(reason) => self.unavailable(reason),
+            Stall::Nack => self.unavailable("the broker refused the request (nack)"),
+            Stall::Deadline { blocked: None } => RpcError::Timeout {
+                method: method.to_owned(),
+                timeout_ms: millis(timeout),
+                waiting_for,
+            },
+        }
+    }
+
+    /// Asks the name services which route serves `method`.
+    pub async fn find(&self, method: &str) -> Result<String, RpcError> {
+        let reply = self.find_reply(method, self.options.find_timeout).await?;
+        reply.route.ok_or_else(|| RpcError::MethodNotFound {
+            method: method.to_owned(),
+        })
+    }
+
+    /// Like [`Client::find`], with the whole answer (host, plugin, version).
+    /// `timeout` covers a reconnect too.
+    pub async fn find_reply(
+        &self,
+        method: &str,
+        timeout: Duration,
+    ) -> Result<v2::FindReply, RpcError> {
+        let deadline = Instant::now() + timeout;
+        let what = format!("find {method}");
+        let session = self.session(deadline).await?;
+        let (id, mut replies, _guard) = session.expect_replies();
+        let body = serde_json::to_vec(&v2::FindRequest {
+            method: method.to_owned(),
+        })
+        .unwrap_or_default();
+        let props = session.request_props(&id, timeout);
+        let returned = session
+            .publish(&self.options.exchanges.ns, "", &body, props, deadline)
+            .await
+            .map_err(|s| self.stalled(s, &what, timeout, "the broker to confirm the find"))?;
+        if returned {
+            return Err(RpcError::NoNameService {
+                exchange: self.options.exchanges.ns.clone(),
+            });
+        }
+        let link = session.link.subscribe();
+        let mut give_up = deadline;
+        let mut negative: Option<v2::FindReply> = None;
+        loop {
+            match bounded(replies.recv(), &link, give_up, false).await {
+                Ok(Some(body)) => {
+                    let reply: v2::FindReply = serde_json::from_slice(&body)
+                        .map_err(|e| RpcError::BadReply(e.to_string()))?;
+                    if reply.route.is_some() {
+                        return Ok(reply);
+                    }
+                    if negative.is_none() {
+                        give_up = give_up.min(Instant::now() + self.options.not_found_grace);
+                        negative = Some(reply);
+                    }
+                }
+                Ok(None) => {
+                    return Err(self.unavailable("connection lost while waiting for a find answer"))
+                }
+                Err(stall) => {
+                    return match (stall, negative) {
+                        // Someone said "not here" and nobody said "here" in time.
+                        (Stall::Deadline { .. }, Some(reply)) => Ok(reply),
+                        (stall, _) => Err(self.stalled(stall, &what, timeout, "a find answer")),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Finds (or takes from the cache) the route of `method` and calls it
+    /// with the default timeout.
+    pub async fn call(&self, method: &str, args: &[Value]) -> Result<Value, RpcError> {
+        self.call_with_timeout(method, args, self.options.timeout)
+            .await
+    }
+
+    /// [`Client::call`] with an explicit timeout (find and any reconnect
+    /// included).
+    pub async fn call_with_timeout(
+        &self,
+        method: &str,
+        args: &[Value],
+        timeout: Duration,
+    ) -> Result<Value, RpcError> {
+        self.call_until(method, args, Instant::now() + timeout)
+            .await
+    }
+
+    /// [`Client::call`] ending at `deadline`, for a caller whose deadline
+    /// also covered earlier steps (the CLI's `--timeout` covers its connect).
+    pub async fn call_until(
+        &self,
+        method: &str,
+        args: &[Value],
+        deadline: Instant,
+    ) -> Result<Value, RpcError> {
+        let cached = lock(&self.routes).get(method).cloned();
+        let route = match cached {
+            Some(route) => route,
+            None => self.find_and_cache(method, deadline).await?,
+        };
+        match self.call_route_until(&route, method, args, deadline).await {
+            Err(RpcError::NoRoute { .. }) => {
+                // The route moved or its hosts left: forget it and ask again once.
+                lock(&self.routes).remove(method);
+                let route = self.find_and_cache(method, deadline).await?;
+                self.call_route_until(&route, method, args, deadline).await
+            }
+            other => other,
+        }
+    }
+
+    async fn find_and_cache(&self, method: &str, deadline: Instant) -> Result<String, RpcError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let reply = self
+            .find_reply(method, left.min(self.options.find_timeout))
+            .await?;
+        let route = reply.route.ok_or_else(|| RpcError::MethodNotFound {
+            method: method.to_owned(),
+        })?;
+        lock(&self.routes).insert(method.to_owned(), route.clone());
+        Ok(route)
+    }
+
+    /// Calls `method` on a known route, skipping the name service.
+    pub async fn call_route(
+        &self,
+        route: &str,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, RpcError> {
+        self.call_route_until(route, method, args, Instant::now() + self.options.timeout)
+            .await
+    }
+
+    async fn call_route_until(
+        &self,
+        route: &str,
+        method: &str,
+        args: &[Value],
+        deadline: Instant,
+    ) -> Result<Value, RpcError> {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        if timeout.is_zero() {
+            return Err(self.stalled(
+                Stall::Deadline { blocked: None },
+                method,
+                timeout,
+                "a route",
+            ));
+        }
+        let session = self.session(deadline).await?;
+        let (id, mut replies, _guard) = session.expect_replies();
+        let body = serde_json::to_vec(&OutgoingCall { method, args })
+            .map_err(|e| RpcError::BadReply(format!("arguments do not encode: {e}")))?;
+        let props = session.request_props(&id, timeout);
+        let returned = session
+            .publish(&self.options.exchanges.rpc, route, &body, props, deadline)
+            .await
+            .map_err(|s| self.stalled(s, method, timeout, "the broker to confirm the request"))?;
+        if returned {
+            return Err(RpcError::NoRoute {
+                route: route.to_owned(),
+            });
+        }
+        let body = match bounded(replies.recv(), &session.link.subscribe(), deadline, false).await {
+            Ok(Some(body)) => body,
+            Ok(None) => return Err(self.unavailable("connection lost while waiting for the reply")),
+            Err(stall) => return Err(self.stalled(stall, method, timeout, "the reply")),
+        };
+        match serde_json::from_slice::<v2::CallReply>(&body) {
+            Ok(v2::CallReply::Result(value)) => Ok(value),
+            Ok(v2::CallReply::Error(e)) => Err(RpcError::Remote {
+                code: e.code,
+                message: e.message,
+                help: e.help,
+            }),
+            Err(e) => Err(RpcError::BadReply(e.to_string())),
+        }
+    }
+}
+
+impl Session {
+    /// Connects within `timeout` and sets up the channel, its confirms and
+    /// the reply consumer by `bound`.
+    async fn open(
+        options: &ClientOptions,
+        timeout: Duration,
+        bound: Instant,
+    ) -> Result<Self, RpcError> {
+        let name = format!("plughost client ({})", std::process::id());
+        let conn = connect(&options.url, &options.tls, &name, timeout).await?;
+        let url = redact(&options.url);
+        let link = Arc::new(watch::Sender::new(Link::Open));
+        let mut tasks = Tasks(vec![tokio::spawn(follow_events(
+            conn.events_listener(),
+            Arc::clone(&link),
+            url.clone(),
+        ))]);
+        if conn.status().blocked() {
+            // Blocked before our listener existed: the reason was not kept.
+            link.send_replace(Link::Blocked(
+                "connection.blocked (a memory or disk alarm)".into(),
+            ));
+        }
+        let fail = |what: &str, e: lapin::Error| RpcError::BrokerUnavailable {
+            url: url.clone(),
+            reason: format!("{what}: {e}"),
+        };
+        let setup = async {
+            let channel = conn
+                .create_channel()
+                .await
+                .map_err(|e| fail("create channel", e))?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(|e| fail("enable confirms", e))?;
+            let reply_to = match options.reply_mode {
+                ReplyMode::DirectReplyTo => "amq.rabbitmq.reply-to".to_owned(),
+                ReplyMode::ExclusiveQueue => declare_private_queue(&channel)
+                    .await
+                    .map_err(|e| fail("declare reply queue", e))?,
+            };
+            let consumer = channel
+                .basic_consume(
+                    reply_to.as_str().into(),
+                    "plughost-replies".into(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| fail("consume replies", e))?;
+            Ok::<_, RpcError>((channel, reply_to, consumer))
+        };
+        let (channel, reply_to, consumer) = match bounded(setup, &link.subscribe(), bound, true)
+            .await
+        {
+            Ok(ready) => ready?,
+            Err(Stall::Blocked(reason)) => return Err(RpcError::Blocked { url, reason }),
+            Err(Stall::Lost(reason)) => return Err(fail_text(&url, "set up the channel", reason)),
+            Err(_) => {
+                return Err(fail_text(
+                    &url,
+                    "set up the channel",
+                    "no answer in time (is the broker frozen or overloaded?)".into(),
+                ))
+            }
+        };
+        let pending: Pending = Arc::default();
+        tasks.0.push(tokio::spawn(read_replies(
+            consumer,
+            Arc::clone(&pending),
+            Arc::clone(&link),
+        )));
+        Ok(Self {
+            conn: Some(conn),
+            channel,
+            reply_to,
+            pending,
+            link,
+            _tasks: tasks,
+        })
+    }
+
+    /// Registers a fresh correlation id and returns where its replies arrive.
+    fn expect_replies(&self) -> (String, mpsc::UnboundedReceiver<Vec<u8>>, PendingGuard<'_>) {
+        let id = uuid::Uuid::new_v4().to_string();
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.pending).insert(id.clone(), tx);
+        let guard = PendingGuard {
+            pending: &self.pending,
+            id: id.clone(),
+        };
+        (id, rx, guard)
+    }
+
+    fn request_props(&self, id: &str, timeout: Duration) -> BasicProperties {
+        let timeout_ms = timeout.as_millis().max(1);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let mut headers = FieldTable::default();
+        headers.insert(
+            v2::DEADLINE_HEADER.into(),
+            AMQPValue::LongLongInt(i64::try_from(now_ms + timeout_ms).unwrap_or(i64::MAX)),
+        );
+        BasicProperties::default()
+            .with_content_type(v2::CONTENT_TYPE.into())
+            .with_correlation_id(id.into())
+            .with_reply_to(self.reply_to.as_str().into())
+            .with_expiration(timeout_ms.to_string().into())
+            .with_headers(headers)
+    }
+
+    /// Publishes mandatory and waits for the confirm, by `deadline`;
+    /// `Ok(true)` when the broker returned the message as unroutable.
+    async fn publish(
+        &self,
+        exchange: &str,
+        key: &str,
+        body: &[u8],
+        props: BasicProperties,
+        deadline: Instant,
+    ) -> Result<bool, Stall> {
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        let send = async {
+            let confirm = self
+                .channel
+                .basic_publish(exchange.into(), key.into(), options, body, props)
+                .await?;
+            confirm.await
+        };
+        match bounded(send, &self.link.subscribe(), deadline, true).await? {
+            Ok(lapin::Confirmation::Nack(_)) => Err(Stall::Nack),
+            Ok(confirmation) => Ok(confirmation.take_message().is_some()),
+            Err(e) => {
+                // A closed channel (e.g. a missing exchange) ends the session: the next call opens a new one.
+                let reason = format!("cannot publish: {e}");
+                self.link.send_replace(Link::Lost(reason.clone()));
+                Err(Stall::Lost(reason))
+            }
+        }
+    }
+
+    /// Sends `connection.close` and waits up to [`CLOSE_GRACE`] for its
+    /// answer, unless the connection is gone or the broker blocks it (it
+    /// reads nothing then, and lapin writes nothing).
+    async fn close(&self) {
+        let Some(conn) = self.conn.as_ref() else {
+            return;
+        };
+        let blocked = matches!(*self.link.borrow(), Link::Blocked(_));
+        if blocked {
+            debug!("the broker blocks the connection; dropping it without connection.close");
+        } else if conn.status().connected() {
+            match tokio::time::timeout(CLOSE_GRACE, conn.close(200, "client closed".into())).await {
+                Ok(Ok(())) => debug!("client connection closed"),
+                Ok(Err(e)) => debug!(error = %e, "client connection already closed"),
+                Err(_) => warn!(
+                    grace_ms = CLOSE_GRACE.as_millis() as u64,
+                    "the broker did not answer connection.close in time; dropping the connection"
+                ),
+            }
+        }
+        self.link
+            .send_replace(Link::Lost("the client closed the connection".into()));
+    }
+}
+
+fn fail_text(url: &str, what: &str, reason: String) -> RpcError {
+    RpcError::BrokerUnavailable {
+        url: url.to_owned(),
+        reason: format!("{what}: {reason}"),
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.link.send_replace(Link::Lost("session dropped".into()));
+        let Some(conn) = self.conn.take() else { return };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = conn.close(200, "client closed".into()).await;
+            });
+        }
+    }
+}
+
+/// Follows the connection's events: `connection.blocked` and `unblocked`
+/// move the link between open and blocked; an error loses it for good.
+async fn follow_events(
+    mut events: impl futures_util::Stream<Item = lapin::Event> + Unpin,
+    link: Arc<watch::Sender<Link>>,
+    url: String,
+) {
+    while let Some(event) = events.next().await {
+        match event {
+            lapin::Event::ConnectionBlocked(reason) => {
+                warn!(broker = %url, %reason, "the broker blocks publishing on this connection; calls fail with 503 until it unblocks");
+                link.send_if_modified(|l| match l {
+                    Link::Lost(_) => false,
+                    _ => {
+                        *l = Link::Blocked(reason);
+                        true
+                    }
+                });
+            }
+            lapin::Event::ConnectionUnblocked => {
+                info!(broker = %url, "the broker unblocked this connection");
+                link.send_if_modified(|l| match l {
+                    Link::Blocked(_) => {
+                        *l = Link::Open;
+                        true
+                    }
+                    _ => false,
+                });
+            }
+            lapin::Event::Error(e) => {
+                link.send_replace(Link::Lost(format!("connection lost: {e}")));
+                return;
+            }
+            _ => {}
+        }
+    }
+    link.send_replace(Link::Lost("the connection's event stream ended".into()));
+}
+
+/// Hands each reply to the call waiting for its correlation id; when the
+/// consumer ends, loses the link and fails every waiting call at once.
+async fn read_replies(
+    mut consumer: lapin::Consumer,
+    pending: Pending,
+    link: Arc<watch::Sender<Link>>,
+) {
+    while let Some(Ok(delivery)) = consumer.next().await {
+        let Some(id) = delivery.properties.correlation_id() else {
+            continue;
+        };
+        if let Some(tx) = lock(&pending).get(id.as_str()) {
+            let _ = tx.send(delivery.data);
+        }
+    }
+    link.send_if_modified(|l| match l {
+        Link::Lost(_) => false,
+        _ => {
+            *l = Link::Lost("the reply consumer ended (connection lost)".into());
+            true
+        }
+    });
+    lock(&pending).clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The deadline and link rules of a call step, on tokio's paused clock:
+    /// no broker, no real waiting.
+    async fn elapsed_and<T>(
+        f: impl Future<Output = Result<T, Stall>>,
+    ) -> (Duration, Result<T, Stall>) {
+        let started = Instant::now();
+        let outcome = f.await;
+        (started.elapsed(), outcome)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_that_never_finishes_ends_at_the_deadline() {
+        let (_tx, link) = watch::channel(Link::Open);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let (took, outcome) =
+            elapsed_and(bounded(std::future::pending::<()>(), &link, deadline, true)).await;
+        assert_eq!(outcome, Err(Stall::Deadline { blocked: None }));
+        assert_eq!(took, Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blocked_link_fails_a_publish_before_it_is_started() {
+        let (_tx, link) = watch::channel(Link::Blocked("low on memory".into()));
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let work = {
+            let started = Arc::clone(&started);
+            async move { started.store(true, std::sync::atomic::Ordering::SeqCst) }
+        };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let (took, outcome) = elapsed_and(bounded(work, &link, deadline, true)).await;
+        assert_eq!(outcome, Err(Stall::Blocked("low on memory".into())));
+        assert_eq!(took, Duration::ZERO);
+        assert!(
+            !started.load(std::sync::atomic::Ordering::SeqCst),
+            "nothing was queued"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_block_during_a_publish_fails_it_at_once() {
+        let (tx, link) = watch::channel(Link::Open);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            tx.send_replace(Link::Blocked("low on disk".into()));
+            std::future::pending::<()>().await;
+        });
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let (took, outcome) =
+            elapsed_and(bounded(std::future::pending::<()>(), &link, deadline, true)).await;
+        assert_eq!(outcome, Err(Stall::Blocked("low on disk".into())));
+        assert_eq!(took, Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_wait_survives_a_block_and_names_it_at_the_deadline() {
+        let (tx, link) = watch::channel(Link::Open);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            tx.send_replace(Link::Blocked("low on memory".into()));
+            std::future::pending::<()>().await;
+        });
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let (took, outcome) = elapsed_and(bounded(
+            std::future::pending::<()>(),
+            &link,
+            deadline,
+            false,
+        ))
+        .await;
+        assert_eq!(
+            outcome,
+            Err(Stall::Deadline {
+                blocked: Some("low on memory".into())
+            })
+        );
+        assert_eq!(took, Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unblocking_lets_a_step_finish_and_a_lost_link_ends_it() {
+        let (tx, link) = watch::channel(Link::Blocked("low on memory".into()));
+        tx.send_replace(Link::Open);
+        let work = async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            7
+        };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        assert_eq!(bounded(work, &link, deadline, true).await, Ok(7));
+
+        tx.send_replace(Link::Lost("connection reset".into()));
+        let outcome = bounded(std::future::pending::<()>(), &link, deadline, false).await;
+        assert_eq!(outcome, Err(Stall::Lost("connection reset".into())));
+
+        let (tx, link) = watch::channel(Link::Open);
+        drop(tx);
+        let ended = bounded(std::future::pending::<()>(), &link, deadline, false).await;
+        assert_eq!(ended, Err(Stall::Lost("the session ended".into())));
+    }
+}

@@ -1,0 +1,32 @@
+//! # plughost-client
+//!
+//! Call plughost methods from Rust. A [`Client`] holds one broker
+//! connection; it finds a method's route through the name services (v2),
+//! calls it with a deadline that covers the whole call, and hands back the
+//! result, typed with serde when you ask for a type. Errors tell apart what a
+//! caller can act on: no such method, no host serving it, an error the
+//! method returned (with its code and help), a timeout, an unavailable or
+//! blocked broker.
+//!
+//! The crate is the callers' part of plughost: lapin, tokio and the wire
+//! codecs of `plughost-proto`, nothing of the host (no plugin loading, no
+//! ZeroMQ, no CLI). See `docs/client.md`.
+//!
+//! - [`client`]: [`Client`] and [`ClientOptions`]: connect, find, call.
+//! - [`connection`]: one way to open a broker connection (TLS, deadlines,
+//!   names the broker shows), shared with the host's own roles.
+//! - [`topology`]: the exchanges plughost and the old tools share.
+//! - [`RpcError`]: what can go wrong, each with its wire code.
+
+pub mod client;
+pub mod connection;
+mod error;
+pub mod topology;
+
+pub use client::{Client, ClientOptions, ReplyMode};
+pub use connection::TlsFiles;
+pub use error::RpcError;
+/// The wire codecs the client speaks (re-exported for callers that look
+/// at replies themselves).
+pub use plughost_proto::rpc as wire;
+pub use topology::Exchanges;

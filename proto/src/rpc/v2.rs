@@ -1,0 +1,166 @@
+//! plughost's own RPC protocol (v2): JSON bodies, `content_type:
+//! application/json`, replies to `reply_to`. Documented in `docs/protocol.md`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// The codes of v2 error replies: the raw protocol's code table
+/// (`200`, `403`, `500`, `503`), extended as WIRE section 3 asks. Plugins see
+/// the same numbers as `plughost_plugin_api::codes` (a host test checks that
+/// the two agree).
+pub mod codes {
+    /// The arguments do not fit the method (count, names or types).
+    pub const BAD_ARGUMENTS: u16 = 400;
+    /// The caller is not allowed to do this.
+    pub const FORBIDDEN: u16 = 403;
+    /// No such method (or service).
+    pub const NOT_FOUND: u16 = 404;
+    /// The method ran and failed, or panicked.
+    pub const FAILED: u16 = 500;
+    /// The method cannot run now (host draining, broker down, ...).
+    pub const UNAVAILABLE: u16 = 503;
+    /// The call's deadline passed before it finished.
+    pub const DEADLINE_EXCEEDED: u16 = 504;
+}
+
+/// The `content_type` every v2 message carries.
+pub const CONTENT_TYPE: &str = "application/json";
+
+/// Header carrying the caller's deadline as Unix time in milliseconds, so a
+/// host can answer 504 without running a request that waited too long.
+pub const DEADLINE_HEADER: &str = "x-plughost-deadline-ms";
+
+/// "Which route serves `method`?", sent to the name-service fanout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindRequest {
+    /// The method looked for.
+    pub method: String,
+}
+
+/// A name service's answer. v2 name services answer "not here" too
+/// (`route: None`), so a caller learns quickly that nobody has a method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindReply {
+    /// The method asked about.
+    pub method: String,
+    /// The route serving it on the answering host, or `None`.
+    pub route: Option<String>,
+    /// The answering host's name.
+    pub host: String,
+    /// The plugin serving it, when found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// That plugin's version, when found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// A call, published to the RPC exchange with the route as routing key.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CallRequest<'a> {
+    /// The method to run (several methods may share a route).
+    pub method: String,
+    /// The arguments as a JSON array, passed to the plugin untouched.
+    #[serde(borrow)]
+    pub args: &'a RawValue,
+}
+
+/// The error half of a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// 400, 404, 500, 503, 504 (see [`codes`]).
+    pub code: u16,
+    /// What went wrong.
+    pub message: String,
+    /// What to do about it, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+}
+
+impl ErrorBody {
+    /// An error with a code and message.
+    pub fn new(code: u16, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            help: None,
+        }
+    }
+}
+
+/// A call's reply: `{"result": ...}` or `{"error": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallReply {
+    /// The method's JSON result.
+    Result(Value),
+    /// Why there is no result.
+    Error(ErrorBody),
+}
+
+/// Writes a success reply around a result that is already JSON text, without
+/// decoding it (the host never needs to look inside results).
+///
+/// ```
+/// use plughost_proto::rpc::v2::{encode_result, CallReply};
+/// let body = encode_result("55");
+/// assert_eq!(body, br#"{"result":55}"#);
+/// assert_eq!(serde_json::from_slice::<CallReply>(&body).unwrap(), CallReply::Result(55.into()));
+/// ```
+pub fn encode_result(result_json: &str) -> Vec<u8> {
+    let mut body = Vec::with_capacity(result_json.len() + 11);
+    body.extend_from_slice(br#"{"result":"#);
+    body.extend_from_slice(result_json.as_bytes());
+    body.push(b'}');
+    body
+}
+
+/// Writes an error reply.
+pub fn encode_error(error: &ErrorBody) -> Vec<u8> {
+    // Serialising a struct of strings and a number cannot fail.
+    serde_json::to_vec(&CallReply::Error(error.clone())).unwrap_or_else(|_| {
+        format!(
+            r#"{{"error":{{"code":{},"message":"unencodable error"}}}}"#,
+            codes::FAILED
+        )
+        .into_bytes()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_request_keeps_args_raw() {
+        let req: CallRequest<'_> =
+            serde_json::from_str(r#"{"method":"fibo","args":[10]}"#).unwrap();
+        assert_eq!(req.method, "fibo");
+        assert_eq!(req.args.get(), "[10]");
+    }
+
+    #[test]
+    fn error_reply_shape() {
+        let body = encode_error(&ErrorBody::new(404, "no such method"));
+        assert_eq!(
+            body,
+            br#"{"error":{"code":404,"message":"no such method"}}"#
+        );
+    }
+
+    #[test]
+    fn find_reply_omits_absent_plugin() {
+        let r = FindReply {
+            method: "m".into(),
+            route: None,
+            host: "h".into(),
+            plugin: None,
+            version: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"method":"m","route":null,"host":"h"}"#
+        );
+    }
+}
