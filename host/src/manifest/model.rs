@@ -28,6 +28,8 @@ pub struct Manifest {
     pub zeromq: ZmqSettings,
     /// `[roles]`
     pub roles: Roles,
+    /// `[limits]`
+    pub limits: Limits,
     /// `[[plugins]]`, in file order.
     pub plugins: Vec<PluginEntry>,
 }
@@ -103,6 +105,49 @@ impl Default for Roles {
     }
 }
 
+/// `[limits]`: the largest messages a host takes and sends.
+///
+/// A broker closes the channel of a publish over its own `max_message_size`
+/// (128 MiB on RabbitMQ 3.10, 16 MiB on 4.x), so the defaults stay below
+/// every broker's: an oversized request or reply is refused by the host
+/// with a 413 error before the broker ever sees it, and one 50 MB request
+/// never costs more than the message itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body (call or find) a host handles; larger ones are
+    /// answered 413 without being parsed (dropped when they have no reply
+    /// address).
+    pub max_request_bytes: usize,
+    /// Largest reply body a host publishes; a larger result becomes a 413
+    /// error reply.
+    pub max_reply_bytes: usize,
+    /// Longest method name a find may ask for; longer ones are ignored (every
+    /// name service would echo it back: amplification).
+    pub max_find_method_bytes: usize,
+}
+
+impl Limits {
+    /// Default `max_request_bytes`: 8 MiB.
+    pub const DEFAULT_MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+    /// Default `max_reply_bytes`: 8 MiB.
+    pub const DEFAULT_MAX_REPLY_BYTES: usize = 8 * 1024 * 1024;
+    /// Default `max_find_method_bytes`: 256.
+    pub const DEFAULT_MAX_FIND_METHOD_BYTES: usize = 256;
+    /// The largest value any size limit may have: RabbitMQ never carries a
+    /// message over 512 MiB.
+    pub const CEILING: usize = 512 * 1024 * 1024;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: Self::DEFAULT_MAX_REQUEST_BYTES,
+            max_reply_bytes: Self::DEFAULT_MAX_REPLY_BYTES,
+            max_find_method_bytes: Self::DEFAULT_MAX_FIND_METHOD_BYTES,
+        }
+    }
+}
+
 /// One `[[plugins]]` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginEntry {
@@ -141,7 +186,17 @@ struct RawManifest {
     #[serde(default)]
     roles: Roles,
     #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
     plugins: Vec<RawPlugin>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_request_bytes: Option<Spanned<u64>>,
+    max_reply_bytes: Option<Spanned<u64>>,
+    max_find_method_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -244,6 +299,28 @@ impl Validator<'_> {
             None => Ok(default),
             Some(v) if *v.get_ref() == 0 => Err(self.invalid(key, &v, "must be greater than 0")),
             Some(v) => Ok(v.into_inner()),
+        }
+    }
+
+    /// A size limit: 1 to [`Limits::CEILING`] bytes.
+    fn size_limit(
+        &self,
+        key: &str,
+        value: Option<Spanned<u64>>,
+        default: usize,
+    ) -> Result<usize, ManifestError> {
+        let Some(v) = value else { return Ok(default) };
+        match usize::try_from(*v.get_ref()) {
+            Ok(0) => Err(self.invalid(key, &v, "must be greater than 0")),
+            Ok(n) if n <= Limits::CEILING => Ok(n),
+            _ => Err(self.invalid(
+                key,
+                &v,
+                format!(
+                    "must be at most {} (512 MiB: RabbitMQ carries no larger message)",
+                    Limits::CEILING
+                ),
+            )),
         }
     }
 
@@ -358,6 +435,24 @@ impl Manifest {
             admin_token: raw.zeromq.admin_token,
         };
 
+        let limits = Limits {
+            max_request_bytes: v.size_limit(
+                "limits.max_request_bytes",
+                raw.limits.max_request_bytes,
+                Limits::DEFAULT_MAX_REQUEST_BYTES,
+            )?,
+            max_reply_bytes: v.size_limit(
+                "limits.max_reply_bytes",
+                raw.limits.max_reply_bytes,
+                Limits::DEFAULT_MAX_REPLY_BYTES,
+            )?,
+            max_find_method_bytes: v.size_limit(
+                "limits.max_find_method_bytes",
+                raw.limits.max_find_method_bytes,
+                Limits::DEFAULT_MAX_FIND_METHOD_BYTES,
+            )?,
+        };
+
         let plugins = raw
             .plugins
             .into_iter()
@@ -371,6 +466,7 @@ impl Manifest {
             rabbitmq,
             zeromq,
             roles: raw.roles,
+            limits,
             plugins,
         })
     }
@@ -531,6 +627,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("amqp://"), "{err}");
+    }
+
+    #[test]
+    fn limits_have_defaults_below_every_broker_and_can_be_set() {
+        let m = parse("").unwrap();
+        assert_eq!(m.limits, Limits::default());
+        // RabbitMQ 4.x refuses messages over 16 MiB (3.10: 128 MiB).
+        assert!(m.limits.max_request_bytes < 16 * 1024 * 1024);
+        assert!(m.limits.max_reply_bytes < 16 * 1024 * 1024);
+        let m = parse("[limits]\nmax_request_bytes = 1024\nmax_reply_bytes = 2048\nmax_find_method_bytes = 64\n")
+            .unwrap();
+        assert_eq!(
+            m.limits,
+            Limits {
+                max_request_bytes: 1024,
+                max_reply_bytes: 2048,
+                max_find_method_bytes: 64
+            }
+        );
+    }
+
+    #[test]
+    fn bad_limits_name_key_line_and_reason() {
+        let err = parse("[limits]\nmax_reply_bytes = 0\n").unwrap_err().to_string();
+        assert!(
+            err.contains("limits.max_reply_bytes") && err.contains("line 2") && err.contains("greater than 0"),
+            "{err}"
+        );
+        let err = parse("[limits]\n\nmax_request_bytes = 536870913\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.max_request_bytes") && err.contains("line 3") && err.contains("512 MiB"),
+            "{err}"
+        );
+        let err = parse("[limits]\nmax_bytes = 1\n").unwrap_err().to_string();
+        assert!(err.contains("max_bytes") && err.contains("line 2"), "{err}");
     }
 
     #[test]
