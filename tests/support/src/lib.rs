@@ -8,6 +8,8 @@
 
 pub mod broker;
 pub mod build;
+pub mod host_process;
+pub mod inspect;
 pub mod manifest;
 pub mod process;
 pub mod pyzmq;
@@ -15,6 +17,8 @@ pub mod rabbit_node;
 
 pub use broker::{close_broker_connection, TestExchanges, AMQP_URL};
 pub use build::{plugin_lib, variant_lib, SourcePatch, Variant, CONFORMANCE_FIXTURES};
+pub use host_process::HostProcess;
+pub use inspect::QueueDepth;
 pub use manifest::TempManifest;
 pub use process::{free_port, KillOnDrop};
 pub use rabbit_node::{NodeConfig, RabbitNode};
