@@ -804,3 +804,38 @@ async fn fault_counters_show_in_status() {
     );
     assert!(text.contains("route com.goffersoft.math.algo.fibo") && text.contains("consuming"), "{text}");
 }
+
+/// The host's peak resident memory so far (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_large_request_costs_the_host_little_more_than_itself() {
+    const SIZE: usize = 50 * 1024 * 1024;
+    let ex = TestExchanges::new("large-request");
+    let host = HostProcess::start(
+        BIN,
+        &manifest(&unique("large-request"), &ex.rabbitmq_toml(), "", &["echo"]),
+    );
+    block_in_place(|| host.wait_serving());
+    let before = peak_rss(host.pid());
+    let mut raw = RawClient::new(AMQP_URL).await;
+    let mut body = br#"{"method":"echo","args":[""#.to_vec();
+    body.resize(SIZE, b'x');
+    body.extend_from_slice(br#""]}"#);
+    let props = v2_props()
+        .with_correlation_id("big".into())
+        .with_reply_to(raw.queue.as_str().into());
+    raw.send(&ex.rpc, "plughost.echo.echo", &body, props).await;
+    raw.confirmed().await;
+    drop(body);
+    let reply = raw.receive().await.data;
+    let grew = peak_rss(host.pid()).saturating_sub(before);
+    eprintln!("peak RSS grew by {} MiB for one {} MiB request", grew >> 20, SIZE >> 20);
+    let reply: Value = serde_json::from_slice(&reply).unwrap();
+    assert_eq!(reply["error"]["code"], 413, "{:.300}", reply.to_string());
+}
