@@ -346,17 +346,17 @@ mod tests {
         let t0 = Instant::now();
         let logged = (0..10_000)
             .filter(|i| {
-                let (log, owed) = faults.note_at(
-                    Fault::PluginPanic,
-                    t0 + Duration::from_micros(*i),
-                );
+                let (log, owed) =
+                    faults.note_at(Fault::PluginPanic, t0 + Duration::from_micros(*i));
                 assert!(owed.is_none(), "the window is still open");
                 log
             })
             .count();
         assert_eq!(logged, BURST as usize);
         assert_eq!(faults.count(Fault::PluginPanic), 10_000);
-        assert!(faults.close_windows(t0 + Duration::from_secs(9), false).is_empty());
+        assert!(faults
+            .close_windows(t0 + Duration::from_secs(9), false)
+            .is_empty());
         let owed = faults.close_windows(t0 + WINDOW, false);
         assert_eq!(
             owed,
@@ -381,7 +381,10 @@ mod tests {
         let (log, owed) = faults.note_at(Fault::RequestTooLarge, t0 + WINDOW);
         assert!(log, "first of a new window");
         assert_eq!(owed.map(|o| o.count), Some(3));
-        assert!(faults.close_windows(t0 + WINDOW, true).is_empty(), "nothing left out since");
+        assert!(
+            faults.close_windows(t0 + WINDOW, true).is_empty(),
+            "nothing left out since"
+        );
     }
 
     #[test]

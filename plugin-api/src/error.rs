@@ -202,8 +202,12 @@ mod tests {
 
     #[test]
     fn a_panic_error_reads_back_as_written() {
-        let err = PluginError::panicked("method m", &panic_detail("boom (really)", "src/lib.rs", 3));
-        assert_eq!(err.message.as_str(), "method m panicked: boom (really) (at src/lib.rs:3)");
+        let err =
+            PluginError::panicked("method m", &panic_detail("boom (really)", "src/lib.rs", 3));
+        assert_eq!(
+            err.message.as_str(),
+            "method m panicked: boom (really) (at src/lib.rs:3)"
+        );
         assert_eq!(
             err.panic_report(),
             Some(PanicReport {
@@ -221,15 +225,22 @@ mod tests {
         assert_eq!((report.what, report.location), ("service s", None));
         let err = PluginError::failed("method m panicked: see (at the end)");
         let report = err.panic_report().unwrap();
-        assert_eq!((report.message, report.location), ("see (at the end)", None));
+        assert_eq!(
+            (report.message, report.location),
+            ("see (at the end)", None)
+        );
     }
 
     #[test]
     fn other_errors_are_not_panics() {
-        assert!(PluginError::failed("plain failure").panic_report().is_none());
+        assert!(PluginError::failed("plain failure")
+            .panic_report()
+            .is_none());
         assert!(PluginError::bad_arguments("x panicked: but a 400")
             .panic_report()
             .is_none());
-        assert!(PluginError::failed(" panicked: nothing before").panic_report().is_none());
+        assert!(PluginError::failed(" panicked: nothing before")
+            .panic_report()
+            .is_none());
     }
 }

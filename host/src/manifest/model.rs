@@ -289,6 +289,21 @@ impl Validator<'_> {
         }
     }
 
+    /// An exchange name: non-empty and within AMQP's 255 bytes.
+    fn exchange(
+        &self,
+        key: &str,
+        value: Option<Spanned<String>>,
+        default: &str,
+    ) -> Result<String, ManifestError> {
+        match value {
+            Some(v) if v.get_ref().len() > 255 => {
+                Err(self.invalid(key, &v, "must be at most 255 bytes (an AMQP name)"))
+            }
+            other => self.non_empty(key, other, default),
+        }
+    }
+
     fn positive(
         &self,
         key: &str,
@@ -397,12 +412,12 @@ impl Manifest {
         };
         let rabbitmq = RabbitSettings {
             url,
-            rpc_exchange: v.non_empty(
+            rpc_exchange: v.exchange(
                 "rabbitmq.rpc_exchange",
                 raw.rabbitmq.rpc_exchange,
                 "rpc_exchange",
             )?,
-            ns_exchange: v.non_empty(
+            ns_exchange: v.exchange(
                 "rabbitmq.ns_exchange",
                 raw.rabbitmq.ns_exchange,
                 "rpc_ns_exchange",
@@ -650,16 +665,32 @@ mod tests {
 
     #[test]
     fn bad_limits_name_key_line_and_reason() {
-        let err = parse("[limits]\nmax_reply_bytes = 0\n").unwrap_err().to_string();
+        let err = parse("[limits]\nmax_reply_bytes = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("limits.max_reply_bytes") && err.contains("line 2") && err.contains("greater than 0"),
+            err.contains("limits.max_reply_bytes")
+                && err.contains("line 2")
+                && err.contains("greater than 0"),
             "{err}"
         );
         let err = parse("[limits]\n\nmax_request_bytes = 536870913\n")
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("limits.max_request_bytes") && err.contains("line 3") && err.contains("512 MiB"),
+            err.contains("limits.max_request_bytes")
+                && err.contains("line 3")
+                && err.contains("512 MiB"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "[rabbitmq]\nrpc_exchange = {:?}\n",
+            "x".repeat(256)
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("rabbitmq.rpc_exchange") && err.contains("255 bytes"),
             "{err}"
         );
         let err = parse("[limits]\nmax_bytes = 1\n").unwrap_err().to_string();

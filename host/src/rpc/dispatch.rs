@@ -51,7 +51,9 @@ pub async fn dispatch(
     });
     let left = budget.saturating_sub(started.elapsed());
     match tokio::time::timeout(left, call).await {
-        Ok(Ok(result)) => result.inspect_err(|e| crate::faults::plugin_error(entry.plugin.name(), method, e)).map_err(ErrorBody::from),
+        Ok(Ok(result)) => result
+            .inspect_err(|e| crate::faults::plugin_error(entry.plugin.name(), method, e))
+            .map_err(ErrorBody::from),
         Ok(Err(join)) => Err(ErrorBody::new(
             codes::FAILED,
             format!("method `{method}` failed in the host: {join}"),

@@ -367,7 +367,12 @@ impl ReplyExchanges {
                 Err(e) => return Verdict::Unknown(e.to_string()),
             },
         };
-        match broker_op("look up a reply exchange", exchange_exists(&channel, &short)).await {
+        match broker_op(
+            "look up a reply exchange",
+            exchange_exists(&channel, &short),
+        )
+        .await
+        {
             Ok(answer) => {
                 if answer == ExchangeLookup::Exists {
                     // The broker closes the channel on a no; keep it on a yes.
@@ -427,7 +432,10 @@ mod tests {
             broker_size_limit("PRECONDITION_FAILED - message size 9 is larger than max size 8"),
             Some(8)
         );
-        assert_eq!(broker_size_limit("NOT_FOUND - no exchange 'x' in vhost '/'"), None);
+        assert_eq!(
+            broker_size_limit("NOT_FOUND - no exchange 'x' in vhost '/'"),
+            None
+        );
     }
 
     #[test]
@@ -442,6 +450,9 @@ mod tests {
             ),
             Some("amq.rabbitmq.trace")
         );
-        assert_eq!(refused_exchange("PRECONDITION_FAILED - unknown delivery tag 3"), None);
+        assert_eq!(
+            refused_exchange("PRECONDITION_FAILED - unknown delivery tag 3"),
+            None
+        );
     }
 }

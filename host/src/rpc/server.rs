@@ -425,11 +425,9 @@ impl Session {
         match self.consume_on(&channel, role).await {
             Ok((queue, tag, consumer)) => {
                 let consuming = Arc::new(AtomicBool::new(true));
-                self.ctx.health.watch(
-                    &role.channel_name(),
-                    &channel,
-                    Some(Arc::clone(&consuming)),
-                );
+                self.ctx
+                    .health
+                    .watch(&role.channel_name(), &channel, Some(Arc::clone(&consuming)));
                 let kind = match role {
                     Role::NameService => Kind::Finds,
                     Role::Route(_) => Kind::Calls,
@@ -451,7 +449,8 @@ impl Session {
             }
             Err(e) => {
                 if channel.status().connected() {
-                    let _ = broker_op("close a channel", channel.close(200, "not used".into())).await;
+                    let _ =
+                        broker_op("close a channel", channel.close(200, "not used".into())).await;
                 }
                 Err(e)
             }
@@ -470,9 +469,10 @@ impl Session {
         };
         let host: String = self.config.host_name.chars().take(64).collect();
         let tag = format!("plughost-{host}-{}", uuid::Uuid::new_v4());
-        let (Ok(queue_name), Ok(tag_name)) =
-            (ShortString::try_new(queue.as_str()), ShortString::try_new(tag.as_str()))
-        else {
+        let (Ok(queue_name), Ok(tag_name)) = (
+            ShortString::try_new(queue.as_str()),
+            ShortString::try_new(tag.as_str()),
+        ) else {
             return Err(ChannelError::Name { name: queue });
         };
         broker_op(
@@ -889,8 +889,19 @@ async fn call_v1(delivery: &Delivery, ctx: &CallContext) -> Disposition {
             Ok(exchange) => exchange,
             Err(disposition) => return disposition,
         };
-        let text = format!("request too large (413): {}", request_too_large(size, limit));
-        return reply_v1(ctx, route, &exchange, &key, correlation_id, v1::CallReply::Failure(text)).await;
+        let text = format!(
+            "request too large (413): {}",
+            request_too_large(size, limit)
+        );
+        return reply_v1(
+            ctx,
+            route,
+            &exchange,
+            &key,
+            correlation_id,
+            v1::CallReply::Failure(text),
+        )
+        .await;
     }
     let req = match v1::CallRequest::parse(&delivery.data) {
         Ok(req) => req,
@@ -954,7 +965,10 @@ async fn usable_exchange(
             Err(Disposition::Done)
         }
         Verdict::Unknown(reason) => {
-            not_published(route, &format!("cannot check reply exchange `{name}`: {reason}"));
+            not_published(
+                route,
+                &format!("cannot check reply exchange `{name}`: {reason}"),
+            );
             Err(Disposition::Requeue)
         }
     }
@@ -977,7 +991,11 @@ async fn reply_v1(
     };
     let body = reply.encode();
     let props = BasicProperties::default().with_correlation_id(correlation_id.unwrap_or_default());
-    match ctx.replies.publish(exchange, key, &body, props.clone()).await {
+    match ctx
+        .replies
+        .publish(exchange, key, &body, props.clone())
+        .await
+    {
         Sent::Yes => Disposition::Done,
         Sent::TooLarge { broker_max } => {
             let text = v1_too_large(route, body.len(), broker_max, BROKER_LIMIT);
@@ -992,7 +1010,10 @@ async fn reply_v1(
 }
 
 fn v1_too_large(route: &str, size: usize, max: usize, whose: &str) -> String {
-    format!("reply too large (413): {}", reply_too_large(route, size, max, whose))
+    format!(
+        "reply too large (413): {}",
+        reply_too_large(route, size, max, whose)
+    )
 }
 
 /// A reply the broker did not take: dropped if it named an exchange the
@@ -1125,7 +1146,8 @@ fn method_too_long(method: &str, ctx: &CallContext) -> bool {
     if long && faults::note(Fault::FindMethodTooLong) {
         warn!(
             bytes = method.len(),
-            limit, "find for a method name over the limit ([limits] max_find_method_bytes); ignored"
+            limit,
+            "find for a method name over the limit ([limits] max_find_method_bytes); ignored"
         );
     }
     long

@@ -158,7 +158,10 @@ pub enum ExchangeLookup {
 /// Whether exchange `name` exists: a passive declare, which the broker
 /// answers by closing the channel when it does not, so call it only on a
 /// channel of its own. `Err` is a failure to ask.
-pub async fn exchange_exists(channel: &Channel, name: &ShortString) -> lapin::Result<ExchangeLookup> {
+pub async fn exchange_exists(
+    channel: &Channel,
+    name: &ShortString,
+) -> lapin::Result<ExchangeLookup> {
     let passive = ExchangeDeclareOptions {
         passive: true,
         ..old_system_exchange_options()

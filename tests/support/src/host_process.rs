@@ -91,7 +91,12 @@ impl HostProcess {
 
     /// Waits until `plughost status` satisfies `done` (panics with the last
     /// status and the log after `timeout`).
-    pub fn wait_status(&self, timeout: Duration, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_status(
+        &self,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let started = Instant::now();
         loop {
             let status = self.status();
@@ -113,7 +118,9 @@ impl HostProcess {
     pub fn wait_serving(&self) -> Value {
         // Connecting and loading take a second or two; the margin covers a
         // machine busy with parallel builds.
-        self.wait_status(Duration::from_secs(60), "served", |s| s["broker"] == "serving")
+        self.wait_status(Duration::from_secs(60), "served", |s| {
+            s["broker"] == "serving"
+        })
     }
 
     /// Rewrites the manifest.
