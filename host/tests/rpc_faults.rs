@@ -480,7 +480,7 @@ async fn a_reply_over_the_brokers_limit_is_a_413_and_later_calls_work() {
             &name,
             &node_rabbitmq(&node),
             "[limits]\nmax_reply_bytes = 4194304\n",
-            &["math", "faulty"],
+            &["math", "echo", "faulty"],
         ),
     );
     block_in_place(|| host.wait_serving());
@@ -495,7 +495,14 @@ async fn a_reply_over_the_brokers_limit_is_a_413_and_later_calls_work() {
         // answered again, never lost.
         let bystanders = (0..100u32).map(|n| {
             let c = &c;
-            async move { c.call("fibo", &[json!(n % 30)]).await }
+            let text = "y".repeat(300_000);
+            async move {
+                if n % 5 == 0 {
+                    c.call("echo", &[json!(text)]).await
+                } else {
+                    c.call("fibo", &[json!(n % 30)]).await
+                }
+            }
         });
         let huge_args = [json!(2)];
         let (huge, others) = tokio::join!(
@@ -527,6 +534,65 @@ async fn a_reply_over_the_brokers_limit_is_a_413_and_later_calls_work() {
     assert_eq!(c.call("huge", &[json!(0)]).await.unwrap(), json!(""));
     let status = block_in_place(|| host.wait_serving());
     assert!(fault(&status, "reply_too_large") >= 2, "{status:#}");
+    assert_eq!(
+        node.connections_named(&format!("plughost host {name} (")),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_the_broker_does_not_confirm_is_requeued_not_acked() {
+    let node = RabbitNode::start();
+    let name = unique("requeue");
+    let host = HostProcess::start(BIN, &manifest(&name, &node_rabbitmq(&node), "", &["echo"]));
+    block_in_place(|| host.wait_serving());
+    let c = std::sync::Arc::new(
+        client(&node.url(), Exchanges::default(), Duration::from_secs(90)).await,
+    );
+    let call = tokio::spawn({
+        let c = std::sync::Arc::clone(&c);
+        async move { c.call("sleep_ms", &[json!(1500)]).await }
+    });
+    // Once the host runs the call, freeze the broker: the reply is written
+    // but never confirmed, and the host gives up on it after 5 s.
+    block_in_place(|| {
+        host.wait_status(Duration::from_secs(30), "ran the call", |s| {
+            s["plugins"][0]["in_flight"] == 1
+        })
+    });
+    node.freeze();
+    let status = block_in_place(|| {
+        host.wait_status(Duration::from_secs(40), "requeued the request", |s| {
+            s["faults"]["requeued"] == 1
+        })
+    });
+    assert_eq!(fault(&status, "reply_not_published"), 1, "{status:#}");
+    node.thaw();
+
+    // The caller is answered, and the request was handed back, not acked:
+    // it ran again (at least once, never zero times) and nothing is left.
+    assert_eq!(call.await.unwrap().unwrap(), json!(1500));
+    block_in_place(|| {
+        host.wait_status(Duration::from_secs(30), "ran the requeued request", |s| {
+            s["plugins"][0]["calls"]
+                .as_array()
+                .is_some_and(|calls| calls.contains(&json!(["sleep_ms", 2])))
+        })
+    });
+    block_in_place(|| {
+        eventually(Duration::from_secs(30), "every queue emptying", || {
+            let busy: Vec<_> = node
+                .queues()
+                .into_iter()
+                .filter(|q| q.ready > 0 || q.unacked > 0)
+                .collect();
+            if busy.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{busy:?}"))
+            }
+        })
+    });
     assert_eq!(
         node.connections_named(&format!("plughost host {name} (")),
         1
