@@ -771,7 +771,7 @@ async fn call_v2(delivery: &Delivery, ctx: &CallContext) -> Disposition {
             codes::BAD_ARGUMENTS,
             "v2 call without correlation_id: its reply could not be matched to it; not run",
         );
-        return reply_v2(ctx, route, reply_to, ShortString::default(), Err(error)).await;
+        return reply_v2(ctx, route, reply_to, &ShortString::default(), Err(error)).await;
     };
     let size = delivery.data.len();
     let limit = ctx.limits.max_request_bytes;
@@ -785,7 +785,7 @@ async fn call_v2(delivery: &Delivery, ctx: &CallContext) -> Disposition {
             );
         }
         let error = v2::ErrorBody::new(codes::TOO_LARGE, request_too_large(size, limit));
-        return reply_v2(ctx, route, reply_to, correlation_id.clone(), Err(error)).await;
+        return reply_v2(ctx, route, reply_to, correlation_id, Err(error)).await;
     }
     if let Err(e) = ctx.replies.usable().await {
         not_published(route, &e.to_string());
@@ -805,7 +805,7 @@ async fn call_v2(delivery: &Delivery, ctx: &CallContext) -> Disposition {
             ))
         }
     };
-    reply_v2(ctx, route, reply_to, correlation_id.clone(), outcome).await
+    reply_v2(ctx, route, reply_to, correlation_id, outcome).await
 }
 
 /// Publishes a v2 reply, held to the reply limit.
@@ -813,7 +813,7 @@ async fn reply_v2(
     ctx: &CallContext,
     route: &str,
     reply_to: &ShortString,
-    correlation_id: ShortString,
+    correlation_id: &ShortString,
     outcome: Result<String, v2::ErrorBody>,
 ) -> Disposition {
     let (max, whose) = reply_limit(ctx);
@@ -829,19 +829,22 @@ async fn reply_v2(
             }
         }
     };
-    let props = BasicProperties::default()
-        .with_content_type(v2::CONTENT_TYPE.into())
-        .with_correlation_id(correlation_id);
+    // Built again for the rare resend rather than cloned on every call.
+    let props = || {
+        BasicProperties::default()
+            .with_content_type(v2::CONTENT_TYPE.into())
+            .with_correlation_id(correlation_id.clone())
+    };
     let default_exchange = ShortString::default();
     match ctx
         .replies
-        .publish(&default_exchange, reply_to, &body, props.clone())
+        .publish(&default_exchange, reply_to, &body, props())
         .await
     {
         Sent::Yes => Disposition::Done,
         Sent::TooLarge { broker_max } => {
             let body = too_large_v2(route, body.len(), broker_max, BROKER_LIMIT);
-            resend(ctx, route, &default_exchange, reply_to, &body, props).await
+            resend(ctx, route, &default_exchange, reply_to, &body, props()).await
         }
         Sent::No { reason, .. } => {
             not_published(route, &reason);
@@ -866,7 +869,7 @@ async fn call_v1(delivery: &Delivery, ctx: &CallContext) -> Disposition {
         }
         return Disposition::Done;
     };
-    let correlation_id = delivery.properties.correlation_id().clone();
+    let correlation_id = delivery.properties.correlation_id().as_ref();
     let size = delivery.data.len();
     let limit = ctx.limits.max_request_bytes;
     if size > limit {
@@ -980,7 +983,7 @@ async fn reply_v1(
     route: &str,
     exchange: &ShortString,
     key: &ShortString,
-    correlation_id: Option<ShortString>,
+    correlation_id: Option<&ShortString>,
     reply: v1::CallReply,
 ) -> Disposition {
     let (max, whose) = reply_limit(ctx);
@@ -990,17 +993,16 @@ async fn reply_v1(
         reply
     };
     let body = reply.encode();
-    let props = BasicProperties::default().with_correlation_id(correlation_id.unwrap_or_default());
-    match ctx
-        .replies
-        .publish(exchange, key, &body, props.clone())
-        .await
-    {
+    // Built again for the rare resend rather than cloned on every call.
+    let props = || {
+        BasicProperties::default().with_correlation_id(correlation_id.cloned().unwrap_or_default())
+    };
+    match ctx.replies.publish(exchange, key, &body, props()).await {
         Sent::Yes => Disposition::Done,
         Sent::TooLarge { broker_max } => {
             let text = v1_too_large(route, body.len(), broker_max, BROKER_LIMIT);
             let body = v1::CallReply::Failure(text).encode();
-            resend(ctx, route, exchange, key, &body, props).await
+            resend(ctx, route, exchange, key, &body, props()).await
         }
         Sent::No {
             reason,
