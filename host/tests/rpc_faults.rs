@@ -1037,3 +1037,39 @@ async fn one_large_request_costs_the_host_little_more_than_itself() {
         grew >> 20
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_queue_name_amqp_cannot_carry_costs_only_that_route() {
+    // 240 bytes of exchange name: fine for an exchange, too long for the
+    // route queues named after it (`plughost.<exchange>.route.<route>`).
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let ex = TestExchanges {
+        rpc: format!("test.long.{id}.{}", "r".repeat(240 - 19)),
+        ns: format!("test.long.{id}.ns"),
+    };
+    assert_eq!(ex.rpc.len(), 240);
+    let host = HostProcess::start(
+        BIN,
+        &manifest(&unique("long-names"), &ex.rabbitmq_toml(), "", &["math"]),
+    );
+    let status = block_in_place(|| {
+        host.wait_status(Duration::from_secs(60), "reported the route", |s| {
+            s["broker"] == "degraded"
+        })
+    });
+    let route = status["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"] == format!("route {FIBO_ROUTE}"))
+        .unwrap_or_else(|| panic!("{status:#}"))
+        .clone();
+    assert_eq!(route["state"], "broken", "{status:#}");
+    assert!(
+        route["problem"].as_str().unwrap().contains("255 bytes"),
+        "{status:#}"
+    );
+    // The name service still answers (the host lives; only that route is out).
+    let c = client(AMQP_URL, shared_exchanges(&ex), Duration::from_secs(5)).await;
+    assert_eq!(c.find("fibo").await.unwrap(), FIBO_ROUTE);
+}
