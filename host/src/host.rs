@@ -10,6 +10,7 @@
 //! when their last in-flight call returns.
 
 use std::{
+    collections::BTreeMap,
     future::Future,
     path::PathBuf,
     pin::Pin,
@@ -26,9 +27,12 @@ use tracing::{error, info, warn};
 
 use crate::{
     admin::{self, AdminError, AdminHandler, AdminReply},
+    faults::{self, Fault},
     manifest::{HostSettings, Manifest, ManifestError, DEFAULT_AMQP_URL},
     plugins::{rebuild, Changes, LoadError, PluginHandle, PluginState, Registry},
-    rpc::{self, connection::TlsFiles, BrokerState, Exchanges, RpcConfig},
+    rpc::{
+        self, connection::TlsFiles, BrokerState, ChannelReport, Exchanges, RpcConfig, RpcHealth,
+    },
     shutdown::{self, ShutdownTrigger},
     tracker::{self, manager::ManagerConfig, services::ServicesConfig},
     watch::FileWatch,
@@ -105,10 +109,20 @@ pub struct PluginStatus {
 pub struct HostStatus {
     /// Host name.
     pub host: String,
-    /// Whether the RPC roles are connected.
+    /// `serving` (connected, and every channel below serves), `degraded`
+    /// (connected, but a channel is closed or not consuming) or
+    /// `disconnected`.
     pub broker: String,
     /// Serving plugins first, then draining and retired ones.
     pub plugins: Vec<PluginStatus>,
+    /// Each broker channel of the RPC roles (reply channel, name-service
+    /// consumer, one consumer per route) and its state now.
+    #[serde(default)]
+    pub channels: Vec<ChannelReport>,
+    /// Faults since the process started, by kind ([`crate::faults::Fault::name`]):
+    /// refused messages, plugin panics, refused reloads, requeues, repairs.
+    #[serde(default)]
+    pub faults: BTreeMap<String, u64>,
 }
 
 impl PluginStatus {
@@ -141,6 +155,8 @@ pub struct Host {
     /// The registry whose routes the RPC roles consume (None: no RPC roles).
     served: Option<watch::Receiver<Arc<Registry>>>,
     broker: watch::Receiver<BrokerState>,
+    /// The RPC roles' channels, for status.
+    health: Arc<RpcHealth>,
     trigger: ShutdownTrigger,
     tasks: Mutex<Vec<RoleTask>>,
     /// Plugins that left the serving set: draining, then retired.
@@ -162,7 +178,15 @@ impl Host {
         let (served_tx, served_rx) = watch::channel(Arc::new(Registry::new()));
         let (broker_tx, broker_rx) = watch::channel(BrokerState::Disconnected);
         let (trigger, shutdown) = shutdown::channel();
-        let mut tasks = Vec::new();
+        let reporter = faults::report_suppressed(shutdown.clone());
+        let mut tasks: Vec<RoleTask> = vec![(
+            "fault reporter",
+            tokio::spawn(async move {
+                reporter.await;
+                Vec::new()
+            }),
+        )];
+        let health = Arc::new(RpcHealth::default());
         let roles = manifest.roles;
         if roles.name_service || roles.rpc {
             let config = RpcConfig {
@@ -176,8 +200,16 @@ impl Host {
                 prefetch: manifest.rabbitmq.prefetch,
                 name_service: roles.name_service,
                 rpc: roles.rpc,
+                limits: manifest.limits,
             };
-            let rpc = rpc::serve(config, registry_rx, served_tx, broker_tx, shutdown.clone());
+            let rpc = rpc::serve(
+                config,
+                registry_rx,
+                served_tx,
+                broker_tx,
+                Arc::clone(&health),
+                shutdown.clone(),
+            );
             tasks.push((
                 "RPC",
                 tokio::spawn(async move {
@@ -227,6 +259,7 @@ impl Host {
             registry: registry_tx,
             served,
             broker: broker_rx,
+            health,
             trigger,
             tasks: Mutex::new(tasks),
             retired: Arc::default(),
@@ -350,9 +383,10 @@ impl Host {
             || was.zeromq != manifest.zeromq
             || was.roles != manifest.roles
             || host_changed
+            || was.limits != manifest.limits
         {
             warn!(
-                "[host], [rabbitmq], [zeromq] and [roles] changes take effect only after a restart"
+                "[host], [rabbitmq], [zeromq], [roles] and [limits] changes take effect only after a restart"
             );
         }
     }
@@ -369,13 +403,16 @@ impl Host {
             plugins.extend(retired.iter().map(|p| PluginStatus::of(p)));
         }
         let broker = match *self.broker.borrow() {
-            BrokerState::Serving => "serving",
+            BrokerState::Serving if self.health.all_serving() => "serving",
+            BrokerState::Serving => "degraded",
             BrokerState::Disconnected => "disconnected",
         };
         HostStatus {
             host: self.name.clone(),
             broker: broker.to_owned(),
             plugins,
+            channels: self.health.report(),
+            faults: faults::global().counts(),
         }
     }
 
@@ -461,6 +498,7 @@ async fn reload_from_disk(
         Ok(changes) if changes.is_empty() => info!(trigger = why, "reload: nothing changed"),
         Ok(_) => {}
         Err(e) => {
+            faults::note(Fault::ReloadRefused);
             error!(trigger = why, error = %e, "reload refused; still serving the previous set")
         }
     }

@@ -9,6 +9,7 @@
 //! - [`conformance`]: the plugin conformance kit's engine (checks, report,
 //!   table/JSON/JUnit renderers); `plughost conformance` and the
 //!   `plughost-conformance` crate are its two faces.
+//! - [`faults`]: fault counters (shown by `plughost status`) and rate-limited fault logging.
 //! - [`host`]: the entry point: [`host::run`] a manifest until a shutdown future.
 //! - [`logging`]: install `tracing` from options, a TOML config and the environment.
 //! - [`manifest`]: the TOML manifest: parse, validate.
@@ -24,6 +25,7 @@
 pub mod admin;
 pub mod bench;
 pub mod conformance;
+pub mod faults;
 pub mod host;
 pub mod logging;
 pub mod manifest;

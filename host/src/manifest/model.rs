@@ -28,6 +28,8 @@ pub struct Manifest {
     pub zeromq: ZmqSettings,
     /// `[roles]`
     pub roles: Roles,
+    /// `[limits]`
+    pub limits: Limits,
     /// `[[plugins]]`, in file order.
     pub plugins: Vec<PluginEntry>,
 }
@@ -129,6 +131,49 @@ impl Default for Roles {
     }
 }
 
+/// `[limits]`: the largest messages a host takes and sends.
+///
+/// A broker closes the channel of a publish over its own `max_message_size`
+/// (128 MiB on RabbitMQ 3.10, 16 MiB on 4.x), so the defaults stay below
+/// every broker's: an oversized request or reply is refused by the host
+/// with a 413 error before the broker ever sees it, and one 50 MB request
+/// never costs more than the message itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body (call or find) a host handles; larger ones are
+    /// answered 413 without being parsed (dropped when they have no reply
+    /// address).
+    pub max_request_bytes: usize,
+    /// Largest reply body a host publishes; a larger result becomes a 413
+    /// error reply.
+    pub max_reply_bytes: usize,
+    /// Longest method name a find may ask for; longer ones are ignored (every
+    /// name service would echo it back: amplification).
+    pub max_find_method_bytes: usize,
+}
+
+impl Limits {
+    /// Default `max_request_bytes`: 8 MiB.
+    pub const DEFAULT_MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+    /// Default `max_reply_bytes`: 8 MiB.
+    pub const DEFAULT_MAX_REPLY_BYTES: usize = 8 * 1024 * 1024;
+    /// Default `max_find_method_bytes`: 256.
+    pub const DEFAULT_MAX_FIND_METHOD_BYTES: usize = 256;
+    /// The largest value any size limit may have: RabbitMQ never carries a
+    /// message over 512 MiB.
+    pub const CEILING: usize = 512 * 1024 * 1024;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: Self::DEFAULT_MAX_REQUEST_BYTES,
+            max_reply_bytes: Self::DEFAULT_MAX_REPLY_BYTES,
+            max_find_method_bytes: Self::DEFAULT_MAX_FIND_METHOD_BYTES,
+        }
+    }
+}
+
 /// One `[[plugins]]` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginEntry {
@@ -170,7 +215,17 @@ struct RawManifest {
     #[serde(default)]
     roles: Roles,
     #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
     plugins: Vec<RawPlugin>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_request_bytes: Option<Spanned<u64>>,
+    max_reply_bytes: Option<Spanned<u64>>,
+    max_find_method_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -270,6 +325,21 @@ impl Validator<'_> {
         }
     }
 
+    /// An exchange name: non-empty and within AMQP's 255 bytes.
+    fn exchange(
+        &self,
+        key: &str,
+        value: Option<Spanned<String>>,
+        default: &str,
+    ) -> Result<String, ManifestError> {
+        match value {
+            Some(v) if v.get_ref().len() > 255 => {
+                Err(self.invalid(key, &v, "must be at most 255 bytes (an AMQP name)"))
+            }
+            other => self.non_empty(key, other, default),
+        }
+    }
+
     fn positive(
         &self,
         key: &str,
@@ -280,6 +350,28 @@ impl Validator<'_> {
             None => Ok(default),
             Some(v) if *v.get_ref() == 0 => Err(self.invalid(key, &v, "must be greater than 0")),
             Some(v) => Ok(v.into_inner()),
+        }
+    }
+
+    /// A size limit: 1 to [`Limits::CEILING`] bytes.
+    fn size_limit(
+        &self,
+        key: &str,
+        value: Option<Spanned<u64>>,
+        default: usize,
+    ) -> Result<usize, ManifestError> {
+        let Some(v) = value else { return Ok(default) };
+        match usize::try_from(*v.get_ref()) {
+            Ok(0) => Err(self.invalid(key, &v, "must be greater than 0")),
+            Ok(n) if n <= Limits::CEILING => Ok(n),
+            _ => Err(self.invalid(
+                key,
+                &v,
+                format!(
+                    "must be at most {} (512 MiB: RabbitMQ carries no larger message)",
+                    Limits::CEILING
+                ),
+            )),
         }
     }
 
@@ -445,12 +537,12 @@ impl Manifest {
         )?;
         let rabbitmq = RabbitSettings {
             url,
-            rpc_exchange: v.non_empty(
+            rpc_exchange: v.exchange(
                 "rabbitmq.rpc_exchange",
                 raw.rabbitmq.rpc_exchange,
                 "rpc_exchange",
             )?,
-            ns_exchange: v.non_empty(
+            ns_exchange: v.exchange(
                 "rabbitmq.ns_exchange",
                 raw.rabbitmq.ns_exchange,
                 "rpc_ns_exchange",
@@ -486,6 +578,24 @@ impl Manifest {
             admin_token: raw.zeromq.admin_token,
         };
 
+        let limits = Limits {
+            max_request_bytes: v.size_limit(
+                "limits.max_request_bytes",
+                raw.limits.max_request_bytes,
+                Limits::DEFAULT_MAX_REQUEST_BYTES,
+            )?,
+            max_reply_bytes: v.size_limit(
+                "limits.max_reply_bytes",
+                raw.limits.max_reply_bytes,
+                Limits::DEFAULT_MAX_REPLY_BYTES,
+            )?,
+            max_find_method_bytes: v.size_limit(
+                "limits.max_find_method_bytes",
+                raw.limits.max_find_method_bytes,
+                Limits::DEFAULT_MAX_FIND_METHOD_BYTES,
+            )?,
+        };
+
         let plugins = raw
             .plugins
             .into_iter()
@@ -499,6 +609,7 @@ impl Manifest {
             rabbitmq,
             zeromq,
             roles: raw.roles,
+            limits,
             plugins,
         })
     }
@@ -715,6 +826,59 @@ mod tests {
         // Without a url in the manifest the URL comes from the CLI or the
         // environment; the connection refuses a plaintext one there.
         assert!(parse("[rabbitmq]\nca_file = \"ca.pem\"\n").is_ok());
+    }
+
+    #[test]
+    fn limits_have_defaults_below_every_broker_and_can_be_set() {
+        let m = parse("").unwrap();
+        assert_eq!(m.limits, Limits::default());
+        // RabbitMQ 4.x refuses messages over 16 MiB (3.10: 128 MiB).
+        assert!(m.limits.max_request_bytes < 16 * 1024 * 1024);
+        assert!(m.limits.max_reply_bytes < 16 * 1024 * 1024);
+        let m = parse("[limits]\nmax_request_bytes = 1024\nmax_reply_bytes = 2048\nmax_find_method_bytes = 64\n")
+            .unwrap();
+        assert_eq!(
+            m.limits,
+            Limits {
+                max_request_bytes: 1024,
+                max_reply_bytes: 2048,
+                max_find_method_bytes: 64
+            }
+        );
+    }
+
+    #[test]
+    fn bad_limits_name_key_line_and_reason() {
+        let err = parse("[limits]\nmax_reply_bytes = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.max_reply_bytes")
+                && err.contains("line 2")
+                && err.contains("greater than 0"),
+            "{err}"
+        );
+        let err = parse("[limits]\n\nmax_request_bytes = 536870913\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.max_request_bytes")
+                && err.contains("line 3")
+                && err.contains("512 MiB"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "[rabbitmq]\nrpc_exchange = {:?}\n",
+            "x".repeat(256)
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("rabbitmq.rpc_exchange") && err.contains("255 bytes"),
+            "{err}"
+        );
+        let err = parse("[limits]\nmax_bytes = 1\n").unwrap_err().to_string();
+        assert!(err.contains("max_bytes") && err.contains("line 2"), "{err}");
     }
 
     #[test]
