@@ -11,13 +11,16 @@
 //!
 //! Each agent runs on its own OS thread, which owns both sockets and sleeps
 //! in `zmq::poll` until a beacon, an answer, the next heartbeat or a waker
-//! from tokio (an `ask`, a stop). Sockets start without ZMTP heartbeats,
-//! because an old manager may run on a libzmq that predates them; once the
-//! manager answers INIT with plughost's `ok`, the agent reopens both sockets
+//! from tokio (an `ask`, a stop). The DEALER starts without ZMTP
+//! heartbeats, because an old manager may run on a libzmq that predates
+//! them (libzmq sends PINGs whatever the peer's ZMTP version); once the
+//! manager answers INIT with plughost's `ok`, the agent reopens its DEALER
 //! with heartbeats (the handover lets the new DEALER take the identity at
-//! once), so a v2 connection to a manager whose machine vanished is noticed
+//! once). So a v2 connection to a manager whose machine vanished is noticed
 //! and re-established, and the manager drops a dead agent's connection
-//! after the heartbeat TTL.
+//! after the heartbeat TTL. When the management connection drops, the SUB
+//! is reconnected too, so beacons of a manager that came back on the same
+//! endpoint are heard even if the old discovery connection was left half-open.
 
 use std::{
     collections::HashMap,
@@ -245,34 +248,22 @@ struct Sockets {
 }
 
 impl Agent {
-    fn open(&self, heartbeats: bool) -> Result<Sockets, TrackerError> {
+    fn open(&self) -> Result<Sockets, TrackerError> {
         let context = socket::shared_context()?;
         let beacons = context.socket(zmq::SUB)?;
-        let dealer = context.socket(zmq::DEALER)?;
-        for s in [&beacons, &dealer] {
-            socket::apply_limits(s, &self.config.limits)?;
-            if let Some(curve) = &self.config.curve {
-                curve.apply(s)?;
-            }
-            if heartbeats {
-                socket::enable_heartbeats(s, self.config.heartbeat)?;
-            }
+        socket::apply_limits(&beacons, &self.config.limits)?;
+        if let Some(curve) = &self.config.curve {
+            curve.apply(&beacons)?;
         }
-        let options = || -> zmq::Result<()> {
-            beacons.set_subscribe(b"")?;
-            dealer.set_identity(self.config.address.uid().to_string().as_bytes())?;
-            // Let a BYE leave after the socket is closed.
-            dealer.set_linger(1000)?;
-            Ok(())
-        };
-        options().map_err(|e| TrackerError::Socket {
-            what: "service agent socket options".into(),
-            reason: e.to_string(),
-        })?;
+        beacons
+            .set_subscribe(b"")
+            .map_err(|e| TrackerError::Socket {
+                what: "service agent subscription".into(),
+                reason: e.to_string(),
+            })?;
         let beacons_monitor = Monitor::start(&context, &beacons, "agent discovery")?;
-        let dealer_monitor = Monitor::start(&context, &dealer, "agent management")?;
         socket::connect(&beacons, &self.config.discovery)?;
-        socket::connect(&dealer, &self.config.management)?;
+        let (dealer, dealer_monitor) = self.open_dealer(&context, false)?;
         Ok(Sockets {
             beacons,
             dealer,
@@ -282,8 +273,46 @@ impl Agent {
         })
     }
 
+    fn open_dealer(
+        &self,
+        context: &Context,
+        heartbeats: bool,
+    ) -> Result<(zmq::Socket, Monitor), TrackerError> {
+        let dealer = context.socket(zmq::DEALER)?;
+        socket::apply_limits(&dealer, &self.config.limits)?;
+        if let Some(curve) = &self.config.curve {
+            curve.apply(&dealer)?;
+        }
+        if heartbeats {
+            socket::enable_heartbeats(&dealer, self.config.heartbeat)?;
+        }
+        let options = || -> zmq::Result<()> {
+            dealer.set_identity(self.config.address.uid().to_string().as_bytes())?;
+            // Let a BYE leave after the socket is closed.
+            dealer.set_linger(1000)?;
+            Ok(())
+        };
+        options().map_err(|e| TrackerError::Socket {
+            what: "service agent socket options".into(),
+            reason: e.to_string(),
+        })?;
+        let monitor = Monitor::start(context, &dealer, "agent management")?;
+        socket::connect(&dealer, &self.config.management)?;
+        Ok((dealer, monitor))
+    }
+
+    /// Replaces the DEALER by one with (or without) heartbeats.
+    fn reopen_dealer(&self, sockets: &mut Sockets, heartbeats: bool) -> Result<(), TrackerError> {
+        let (dealer, monitor) = self.open_dealer(&sockets._context, heartbeats)?;
+        // Nothing on the old one needs to leave any more.
+        let _ = sockets.dealer.set_linger(0);
+        sockets.dealer = dealer;
+        sockets.dealer_monitor = monitor;
+        Ok(())
+    }
+
     fn run(mut self, asks: &mpsc::Receiver<Ask>, wake: &WakeReceiver, stop: &AtomicBool) {
-        let mut sockets = match self.open(false) {
+        let mut sockets = match self.open() {
             Ok(sockets) => sockets,
             Err(e) => {
                 warn!(service = %self.config.address, error = %e, "service agent cannot open its sockets");
@@ -308,7 +337,17 @@ impl Agent {
             }
             wake.drain();
             sockets.beacons_monitor.drain();
-            sockets.dealer_monitor.drain();
+            let management_dropped = sockets
+                .dealer_monitor
+                .drain()
+                .contains(&socket::ConnectionEvent::Dropped);
+            if management_dropped {
+                // See the module comment: the discovery connection may be half-open.
+                let _ = sockets.beacons.disconnect(&self.config.discovery);
+                if let Err(e) = socket::connect(&sockets.beacons, &self.config.discovery) {
+                    warn!(service = %self.config.address, error = %e, "cannot reconnect the discovery socket");
+                }
+            }
             while let Ok(frames) = sockets.beacons.recv_multipart(zmq::DONTWAIT) {
                 self.on_beacon(&frames, &sockets);
             }
@@ -329,14 +368,13 @@ impl Agent {
                 self.send_type(RawMessageType::Hello, &sockets);
             }
             if let Some(v2) = upgrade.filter(|v2| *v2 != self.v2_sockets) {
-                match self.open(v2) {
-                    Ok(fresh) => {
-                        debug!(service = %self.config.address, heartbeats = v2, "reopened the tracker sockets for this manager");
-                        sockets = fresh;
+                match self.reopen_dealer(&mut sockets, v2) {
+                    Ok(()) => {
+                        debug!(service = %self.config.address, heartbeats = v2, "reopened the management socket for this manager");
                         self.v2_sockets = v2;
                     }
                     Err(e) => {
-                        warn!(service = %self.config.address, error = %e, "cannot reopen the tracker sockets; keeping the old ones")
+                        warn!(service = %self.config.address, error = %e, "cannot reopen the management socket; keeping the old one")
                     }
                 }
             }
