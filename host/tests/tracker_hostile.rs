@@ -163,10 +163,13 @@ fn assert_dropped(stream: &mut TcpStream, what: &str) {
     let mut buf = [0u8; 4096];
     let started = Instant::now();
     loop {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) if started.elapsed() < Duration::from_secs(10) => return,
-            Ok(_) => {}
-            Err(e) => panic!("{what}: the connection was not dropped within 10 s ({e})"),
+        let read = stream.read(&mut buf);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: the connection was not dropped within 10 s ({read:?})"
+        );
+        if matches!(read, Ok(0) | Err(_)) {
+            return;
         }
     }
 }

@@ -320,8 +320,13 @@ impl Agent {
             }
         };
         let mut next_hello = Instant::now() + self.config.heartbeat;
+        let (mut discovery_retry, mut management_retry) = (Retry::default(), Retry::default());
         while !stop.load(Ordering::SeqCst) {
-            let wait = next_hello.saturating_duration_since(Instant::now());
+            let wake_at = [discovery_retry.at, management_retry.at]
+                .into_iter()
+                .flatten()
+                .fold(next_hello, Instant::min);
+            let wait = wake_at.saturating_duration_since(Instant::now());
             let timeout = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX).max(1);
             {
                 let mut items = [
@@ -336,24 +341,36 @@ impl Agent {
                 }
             }
             wake.drain();
-            sockets.beacons_monitor.drain();
-            let management_dropped = sockets
-                .dealer_monitor
-                .drain()
-                .contains(&socket::ConnectionEvent::Dropped);
-            if management_dropped {
-                // See the module comment: the discovery connection may be half-open.
-                let _ = sockets.beacons.disconnect(&self.config.discovery);
-                if let Err(e) = socket::connect(&sockets.beacons, &self.config.discovery) {
-                    warn!(service = %self.config.address, error = %e, "cannot reconnect the discovery socket");
-                }
+            let lost = |events: Vec<socket::ConnectionEvent>| {
+                events
+                    .iter()
+                    .any(|e| !matches!(e, socket::ConnectionEvent::Up))
+            };
+            let discovery_lost = lost(sockets.beacons_monitor.drain());
+            let management_lost = lost(sockets.dealer_monitor.drain());
+            // See the module comment: after a lost management connection the
+            // discovery connection may be half-open, so it is redone too.
+            if discovery_lost || management_lost {
+                discovery_retry.schedule();
+            }
+            if management_lost {
+                management_retry.schedule();
+            }
+            if discovery_retry.due() {
+                reconnect(&sockets.beacons, &self.config.discovery);
+            }
+            if management_retry.due() {
+                reconnect(&sockets.dealer, &self.config.management);
             }
             while let Ok(frames) = sockets.beacons.recv_multipart(zmq::DONTWAIT) {
-                self.on_beacon(&frames, &sockets);
+                if self.on_beacon(&frames, &sockets) {
+                    discovery_retry.reset();
+                }
             }
             let mut upgrade = None;
             while let Ok(frames) = sockets.dealer.recv_multipart(zmq::DONTWAIT) {
                 if let Some(v2) = self.on_management(&frames) {
+                    management_retry.reset();
                     upgrade = Some(v2);
                 }
             }
@@ -383,13 +400,14 @@ impl Agent {
         info!(service = %self.config.address, "service left");
     }
 
-    fn on_beacon(&mut self, frames: &[Vec<u8>], sockets: &Sockets) {
+    /// Handles one message on the discovery socket; true for a beacon.
+    fn on_beacon(&mut self, frames: &[Vec<u8>], sockets: &Sockets) -> bool {
         let Ok(beacon) = RawRequest::parse_frames(frames.iter()) else {
             debug!("ignored a message on the discovery socket that is not a beacon");
-            return;
+            return false;
         };
         if beacon.message_type() != Some(RawMessageType::Hello) || beacon.to().is_some() {
-            return;
+            return false;
         }
         let manager = beacon.from().clone();
         if self
@@ -397,13 +415,14 @@ impl Agent {
             .as_ref()
             .is_some_and(|m| m.uid() == manager.uid())
         {
-            return;
+            return true;
         }
         if self.manager.is_some() {
             info!(service = %self.config.address, %manager, "new service manager; registering again");
         }
         self.manager = Some(manager);
         self.send_type(RawMessageType::Init, sockets);
+        true
     }
 
     fn send_type(&mut self, kind: RawMessageType, sockets: &Sockets) {
@@ -488,6 +507,52 @@ impl Agent {
         let request = RawRequest::new(self.config.address.clone(), Some(manager), body);
         self.pending.insert(request.id(), (Instant::now(), reply));
         send(&sockets.dealer, &request);
+    }
+}
+
+/// When to redo a connection libzmq gave up on. libzmq reconnects by itself
+/// after a peer closes or a heartbeat times out, but a connection it dropped
+/// for a protocol error (a frame above `max_message_size`, garbage) ends its
+/// session for good; the agent then connects again itself, backing off from
+/// 100 ms to 5 s so that a hostile or broken manager cannot make it spin.
+#[derive(Default)]
+struct Retry {
+    at: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Retry {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn schedule(&mut self) {
+        if self.at.is_none() {
+            self.backoff = self.backoff.max(Self::FIRST);
+            self.at = Some(Instant::now() + self.backoff);
+            self.backoff = (self.backoff * 2).min(Self::MAX);
+        }
+    }
+
+    /// True (once) when the scheduled time has come.
+    fn due(&mut self) -> bool {
+        if self.at.is_some_and(|at| Instant::now() >= at) {
+            self.at = None;
+            return true;
+        }
+        false
+    }
+
+    /// The peer answered: the next loss retries quickly again.
+    fn reset(&mut self) {
+        self.backoff = Self::FIRST;
+    }
+}
+
+/// Drops whatever is left of the connection to `endpoint` and starts a new one.
+fn reconnect(socket: &zmq::Socket, endpoint: &str) {
+    let _ = socket.disconnect(endpoint);
+    if let Err(e) = socket::connect(socket, endpoint) {
+        warn!(%endpoint, error = %e, "cannot reconnect a tracker socket");
     }
 }
 
