@@ -436,11 +436,7 @@ impl Manager {
         let body = request.trimmed_body();
         let v2 = body.get(2).is_some_and(|l| l == V2_LINE);
         let answer = match request.mgmt_command() {
-            Some(MgmtCommand::List) => {
-                // One body part: the listing, each line ended by `\n`, then
-                // the part's CRLF, exactly as the old manager wrote it.
-                request.answer(me, RawCode::Success, [self.registry.listing(now)])
-            }
+            Some(MgmtCommand::List) => listing_answer(&request, me, &self.registry, now),
             Some(MgmtCommand::Other(line)) if line.trim() == LIST_JSON => {
                 let json = serde_json::to_string(&self.registry.infos(now))
                     .unwrap_or_else(|_| "[]".into());
@@ -559,6 +555,18 @@ pub const INIT_ANSWER: &str = "ok";
 /// The v2 management command that asks for the listing as JSON.
 pub const LIST_JSON: &str = "lj";
 
+/// The answer to `l`: one body part holding the listing, each line ended by
+/// `\n`, then the part's CRLF, exactly as the old manager wrote it (so the
+/// message ends `...hello\n\r\n`, and an empty registry gives an empty part).
+fn listing_answer(
+    request: &RawRequest,
+    me: RawAddress,
+    registry: &ServiceRegistry,
+    now: Instant,
+) -> RawResponse {
+    request.answer(me, RawCode::Success, [registry.listing(now)])
+}
+
 /// `s <uuid> <token>` -> (uuid, token).
 fn stop_with_token(line: &str) -> Option<(Uid, &str)> {
     let rest = line.trim().strip_prefix("s ")?;
@@ -574,4 +582,71 @@ fn send(router: &zmq::Socket, identity: &[u8], response: RawResponse) {
 /// whose queue is full makes the send fail; that is logged, never fatal.
 fn route(router: &zmq::Socket, identity: &[u8], payload: &[u8]) -> bool {
     socket::send_now(router, &[identity, payload], "a reply to a peer")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(text: &str) -> RawAddress {
+        RawAddress::parse(text).unwrap()
+    }
+
+    /// The old manager's bytes for `l` with two services (WIRE.md §2: the
+    /// listing is one body string, each line ended by `\n`, and the
+    /// serializer ends every part with CRLF).
+    #[test]
+    fn golden_listing_answer_is_the_old_managers_bytes() {
+        let manager = address("Service Manager:0c3d6f5e-8a1b-4c2d-9e3f-4a5b6c7d8e9f");
+        let cp = address("Command Processor:7f6e5d4c-3b2a-4190-8f7e-6d5c4b3a2910");
+        let t0 = Instant::now();
+        let mut registry = ServiceRegistry::default();
+        registry.touch(
+            &address("Service 42:9b2e4c6a-8d0f-4a1b-b3c5-d7e9f1a3b5c7"),
+            RawMessageType::Init,
+            None,
+            t0,
+        );
+        registry.touch(
+            &address("Service 7:1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"),
+            RawMessageType::Init,
+            None,
+            t0 + Duration::from_millis(1500),
+        );
+        registry.touch(
+            &address("Service 7:1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"),
+            RawMessageType::Hello,
+            None,
+            t0 + Duration::from_millis(2000),
+        );
+        let request = RawRequest::new(cp.clone(), Some(manager.clone()), ["mgmt", "l"]);
+        let now = t0 + Duration::from_millis(4500);
+        let bytes = listing_answer(&request, manager.clone(), &registry, now).serialize();
+        let expected = format!(
+            "Raw Response Message : Version 1.0\r\n{id}\r\n\
+             Service Manager:0c3d6f5e-8a1b-4c2d-9e3f-4a5b6c7d8e9f\r\n\
+             Command Processor:7f6e5d4c-3b2a-4190-8f7e-6d5c4b3a2910\r\n\r\n200\r\nSuccess\r\n\
+             [1] : service_name = Service 42 : service_id = 9b2e4c6a-8d0f-4a1b-b3c5-d7e9f1a3b5c7 :time_since_lastUpdate = 4.5 : last_msg_type = init\n\
+             [2] : service_name = Service 7 : service_id = 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d :time_since_lastUpdate = 2.5 : last_msg_type = hello\n\r\n",
+            id = request.id()
+        );
+        assert_eq!(String::from_utf8(bytes).unwrap(), expected);
+
+        let empty = listing_answer(&request, manager, &ServiceRegistry::default(), now);
+        assert!(
+            String::from_utf8(empty.serialize())
+                .unwrap()
+                .ends_with("\r\n\r\n200\r\nSuccess\r\n\r\n"),
+            "an empty registry is one empty part"
+        );
+    }
+
+    #[test]
+    fn stop_with_token_reads_uuid_and_token() {
+        let uid = Uid::new_v4();
+        assert_eq!(stop_with_token(&format!("s {uid} t0k")), Some((uid, "t0k")));
+        assert_eq!(stop_with_token(&format!("s {uid}")), None);
+        assert_eq!(stop_with_token("s nope t0k"), None);
+        assert_eq!(stop_with_token("s"), None);
+    }
 }
