@@ -192,11 +192,22 @@ async fn stop_needs_the_token_asks_the_service_and_unknown_uuids_are_404() {
     );
     let answer = c.stop(uid, Some("guess")).await.unwrap();
     assert_eq!(answer.code(), 403, "{answer:?}");
-    assert!(!*a.stop_requested().borrow(), "a refused stop reaches nobody");
-    assert!(m.counters.refused.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    assert!(
+        !*a.stop_requested().borrow(),
+        "a refused stop reaches nobody"
+    );
+    assert!(
+        m.counters
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    );
     let answer = c.stop(uid, Some("s3cret")).await.unwrap();
     assert_eq!(answer.code(), 200, "{answer:?}");
-    assert!(answer.trimmed_body()[0].starts_with("stopping"), "{answer:?}");
+    assert!(
+        answer.trimmed_body()[0].starts_with("stopping"),
+        "{answer:?}"
+    );
     let mut requested = a.stop_requested();
     tokio::time::timeout(Duration::from_secs(5), requested.wait_for(|r| *r))
         .await

@@ -56,7 +56,11 @@ async fn only_peers_with_an_allowed_key_register_and_list() {
     let friend_file = keys.write("friend.key_secret", &friend);
     let stranger_file = keys.write("stranger.key_secret", &stranger);
     let allowed = keys.dir.path().join("allowed");
-    std::fs::write(&allowed, format!("# who may talk to the manager\n{}\n", friend.public)).unwrap();
+    std::fs::write(
+        &allowed,
+        format!("# who may talk to the manager\n{}\n", friend.public),
+    )
+    .unwrap();
 
     let (_trigger, shutdown) = shutdown::channel();
     let mut config = ManagerConfig::new("tcp://127.0.0.1:0", "tcp://127.0.0.1:0");
@@ -82,10 +86,13 @@ async fn only_peers_with_an_allowed_key_register_and_list() {
     good.curve = Some(friend_curve.clone());
     let good = agent::spawn(good);
     let mut registered = good.registered();
-    tokio::time::timeout(Duration::from_secs(10), registered.wait_for(|r| r.is_some()))
-        .await
-        .expect("the allowed service registers")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        registered.wait_for(|r| r.is_some()),
+    )
+    .await
+    .expect("the allowed service registers")
+    .unwrap();
 
     // A stranger's service never registers (it does not even hear a beacon).
     let mut bad = AgentConfig::new(
@@ -119,7 +126,10 @@ async fn only_peers_with_an_allowed_key_register_and_list() {
     while m.counters.refused.load(Ordering::Relaxed) == 0
         || m.counters.connections_dropped.load(Ordering::Relaxed) == 0
     {
-        assert!(started.elapsed() < Duration::from_secs(10), "no refusal counted");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no refusal counted"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let list = friend_client.list().await.unwrap();

@@ -83,7 +83,15 @@ impl Host {
         loop {
             let out = process::output(
                 env!("CARGO_BIN_EXE_plughost"),
-                &["call", "fibo", "10", "--manifest", manifest, "--timeout", "5"],
+                &[
+                    "call",
+                    "fibo",
+                    "10",
+                    "--manifest",
+                    manifest,
+                    "--timeout",
+                    "5",
+                ],
             );
             if out.status.success() {
                 assert_eq!(process::stdout(&out).trim(), "55");
@@ -248,14 +256,8 @@ fn a_fake_manager_sending_oversized_frames_cannot_crash_a_services_host() {
     pub_side.join().unwrap();
     router_side.join().unwrap();
     assert!(host.alive(), "the services host died");
-    host.wait_log(
-        &["connection dropped", "socket=\"agent discovery\""],
-        2,
-    );
-    host.wait_log(
-        &["connection dropped", "socket=\"agent management\""],
-        2,
-    );
+    host.wait_log(&["connection dropped", "socket=\"agent discovery\""], 2);
+    host.wait_log(&["connection dropped", "socket=\"agent management\""], 2);
     host.assert_rpc_answers();
     assert!(host.alive());
 }
@@ -288,10 +290,13 @@ async fn a_thousand_connections_opened_and_dropped_change_nothing() {
         &m.management,
     ));
     let mut registered = a.registered();
-    tokio::time::timeout(Duration::from_secs(10), registered.wait_for(|r| r.is_some()))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        registered.wait_for(|r| r.is_some()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let port = |endpoint: &str| -> u16 { endpoint.rsplit(':').next().unwrap().parse().unwrap() };
     let (mgmt, disc) = (port(&m.management), port(&m.discovery));
     let before = open_fds();

@@ -309,10 +309,7 @@ fn the_command_processor_lists_through_an_old_manager_that_needs_the_to_part() {
         .unwrap_or_else(|| panic!("{services:?}"));
     let uuid = old["uuid"].as_str().unwrap().to_owned();
     let out = cli(&["services", "list"]);
-    assert!(
-        process::stdout(&out).contains("Old Service 7"),
-        "{out:?}"
-    );
+    assert!(process::stdout(&out).contains("Old Service 7"), "{out:?}");
 
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_plughost"));
     cmd.arg("cmd-proc").args(&endpoints);
@@ -350,7 +347,10 @@ fn the_command_processor_lists_through_an_old_manager_that_needs_the_to_part() {
     let log = stdout_of(&manager.join().unwrap());
     assert!(log.ends_with("alive\n"), "the old manager survived: {log}");
     assert!(!log.contains("CRASH"), "{log}");
-    assert!(!log.contains("to-me False"), "every request was To the manager: {log}");
+    assert!(
+        !log.contains("to-me False"),
+        "every request was To the manager: {log}"
+    );
     // Exactly what the old command processor sent: INIT, `l`, BYE; never
     // plughost's `lj`, never a stop.
     let commands: Vec<&str> = log.lines().filter(|l| l.starts_with("got mgmt")).collect();
@@ -390,7 +390,10 @@ async fn an_old_service_on_a_9_s_pace_stays_listed_and_expires_within_two_interv
     let mut c = client(&m).await;
     let started = Instant::now();
     while listed(&mut c, "Paced Service").await.is_none() {
-        assert!(started.elapsed() < Duration::from_secs(60), "never registered");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never registered"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Listed at every sample for 60 s (the old manager's TTL; plughost's
@@ -448,10 +451,9 @@ out("l-bytes", answer.hex())
 async fn an_old_command_processor_gets_silence_for_a_bare_s_and_the_old_listing_bytes() {
     let m = plughost_manager(ManagerConfig::new("tcp://127.0.0.1:0", "tcp://127.0.0.1:0")).await;
     let (disc, mgmt) = (m.discovery.clone(), m.management.clone());
-    let out =
-        tokio::task::spawn_blocking(move || python(OLD_COMMAND_PROCESSOR, &[&disc, &mgmt]))
-            .await
-            .unwrap();
+    let out = tokio::task::spawn_blocking(move || python(OLD_COMMAND_PROCESSOR, &[&disc, &mgmt]))
+        .await
+        .unwrap();
     let log = stdout_of(&out);
     let value = |key: &str| {
         log.lines()
@@ -462,7 +464,12 @@ async fn an_old_command_processor_gets_silence_for_a_bare_s_and_the_old_listing_
     assert!(log.contains("silent 's'"), "{log}");
     assert!(log.contains("silent 'frobnicate'"), "{log}");
     assert!(!log.contains("answered"), "{log}");
-    assert_eq!(m.counters.unanswered.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(
+        m.counters
+            .unanswered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
 
     // The answer to `l` is the very next message, and byte for byte the old
     // manager's: one body part with `\n`-ended lines, then CRLF.
@@ -531,8 +538,7 @@ while time.time() < deadline:
 async fn a_plughost_service_registers_again_at_the_first_beacon_of_a_new_manager() {
     let (pub_port, router_port) = (free_port(), free_port());
     let (p1, p2) = (pub_port.to_string(), router_port.to_string());
-    let manager =
-        tokio::task::spawn_blocking(move || python(RESTARTING_OLD_MANAGER, &[&p1, &p2]));
+    let manager = tokio::task::spawn_blocking(move || python(RESTARTING_OLD_MANAGER, &[&p1, &p2]));
     // A heartbeat far longer than the test, so only the beacon can trigger INIT.
     let mut config = AgentConfig::new(
         RawAddress::new("plughost restart", Uid::new_v4()).unwrap(),
@@ -550,7 +556,10 @@ async fn a_plughost_service_registers_again_at_the_first_beacon_of_a_new_manager
         .parse()
         .unwrap();
     // The next beacon comes 2 s later; INIT at the first one is far sooner.
-    assert!(delay < 1.0, "registered again {delay} s after the new manager's first beacon");
+    assert!(
+        delay < 1.0,
+        "registered again {delay} s after the new manager's first beacon"
+    );
     agent.stop().await;
 }
 
@@ -590,14 +599,25 @@ async fn stopping_a_v1_service_says_that_it_does_not_act_on_stop() {
         if let Some(s) = listed(&mut c, "Stubborn Service").await {
             break s.uuid;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "never registered");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never registered"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let (disc, mgmt) = (m.discovery.clone(), m.management.clone());
     let out = tokio::task::spawn_blocking(move || {
         process::output(
             env!("CARGO_BIN_EXE_plughost"),
-            &["services", "stop", &uuid, "--discovery", &disc, "--management", &mgmt],
+            &[
+                "services",
+                "stop",
+                &uuid,
+                "--discovery",
+                &disc,
+                "--management",
+                &mgmt,
+            ],
         )
     })
     .await

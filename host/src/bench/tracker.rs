@@ -91,8 +91,10 @@ fn heartbeat(
 ) -> Result<(u64, u64), TrackerError> {
     let context = socket::shared_context()?;
     let dealer = context.socket(zmq::DEALER)?;
-    let mut limits = socket::Limits::default();
-    limits.hwm = u32::try_from(services.max(1000)).unwrap_or(u32::MAX);
+    let limits = socket::Limits {
+        hwm: u32::try_from(services.max(1000)).unwrap_or(u32::MAX),
+        ..socket::Limits::default()
+    };
     socket::apply_limits(&dealer, &limits)?;
     dealer
         .set_identity(Uid::new_v4().to_string().as_bytes())
