@@ -141,3 +141,38 @@ async fn only_peers_with_an_allowed_key_register_and_list() {
     bad.stop().await;
     plain.stop().await;
 }
+
+#[test]
+fn curve_settings_that_cannot_work_are_refused_with_the_file_and_the_reason() {
+    use plughost::{manifest::Manifest, tracker};
+    let keys = Keys::new();
+    let server = KeyPair::generate().unwrap();
+    let server_file = keys.write("manager.key_secret", &server);
+    let parse = |extra: &str| {
+        Manifest::parse(
+            &format!("[zeromq]\ncurve_server_key_file = {server_file:?}\n{extra}"),
+            keys.dir.path(),
+            "m.toml",
+        )
+        .unwrap()
+        .zeromq
+    };
+    // CURVE on without an allowed-keys file would let nobody in.
+    let err = tracker::server_curve(&parse("")).unwrap_err().to_string();
+    assert!(
+        err.contains("manager.key_secret") && err.contains("curve_allowed_clients_file"),
+        "{err}"
+    );
+    // A services host needs its own certificate.
+    let err = tracker::client_curve(&parse("")).unwrap_err().to_string();
+    assert!(err.contains("curve_client_key_file"), "{err}");
+    // An allowed-keys file that is not there.
+    let err = tracker::server_curve(&parse("curve_allowed_clients_file = \"nope\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope") && err.contains("cannot read"), "{err}");
+    // No CURVE keys at all: CURVE is off.
+    let plain = Manifest::parse("", keys.dir.path(), "m.toml").unwrap().zeromq;
+    assert!(tracker::server_curve(&plain).unwrap().is_none());
+    assert!(tracker::client_curve(&plain).unwrap().is_none());
+}
