@@ -394,3 +394,120 @@ async fn a_service_whose_identity_is_taken_over_gets_it_back() {
     }
     a.stop().await;
 }
+
+/// A TCP proxy to `target` whose connections can be frozen: bytes stop
+/// flowing both ways while the sockets stay open, as when a machine on the
+/// path vanishes without a FIN.
+struct FreezingProxy {
+    port: u16,
+    connections:
+        std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>>>,
+}
+
+impl FreezingProxy {
+    fn start(target: u16) -> Self {
+        use std::{
+            io::{Read, Write},
+            net::{TcpListener, TcpStream},
+            sync::{atomic::AtomicBool, Arc, Mutex},
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let all = Arc::clone(&connections);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    return;
+                };
+                let frozen = Arc::new(AtomicBool::new(false));
+                all.lock().unwrap().push(Arc::clone(&frozen));
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let frozen = Arc::clone(&frozen);
+                    std::thread::spawn(move || {
+                        from.set_read_timeout(Some(Duration::from_millis(20)))
+                            .unwrap();
+                        let mut buf = [0u8; 65536];
+                        loop {
+                            if frozen.load(std::sync::atomic::Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(20));
+                                continue;
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) => return,
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e)
+                                    if e.kind() == std::io::ErrorKind::WouldBlock
+                                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                                Err(_) => return,
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Self { port, connections }
+    }
+
+    fn count(&self) -> usize {
+        self.connections.lock().unwrap().len()
+    }
+
+    fn freeze_latest(&self) {
+        if let Some(c) = self.connections.lock().unwrap().last() {
+            c.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_connection_to_a_plughost_manager_is_noticed_and_redone() {
+    let (m, _stop) = start_manager(Duration::from_secs(30)).await;
+    let port: u16 = m.management.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = FreezingProxy::start(port);
+    let mut config = AgentConfig::new(
+        RawAddress::new("Heartbeating", Uid::new_v4()).unwrap(),
+        &m.discovery,
+        format!("tcp://127.0.0.1:{}", proxy.port),
+    );
+    config.heartbeat = Duration::from_millis(200);
+    let a = agent::spawn(config);
+    let uid = a.address.uid();
+    wait_listing(&m, "registers", |l| has(l, uid)).await;
+    // After the manager's `ok` the agent reopens its DEALER with heartbeats:
+    // a second connection through the proxy, which then carries the HELLOs.
+    let started = Instant::now();
+    while proxy.count() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no heartbeat DEALER"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.freeze_latest();
+    let frozen_at = Instant::now();
+    // Three silent heartbeats (600 ms) later the agent drops the connection
+    // and libzmq makes a new one, through which the HELLOs arrive again.
+    while proxy.count() < 3 {
+        assert!(
+            frozen_at.elapsed() < Duration::from_secs(10),
+            "the frozen management connection was never redone"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_listing(&m, "fresh again", |l| {
+        l.iter()
+            .any(|s| s.uuid == uid.to_string() && s.age_secs < 0.3)
+    })
+    .await;
+    a.stop().await;
+}

@@ -172,7 +172,9 @@ fn curve_settings_that_cannot_work_are_refused_with_the_file_and_the_reason() {
         .to_string();
     assert!(err.contains("nope") && err.contains("cannot read"), "{err}");
     // No CURVE keys at all: CURVE is off.
-    let plain = Manifest::parse("", keys.dir.path(), "m.toml").unwrap().zeromq;
+    let plain = Manifest::parse("", keys.dir.path(), "m.toml")
+        .unwrap()
+        .zeromq;
     assert!(tracker::server_curve(&plain).unwrap().is_none());
     assert!(tracker::client_curve(&plain).unwrap().is_none());
 }
