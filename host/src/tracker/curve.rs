@@ -130,7 +130,8 @@ pub struct ServerCurve {
 
 impl ServerCurve {
     /// Reads the manager's certificate and the allowed-keys file (one Z85
-    /// public key per line, or `public-key = "..."` lines; `#` starts a comment).
+    /// public key per line, or `public-key = "..."` lines; a line that
+    /// starts with `#` is a comment: `#` is also a Z85 digit, so only there).
     pub fn load(key_file: &Path, allowed_file: &Path) -> Result<Self, TrackerError> {
         let keys = KeyPair::load(key_file)?;
         keys.secret_or(key_file)?;
@@ -140,8 +141,8 @@ impl ServerCurve {
         })?;
         let mut allowed = HashSet::new();
         for (n, line) in text.lines().enumerate() {
-            let line = line.split('#').next().unwrap_or("").trim();
-            if line.is_empty() || line == "metadata" || line == "curve" {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line == "metadata" || line == "curve" {
                 continue;
             }
             let key = key_value(line, "public-key").unwrap_or(line);
@@ -311,7 +312,13 @@ mod tests {
             "{err}"
         );
 
+        // `#` is a Z85 digit: a key that contains one is still a key.
+        let hashed = "0000#".repeat(8);
+        assert_eq!(zmq::z85_decode(&hashed).unwrap().len(), 32);
         let allowed = dir.path().join("allowed");
+        std::fs::write(&allowed, format!("# clients\n{hashed}\n")).unwrap();
+        std::fs::write(&path, pair.to_certificate()).unwrap();
+        assert_eq!(ServerCurve::load(&path, &allowed).unwrap().allowed.len(), 1);
         std::fs::write(&allowed, format!("# clients\n{}\nnot-a-key\n", pair.public)).unwrap();
         std::fs::write(&path, pair.to_certificate()).unwrap();
         let err = ServerCurve::load(&path, &allowed).unwrap_err().to_string();
