@@ -511,3 +511,40 @@ async fn a_frozen_connection_to_a_plughost_manager_is_noticed_and_redone() {
     .await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_for_a_service_between_connections_goes_with_its_next_heartbeat() {
+    let (m, _stop) = start_manager(Duration::from_secs(30)).await;
+    let service = RawAddress::new("Reconnecting", Uid::new_v4()).unwrap();
+    let first = raw_dealer(&m.management, &service.uid().to_string());
+    let init = RawRequest::of_type(service.clone(), m.address.clone(), RawMessageType::Init);
+    first.send(init.serialize(), 0).unwrap();
+    assert_eq!(recv_response(&first).code(), 200);
+    drop(first); // no connection with its identity now
+    let mut c = client(&m).await;
+    let started = Instant::now();
+    let answer = loop {
+        let answer = c.stop(service.uid(), Some("s3cret")).await.unwrap();
+        let text = answer.trimmed_body()[0].clone();
+        // The manager may not have seen the connection go yet; then the
+        // stop is routed into the void and the next attempt tells.
+        if text.contains("not reachable") {
+            break answer;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{answer:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(answer.code(), 200);
+    // Back on a new connection: the answer to its HELLO, then the stop.
+    let second = raw_dealer(&m.management, &service.uid().to_string());
+    let hello = RawRequest::of_type(service.clone(), m.address.clone(), RawMessageType::Hello);
+    second.send(hello.serialize(), 0).unwrap();
+    assert_eq!(recv_response(&second).id(), hello.id());
+    assert!(
+        second.poll(zmq::POLLIN, 5000).unwrap() > 0,
+        "the stop follows"
+    );
+    let frames = second.recv_multipart(0).unwrap();
+    let stop = plughost::proto::raw::RawRequest::parse_frames(frames.iter()).unwrap();
+    assert_eq!(stop.trimmed_body(), ["stop"]);
+}

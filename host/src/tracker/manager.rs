@@ -154,6 +154,7 @@ pub async fn start(
                         let _ = bound_tx.send(Ok(bound));
                         let manager = Manager {
                             address,
+                            pending_stops: std::collections::HashSet::new(),
                             beacon: Vec::new(),
                             config,
                             registry: ServiceRegistry::default(),
@@ -266,6 +267,10 @@ impl Sockets {
 
 struct Manager {
     address: RawAddress,
+    /// Stops that could not be routed when asked for (the service was
+    /// between connections); each goes out after the answer to that
+    /// service's next INIT or HELLO.
+    pending_stops: std::collections::HashSet<Uid>,
     /// The current beacon's bytes.
     beacon: Vec<u8>,
     config: ManagerConfig,
@@ -359,6 +364,7 @@ impl Manager {
             .registry
             .expire(now, self.config.ttl, self.config.v1_ttl)
         {
+            self.pending_stops.remove(&gone.uid());
             info!(service = %gone, "service expired (no message within its TTL)");
         }
         self.beacon = RawRequest::beacon(self.address.clone()).serialize();
@@ -410,8 +416,22 @@ impl Manager {
                     &identity,
                     request.answer(self.address.clone(), RawCode::Success, [INIT_ANSWER]),
                 );
+                let uid = request.from().uid();
+                if self.pending_stops.remove(&uid) {
+                    let stop = RawRequest::new(
+                        self.address.clone(),
+                        Some(request.from().clone()),
+                        [STOP_LINE],
+                    );
+                    if route(router, &identity, &stop.serialize()) {
+                        info!(service = %request.from(), "sent a stop that was waiting for this service");
+                    } else {
+                        self.pending_stops.insert(uid);
+                    }
+                }
             }
             Some(RawMessageType::Bye) => {
+                self.pending_stops.remove(&request.from().uid());
                 if self.registry.remove(&request.from().uid()) {
                     info!(service = %request.from(), "service said bye");
                 }
@@ -510,17 +530,14 @@ impl Manager {
         };
         let (target, v2) = (entry.address.clone(), entry.v2);
         let stop = RawRequest::new(me.clone(), Some(target.clone()), [STOP_LINE]);
-        if !route(router, uid.to_string().as_bytes(), &stop.serialize()) {
-            return request.answer(
-                me,
-                RawCode::ServiceUnavailable,
-                [format!(
-                    "cannot reach {target} to stop it (its connection is gone or full)"
-                )],
-            );
-        }
-        info!(service = %target, by = %request.from(), v2, "asked service to stop");
-        let text = if v2 {
+        let sent = route(router, uid.to_string().as_bytes(), &stop.serialize());
+        info!(service = %target, by = %request.from(), v2, sent, "asked service to stop");
+        let text = if !sent {
+            // Between connections (a reconnect, a handover): the stop goes
+            // with the answer to its next heartbeat, or lapses if it expires.
+            self.pending_stops.insert(uid);
+            format!("stopping {target} (not reachable this moment: the stop goes with the answer to its next heartbeat)")
+        } else if v2 {
             format!("stopping {target}")
         } else {
             format!("sent stop to {target}, but it is a v1 service, which does not act on stop: it stays registered until it says bye or goes silent")
