@@ -244,7 +244,28 @@ struct Sockets {
     dealer: zmq::Socket,
     beacons_monitor: Monitor,
     dealer_monitor: Monitor,
+    /// The DEALER a reopen replaced, still read until the new one is
+    /// answered: until the new connection's handshake hands the identity
+    /// over, the manager routes to the old one (a stop, an answer).
+    retiring: Option<(zmq::Socket, Monitor)>,
     _context: Arc<Context>,
+}
+
+impl Drop for Sockets {
+    fn drop(&mut self) {
+        // Before the sockets and their monitors close (see `stop_monitor`).
+        socket::stop_monitor(&mut self.beacons);
+        socket::stop_monitor(&mut self.dealer);
+        self.retire_old_dealer();
+    }
+}
+
+impl Sockets {
+    fn retire_old_dealer(&mut self) {
+        if let Some((mut old, _monitor)) = self.retiring.take() {
+            socket::stop_monitor(&mut old);
+        }
+    }
 }
 
 impl Agent {
@@ -269,6 +290,7 @@ impl Agent {
             dealer,
             beacons_monitor,
             dealer_monitor,
+            retiring: None,
             _context: context,
         })
     }
@@ -304,10 +326,12 @@ impl Agent {
     /// Replaces the DEALER by one with (or without) heartbeats.
     fn reopen_dealer(&self, sockets: &mut Sockets, heartbeats: bool) -> Result<(), TrackerError> {
         let (dealer, monitor) = self.open_dealer(&sockets._context, heartbeats)?;
+        sockets.retire_old_dealer();
+        let old = std::mem::replace(&mut sockets.dealer, dealer);
+        let old_monitor = std::mem::replace(&mut sockets.dealer_monitor, monitor);
         // Nothing on the old one needs to leave any more.
-        let _ = sockets.dealer.set_linger(0);
-        sockets.dealer = dealer;
-        sockets.dealer_monitor = monitor;
+        let _ = old.set_linger(0);
+        sockets.retiring = Some((old, old_monitor));
         Ok(())
     }
 
@@ -329,13 +353,17 @@ impl Agent {
             let wait = wake_at.saturating_duration_since(Instant::now());
             let timeout = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX).max(1);
             {
-                let mut items = [
+                let mut items = vec![
                     sockets.beacons.as_poll_item(zmq::POLLIN),
                     sockets.dealer.as_poll_item(zmq::POLLIN),
                     wake.poll_item(),
                     sockets.beacons_monitor.poll_item(),
                     sockets.dealer_monitor.poll_item(),
                 ];
+                if let Some((old, old_monitor)) = &sockets.retiring {
+                    items.push(old.as_poll_item(zmq::POLLIN));
+                    items.push(old_monitor.poll_item());
+                }
                 if let Err(e) = zmq::poll(&mut items, timeout) {
                     debug!(error = %e, "agent poll interrupted");
                 }
@@ -367,11 +395,19 @@ impl Agent {
                     discovery_retry.reset();
                 }
             }
+            if let Some((old, old_monitor)) = &sockets.retiring {
+                old_monitor.drain();
+                while let Ok(frames) = old.recv_multipart(zmq::DONTWAIT) {
+                    self.on_management(&frames);
+                }
+            }
             let mut upgrade = None;
             while let Ok(frames) = sockets.dealer.recv_multipart(zmq::DONTWAIT) {
                 if let Some(v2) = self.on_management(&frames) {
                     management_retry.reset();
                     upgrade = Some(v2);
+                    // The new DEALER has the identity now.
+                    sockets.retire_old_dealer();
                 }
             }
             while let Ok((command, reply)) = asks.try_recv() {

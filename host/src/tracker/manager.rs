@@ -265,6 +265,14 @@ impl Sockets {
     }
 }
 
+impl Drop for Sockets {
+    fn drop(&mut self) {
+        // Before the sockets and their monitors close (see `stop_monitor`).
+        socket::stop_monitor(&mut self.beacons);
+        socket::stop_monitor(&mut self.router);
+    }
+}
+
 struct Manager {
     address: RawAddress,
     /// Stops that could not be routed when asked for (the service was

@@ -368,6 +368,19 @@ impl Monitor {
     }
 }
 
+/// Stops libzmq's monitor on `socket`. Call it before the socket or its
+/// [`Monitor`] is dropped: libzmq sends monitor events with a *blocking*
+/// send from its own I/O thread, so an event for a monitor whose reader is
+/// gone (the socket closing emits some) blocks that I/O thread for good,
+/// and with it every socket of the context.
+pub fn stop_monitor(socket: &mut zmq::Socket) {
+    // SAFETY: the pointer is a live socket owned by `socket`; a null
+    // endpoint with no events is zmq_socket_monitor's documented way to stop.
+    unsafe {
+        zmq_sys::zmq_socket_monitor(socket.as_mut_ptr(), std::ptr::null(), 0);
+    }
+}
+
 /// Sends `frames` without waiting; false (and a debug line) when libzmq
 /// could not queue them (peer gone, queue full).
 pub fn send_now(socket: &zmq::Socket, frames: &[&[u8]], what: &str) -> bool {
