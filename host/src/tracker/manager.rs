@@ -223,7 +223,7 @@ struct Sockets {
 
 impl Sockets {
     fn open(config: &ManagerConfig) -> Result<Self, TrackerError> {
-        let context = Context::new(64)?;
+        let context = Context::new(1, 64)?;
         let zap = match &config.curve {
             Some(curve) => Some(ZapHandler::bind(&context, Arc::clone(&curve.allowed))?),
             None => None,

@@ -73,8 +73,8 @@ unsafe impl Send for Context {}
 unsafe impl Sync for Context {}
 
 impl Context {
-    /// A context with one I/O thread and room for `max_sockets` sockets.
-    pub fn new(max_sockets: i32) -> Result<Arc<Self>, TrackerError> {
+    /// A context with `io_threads` I/O threads and room for `max_sockets` sockets.
+    pub fn new(io_threads: i32, max_sockets: i32) -> Result<Arc<Self>, TrackerError> {
         // SAFETY: zmq_ctx_new has no preconditions; a null result is handled.
         let raw = unsafe { zmq_sys::zmq_ctx_new() };
         if raw.is_null() {
@@ -92,6 +92,8 @@ impl Context {
         };
         // SAFETY: raw is a live context; failure leaves the default (1023).
         unsafe { zmq_sys::zmq_ctx_set(raw, zmq_sys::ZMQ_MAX_SOCKETS as i32, wanted) };
+        // SAFETY: as above; set before the first socket, as libzmq requires.
+        unsafe { zmq_sys::zmq_ctx_set(raw, zmq_sys::ZMQ_IO_THREADS as i32, io_threads.max(1)) };
         Ok(Arc::new(Self { raw }))
     }
 
@@ -137,14 +139,15 @@ impl Drop for Context {
 }
 
 /// The context shared by service agents and management clients in this
-/// process (one I/O thread for all of them). Managers get their own, because
-/// a ZAP handler belongs to a context.
+/// process (two I/O threads for all of them, so that a host with many
+/// agents starting at once does not hold up the others' traffic). Managers
+/// get their own, because a ZAP handler belongs to a context.
 pub fn shared_context() -> Result<Arc<Context>, TrackerError> {
     static SHARED: OnceLock<Arc<Context>> = OnceLock::new();
     if let Some(context) = SHARED.get() {
         return Ok(Arc::clone(context));
     }
-    let context = Context::new(32_768)?;
+    let context = Context::new(2, 32_768)?;
     Ok(Arc::clone(SHARED.get_or_init(|| context)))
 }
 
