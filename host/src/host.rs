@@ -226,7 +226,10 @@ impl Host {
                 management: bind_form(&zmq.management),
                 beacon_interval: Duration::from_millis(zmq.beacon_interval_ms),
                 ttl: Duration::from_millis(zmq.ttl_ms),
+                v1_ttl: Duration::from_millis(zmq.v1_ttl_ms),
                 admin_token: zmq.admin_token.clone(),
+                limits: tracker::limits(zmq),
+                curve: tracker::server_curve(zmq)?,
             };
             let manager = tracker::manager::start(config, shutdown.clone()).await?;
             tasks.push((
@@ -244,6 +247,8 @@ impl Host {
                 management: zmq.management.clone(),
                 heartbeat: Duration::from_millis(zmq.heartbeat_interval_ms),
                 stop_grace: services_stop_grace(manifest),
+                limits: tracker::limits(zmq),
+                curve: tracker::client_curve(zmq)?,
             };
             tasks.push((
                 "tracked services",

@@ -97,10 +97,29 @@ pub struct ZmqSettings {
     pub beacon_interval_ms: u64,
     /// Milliseconds between a service's HELLOs.
     pub heartbeat_interval_ms: u64,
-    /// Milliseconds after which a silent service is dropped.
+    /// Milliseconds after which a silent v2 service is dropped.
     pub ttl_ms: u64,
-    /// Token a management request must carry to shut the manager down.
+    /// The longest a v1 (old-style) service may stay silent, in
+    /// milliseconds (60000, the old manager's TTL); a v1 service's own TTL
+    /// follows its heartbeat pace below that (`docs/tracker.md`).
+    pub v1_ttl_ms: u64,
+    /// Token that shutting the manager down and stopping a service need.
     pub admin_token: Option<String>,
+    /// The largest message a tracker socket accepts, in bytes (1 MiB);
+    /// a peer that announces a larger frame is disconnected.
+    pub max_message_size: u64,
+    /// Messages queued per peer and direction (1000).
+    pub hwm: u32,
+    /// How long a service's send to the manager may wait, in milliseconds (1000).
+    pub send_timeout_ms: u64,
+    /// CURVE: the manager's certificate (public and secret key on the
+    /// manager's host; the public key alone is enough on other hosts).
+    /// Setting it turns CURVE on for every tracker socket of this host.
+    pub curve_server_key_file: Option<PathBuf>,
+    /// CURVE: the public keys the manager lets in, one per line.
+    pub curve_allowed_clients_file: Option<PathBuf>,
+    /// CURVE: this host's own certificate for its services' sockets.
+    pub curve_client_key_file: Option<PathBuf>,
 }
 
 /// `[roles]`: which parts of a host run (all by default).
@@ -259,7 +278,14 @@ struct RawZmq {
     beacon_interval_ms: Option<Spanned<u64>>,
     heartbeat_interval_ms: Option<Spanned<u64>>,
     ttl_ms: Option<Spanned<u64>>,
+    v1_ttl_ms: Option<Spanned<u64>>,
     admin_token: Option<String>,
+    max_message_size: Option<Spanned<u64>>,
+    hwm: Option<Spanned<u32>>,
+    send_timeout_ms: Option<Spanned<u64>>,
+    curve_server_key_file: Option<Spanned<String>>,
+    curve_allowed_clients_file: Option<Spanned<String>>,
+    curve_client_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -372,6 +398,29 @@ impl Validator<'_> {
                     Limits::CEILING
                 ),
             )),
+        }
+    }
+
+    /// An optional file path, resolved against the manifest's folder.
+    fn path(
+        &self,
+        key: &str,
+        value: Option<Spanned<String>>,
+        base_dir: &Path,
+    ) -> Result<Option<PathBuf>, ManifestError> {
+        match value {
+            None => Ok(None),
+            Some(v) if v.get_ref().trim().is_empty() => {
+                Err(self.invalid(key, &v, "must not be empty"))
+            }
+            Some(v) => {
+                let path = Path::new(v.get_ref());
+                Ok(Some(if path.is_absolute() {
+                    path.to_path_buf()
+                } else {
+                    base_dir.join(path)
+                }))
+            }
         }
     }
 
@@ -575,8 +624,51 @@ impl Manifest {
                 1000,
             )?,
             ttl_ms: v.positive("zeromq.ttl_ms", raw.zeromq.ttl_ms, 3000)?,
+            v1_ttl_ms: v.positive("zeromq.v1_ttl_ms", raw.zeromq.v1_ttl_ms, 60_000)?,
             admin_token: raw.zeromq.admin_token,
+            max_message_size: v.positive(
+                "zeromq.max_message_size",
+                raw.zeromq.max_message_size,
+                1 << 20,
+            )?,
+            hwm: match raw.zeromq.hwm {
+                Some(h) if *h.get_ref() == 0 => {
+                    return Err(v.invalid("zeromq.hwm", &h, "must be greater than 0"))
+                }
+                Some(h) => h.into_inner(),
+                None => 1000,
+            },
+            send_timeout_ms: v.positive(
+                "zeromq.send_timeout_ms",
+                raw.zeromq.send_timeout_ms,
+                1000,
+            )?,
+            curve_server_key_file: v.path(
+                "zeromq.curve_server_key_file",
+                raw.zeromq.curve_server_key_file,
+                base_dir,
+            )?,
+            curve_allowed_clients_file: v.path(
+                "zeromq.curve_allowed_clients_file",
+                raw.zeromq.curve_allowed_clients_file.clone(),
+                base_dir,
+            )?,
+            curve_client_key_file: v.path(
+                "zeromq.curve_client_key_file",
+                raw.zeromq.curve_client_key_file,
+                base_dir,
+            )?,
         };
+        if let (None, Some(allowed)) = (
+            &zeromq.curve_server_key_file,
+            &raw.zeromq.curve_allowed_clients_file,
+        ) {
+            return Err(v.invalid(
+                "zeromq.curve_allowed_clients_file",
+                allowed,
+                "needs zeromq.curve_server_key_file (CURVE is on only with the manager's key)",
+            ));
+        }
 
         let limits = Limits {
             max_request_bytes: v.size_limit(
@@ -720,6 +812,10 @@ mod tests {
         assert_eq!(m.rabbitmq.ns_exchange, "rpc_ns_exchange");
         assert_eq!(m.zeromq.discovery, "tcp://127.0.0.1:5555");
         assert_eq!(m.zeromq.ttl_ms, 3000);
+        assert_eq!(m.zeromq.v1_ttl_ms, 60_000);
+        assert_eq!(m.zeromq.max_message_size, 1 << 20);
+        assert_eq!((m.zeromq.hwm, m.zeromq.send_timeout_ms), (1000, 1000));
+        assert_eq!(m.zeromq.curve_server_key_file, None);
         assert_eq!(m.roles, Roles::default());
         assert!(m.plugins.is_empty());
     }
@@ -879,6 +975,40 @@ mod tests {
         );
         let err = parse("[limits]\nmax_bytes = 1\n").unwrap_err().to_string();
         assert!(err.contains("max_bytes") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn tracker_limits_and_curve_files() {
+        let m = parse(
+            "[zeromq]\nmax_message_size = 4096\nhwm = 10\nv1_ttl_ms = 20000\ncurve_server_key_file = \"keys/manager.key\"\ncurve_allowed_clients_file = \"/etc/allowed\"\n",
+        )
+        .unwrap();
+        assert_eq!((m.zeromq.max_message_size, m.zeromq.hwm), (4096, 10));
+        assert_eq!(m.zeromq.v1_ttl_ms, 20_000);
+        assert_eq!(
+            m.zeromq.curve_server_key_file.as_deref(),
+            Some(Path::new("/base/keys/manager.key"))
+        );
+        assert_eq!(
+            m.zeromq.curve_allowed_clients_file.as_deref(),
+            Some(Path::new("/etc/allowed"))
+        );
+        let err = parse("[zeromq]\nmax_message_size = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("zeromq.max_message_size") && err.contains("line 2"),
+            "{err}"
+        );
+        let err = parse("[zeromq]\nhwm = 0\n").unwrap_err().to_string();
+        assert!(err.contains("zeromq.hwm"), "{err}");
+        let err = parse("[zeromq]\ncurve_allowed_clients_file = \"a\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("curve_server_key_file") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]
