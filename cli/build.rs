@@ -7,7 +7,7 @@ fn main() {
     let lock = std::fs::read_to_string(&lock_path).unwrap_or_default();
     for (krate, var) in [
         ("lapin", "PLUGHOST_LAPIN_VERSION"),
-        ("zeromq", "PLUGHOST_ZEROMQ_VERSION"),
+        ("zmq", "PLUGHOST_ZMQ_VERSION"),
         ("abi_stable", "PLUGHOST_ABI_STABLE_VERSION"),
     ] {
         println!("cargo:rustc-env={var}={}", locked_version(&lock, krate));

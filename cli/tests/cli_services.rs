@@ -24,7 +24,7 @@ fn run(manifest: &TempManifest) -> KillOnDrop {
 }
 
 fn list(management: &str) -> Vec<serde_json::Value> {
-    let out = plughost(&["services", "list", "--json", "--management", management]);
+    let out = plughost(&["services", "list", "--json", "--manifest", management]);
     if !out.status.success() {
         return Vec::new();
     }
@@ -70,7 +70,8 @@ fn list_stop_cmd_proc_and_a_killed_host_expires() {
         "[host]\nname = \"worker-host\"\n{zeromq}[roles]\nmanager = false\n{roles}\n[[plugins]]\npath = {:?}\n",
         plugin_lib("echo").display().to_string()
     ));
-    let management = format!("tcp://127.0.0.1:{mgmt}");
+    // The CLI finds both endpoints (and the manager, by its beacon) through the manifest.
+    let management = manager.path().to_str().unwrap().to_owned();
     let _manager = run(&manager);
     let mut worker_host = run(&worker);
 
@@ -85,7 +86,7 @@ fn list_stop_cmd_proc_and_a_killed_host_expires() {
         .to_owned();
 
     // The table form shows name, uuid, last message type and age.
-    let out = plughost(&["services", "list", "--management", &management]);
+    let out = plughost(&["services", "list", "--manifest", &management]);
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(
         table.contains("echo.ticker on worker-host") && table.contains(&ticker),
@@ -94,7 +95,7 @@ fn list_stop_cmd_proc_and_a_killed_host_expires() {
 
     // cmd-proc: l lists (the old text), e exits 0.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_plughost"))
-        .args(["cmd-proc", "--management", &management])
+        .args(["cmd-proc", "--manifest", &management])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -111,7 +112,7 @@ fn list_stop_cmd_proc_and_a_killed_host_expires() {
     );
 
     // Stop the ticker: it says BYE and is gone.
-    let out = plughost(&["services", "stop", &ticker, "--management", &management]);
+    let out = plughost(&["services", "stop", &ticker, "--manifest", &management]);
     assert!(out.status.success(), "{out:?}");
     wait_for(&management, "the stopped ticker leaves", |s| {
         named(s, "echo.ticker").is_none()
@@ -130,7 +131,7 @@ fn list_stop_cmd_proc_and_a_killed_host_expires() {
         killed.elapsed()
     );
     // A stop for an unknown uuid is an error.
-    let out = plughost(&["services", "stop", &ticker, "--management", &management]);
+    let out = plughost(&["services", "stop", &ticker, "--manifest", &management]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("404"),
@@ -144,12 +145,17 @@ fn services_list_without_a_manager_says_so() {
     let out = plughost(&[
         "services",
         "list",
-        "--management",
+        "--discovery",
         &format!("tcp://127.0.0.1:{port}"),
+        "--management",
+        &format!("tcp://127.0.0.1:{}", free_port()),
         "--timeout",
         "1",
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("no beacon"),
+        "{err}"
+    );
 }

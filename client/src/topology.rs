@@ -2,10 +2,14 @@
 //! the old tools declare them (WIRE.md §1): a re-declaration with different
 //! attributes is refused by RabbitMQ (406), which would stop whichever side
 //! starts second.
+//!
+//! Every declaration here is idempotent, so a host repairs a consumer whose
+//! queue an operator deleted by declaring it again, and [`exchange_exists`]
+//! checks a reply exchange without creating it.
 
 use lapin::{
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
-    types::{AMQPValue, FieldTable},
+    types::{AMQPValue, FieldTable, ShortString},
     Channel, ExchangeKind,
 };
 
@@ -102,6 +106,83 @@ pub async fn declare_route_queue(
         )
         .await?;
     Ok(name)
+}
+
+/// The name-service queue of one host session: exclusive (gone with the
+/// connection), named by the host so that a name-service consumer the broker
+/// cancelled can declare and consume the same queue again.
+pub fn name_service_queue_name(host_name: &str, session: &uuid::Uuid) -> String {
+    let host: String = host_name.chars().take(64).collect();
+    format!("plughost.ns.{host}.{}", session.simple())
+}
+
+/// Declares a host's name-service queue (exclusive, kept while its
+/// connection lives, so finds wait in it across a consumer repair) and binds
+/// it to the name-service exchange.
+pub async fn declare_name_service_queue(
+    channel: &Channel,
+    exchanges: &Exchanges,
+    name: &str,
+) -> lapin::Result<()> {
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: false,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            name.into(),
+            exchanges.ns.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// The broker's answer to [`exchange_exists`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExchangeLookup {
+    /// The exchange exists.
+    Exists,
+    /// It does not (or the broker refused to say): the broker's reason.
+    Refused(String),
+}
+
+/// Whether exchange `name` exists: a passive declare, which the broker
+/// answers by closing the channel when it does not, so call it only on a
+/// channel of its own. `Err` is a failure to ask.
+pub async fn exchange_exists(
+    channel: &Channel,
+    name: &ShortString,
+) -> lapin::Result<ExchangeLookup> {
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..old_system_exchange_options()
+    };
+    match channel
+        .exchange_declare(
+            name.clone(),
+            ExchangeKind::Topic,
+            passive,
+            FieldTable::default(),
+        )
+        .await
+    {
+        Ok(()) => Ok(ExchangeLookup::Exists),
+        Err(e) => match e.kind() {
+            lapin::ErrorKind::ProtocolError(amqp) if e.is_amqp_soft_error() => {
+                Ok(ExchangeLookup::Refused(amqp.get_message().to_string()))
+            }
+            _ => Err(e),
+        },
+    }
 }
 
 /// Declares an exclusive, server-named queue (deleted with its connection).

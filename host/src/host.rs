@@ -25,9 +25,10 @@ use tracing::{error, info, warn};
 
 use crate::{
     admin::{self, AdminError, AdminHandler, AdminReply},
+    faults::{self, Fault},
     manifest::{HostSettings, Manifest, ManifestError, DEFAULT_AMQP_URL},
     plugins::{rebuild, Changes, PluginHandle, PluginState, Registry, RegistryError},
-    rpc::{self, BrokerState, Exchanges, RpcConfig},
+    rpc::{self, BrokerState, Exchanges, RpcConfig, RpcHealth},
     shutdown::{self, ShutdownTrigger},
     status::{HostStatus, PluginStatus},
     tracker::{self, manager::ManagerConfig, services::ServicesConfig},
@@ -98,6 +99,8 @@ pub struct Host {
     /// The registry whose routes the RPC roles consume (None: no RPC roles).
     served: Option<watch::Receiver<Arc<Registry>>>,
     broker: watch::Receiver<BrokerState>,
+    /// The RPC roles' channels, for status.
+    health: Arc<RpcHealth>,
     trigger: ShutdownTrigger,
     tasks: Mutex<Vec<RoleTask>>,
     /// Plugins that left the serving set: draining, then retired.
@@ -119,7 +122,15 @@ impl Host {
         let (served_tx, served_rx) = watch::channel(Arc::new(Registry::new()));
         let (broker_tx, broker_rx) = watch::channel(BrokerState::Disconnected);
         let (trigger, shutdown) = shutdown::channel();
-        let mut tasks = Vec::new();
+        let reporter = faults::report_suppressed(shutdown.clone());
+        let mut tasks: Vec<RoleTask> = vec![(
+            "fault reporter",
+            tokio::spawn(async move {
+                reporter.await;
+                Vec::new()
+            }),
+        )];
+        let health = Arc::new(RpcHealth::default());
         let roles = manifest.roles;
         if roles.name_service || roles.rpc {
             let config = RpcConfig {
@@ -133,8 +144,16 @@ impl Host {
                 prefetch: manifest.rabbitmq.prefetch,
                 name_service: roles.name_service,
                 rpc: roles.rpc,
+                limits: manifest.limits,
             };
-            let rpc = rpc::serve(config, registry_rx, served_tx, broker_tx, shutdown.clone());
+            let rpc = rpc::serve(
+                config,
+                registry_rx,
+                served_tx,
+                broker_tx,
+                Arc::clone(&health),
+                shutdown.clone(),
+            );
             tasks.push((
                 "RPC",
                 tokio::spawn(async move {
@@ -151,7 +170,10 @@ impl Host {
                 management: bind_form(&zmq.management),
                 beacon_interval: Duration::from_millis(zmq.beacon_interval_ms),
                 ttl: Duration::from_millis(zmq.ttl_ms),
+                v1_ttl: Duration::from_millis(zmq.v1_ttl_ms),
                 admin_token: zmq.admin_token.clone(),
+                limits: tracker::limits(zmq),
+                curve: tracker::server_curve(zmq)?,
             };
             let manager = tracker::manager::start(config, shutdown.clone()).await?;
             tasks.push((
@@ -169,6 +191,8 @@ impl Host {
                 management: zmq.management.clone(),
                 heartbeat: Duration::from_millis(zmq.heartbeat_interval_ms),
                 stop_grace: services_stop_grace(manifest),
+                limits: tracker::limits(zmq),
+                curve: tracker::client_curve(zmq)?,
             };
             tasks.push((
                 "tracked services",
@@ -184,6 +208,7 @@ impl Host {
             registry: registry_tx,
             served,
             broker: broker_rx,
+            health,
             trigger,
             tasks: Mutex::new(tasks),
             retired: Arc::default(),
@@ -307,9 +332,10 @@ impl Host {
             || was.zeromq != manifest.zeromq
             || was.roles != manifest.roles
             || host_changed
+            || was.limits != manifest.limits
         {
             warn!(
-                "[host], [rabbitmq], [zeromq] and [roles] changes take effect only after a restart"
+                "[host], [rabbitmq], [zeromq], [roles] and [limits] changes take effect only after a restart"
             );
         }
     }
@@ -326,13 +352,16 @@ impl Host {
             plugins.extend(retired.iter().map(|p| PluginStatus::of(p)));
         }
         let broker = match *self.broker.borrow() {
-            BrokerState::Serving => "serving",
+            BrokerState::Serving if self.health.all_serving() => "serving",
+            BrokerState::Serving => "degraded",
             BrokerState::Disconnected => "disconnected",
         };
         HostStatus {
             host: self.name.clone(),
             broker: broker.to_owned(),
             plugins,
+            channels: self.health.report(),
+            faults: faults::global().counts(),
         }
     }
 
@@ -418,6 +447,7 @@ async fn reload_from_disk(
         Ok(changes) if changes.is_empty() => info!(trigger = why, "reload: nothing changed"),
         Ok(_) => {}
         Err(e) => {
+            faults::note(Fault::ReloadRefused);
             error!(trigger = why, error = %e, "reload refused; still serving the previous set")
         }
     }

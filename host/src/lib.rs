@@ -17,6 +17,7 @@
 //!   per-call dispatch path.
 //! - [`tracker`]: the service tracker over ZeroMQ: manager, service agents,
 //!   tracked services, management client.
+//! - [`faults`]: fault counters (shown by `plughost status`) and rate-limited fault logging.
 //! - [`watch`]: following the manifest and plugin files (debounced).
 //! - [`shutdown`]: the one shutdown signal every role listens to.
 //!
@@ -25,6 +26,7 @@
 //! `plughost-proto` (wire formats, no I/O), `plughost-client` (callers'
 //! side of RabbitMQ, whose connection code the host's roles share).
 pub mod admin;
+pub mod faults;
 pub mod host;
 pub mod manifest;
 pub mod plugins;

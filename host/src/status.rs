@@ -5,11 +5,14 @@
 //! admin socket (which sends them) and the host (which fills them in) both
 //! depend on this module and not on each other.
 
-use std::{path::PathBuf, time::UNIX_EPOCH};
+use std::{collections::BTreeMap, path::PathBuf, time::UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::plugins::{PluginHandle, PluginState};
+use crate::{
+    plugins::{PluginHandle, PluginState},
+    rpc::ChannelReport,
+};
 
 /// One plugin as `plughost status` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,10 +40,20 @@ pub struct PluginStatus {
 pub struct HostStatus {
     /// Host name.
     pub host: String,
-    /// Whether the RPC roles are connected.
+    /// `serving` (connected, and every channel below serves), `degraded`
+    /// (connected, but a channel is closed or not consuming) or
+    /// `disconnected`.
     pub broker: String,
     /// Serving plugins first, then draining and retired ones.
     pub plugins: Vec<PluginStatus>,
+    /// Each broker channel of the RPC roles (reply channel, name-service
+    /// consumer, one consumer per route) and its state now.
+    #[serde(default)]
+    pub channels: Vec<ChannelReport>,
+    /// Faults since the process started, by kind ([`crate::faults::Fault::name`]):
+    /// refused messages, plugin panics, refused reloads, requeues, repairs.
+    #[serde(default)]
+    pub faults: BTreeMap<String, u64>,
 }
 
 impl PluginStatus {

@@ -35,6 +35,9 @@ pub mod codes {
     pub const NOT_FOUND: u16 = 404;
     /// The method ran and failed, or panicked.
     pub const FAILED: u16 = 500;
+    /// The request or its reply is larger than the host takes or sends
+    /// (`[limits]` in the host's manifest).
+    pub const TOO_LARGE: u16 = 413;
     /// The method cannot run now (host draining, broker down, ...).
     pub const UNAVAILABLE: u16 = 503;
     /// The call's deadline passed before it finished.
@@ -111,9 +114,133 @@ impl fmt::Display for PluginError {
 
 impl std::error::Error for PluginError {}
 
+/// What the export glue writes between what panicked and the panic's detail.
+const PANICKED: &str = " panicked: ";
+/// What it writes before the panic's location.
+const AT: &str = " (at ";
+
+/// A panic inside plugin code, read back from the 500 error the export glue
+/// made of it (`"<what> panicked: <message> (at <file>:<line>)"`), so the
+/// host can log and count panics apart from ordinary failures. The format is
+/// written and read only here, so the two cannot drift apart.
+///
+/// ```
+/// use plughost_plugin_api::PluginError;
+///
+/// let err = PluginError::failed("method fibo panicked: boom (at src/lib.rs:7)");
+/// let panic = err.panic_report().unwrap();
+/// assert_eq!((panic.what, panic.message, panic.location), ("method fibo", "boom", Some("src/lib.rs:7")));
+/// assert!(PluginError::failed("fibo: plain failure").panic_report().is_none());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PanicReport<'a> {
+    /// What panicked: `method <name>`, `service <name>`, `plugin initialisation`.
+    pub what: &'a str,
+    /// The panic's message.
+    pub message: &'a str,
+    /// `<file>:<line>` of the panic, when the plugin's panic hook saw it.
+    pub location: Option<&'a str>,
+}
+
+impl PluginError {
+    /// The 500 error a caught panic becomes; `detail` is the panic's message,
+    /// followed by its location when known (see [`panic_detail`]).
+    pub(crate) fn panicked(what: &str, detail: &str) -> Self {
+        Self::failed(format!("{what}{PANICKED}{detail}"))
+    }
+
+    /// The panic this error reports, or `None` for any other error.
+    pub fn panic_report(&self) -> Option<PanicReport<'_>> {
+        if self.code != codes::FAILED {
+            return None;
+        }
+        let (what, detail) = self.message.as_str().split_once(PANICKED)?;
+        if what.is_empty() {
+            return None;
+        }
+        let located = detail
+            .strip_suffix(')')
+            .and_then(|d| d.rsplit_once(AT))
+            .filter(|(_, at)| is_location(at));
+        Some(match located {
+            Some((message, location)) => PanicReport {
+                what,
+                message,
+                location: Some(location),
+            },
+            None => PanicReport {
+                what,
+                message: detail,
+                location: None,
+            },
+        })
+    }
+}
+
+/// A panic's message with its location, as [`PanicReport`] reads it back.
+pub(crate) fn panic_detail(message: &str, file: &str, line: u32) -> String {
+    format!("{message}{AT}{file}:{line})")
+}
+
+/// `<file>:<line>` with a non-empty file and a decimal line.
+fn is_location(text: &str) -> bool {
+    text.rsplit_once(':').is_some_and(|(file, line)| {
+        !file.is_empty() && !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
 impl From<serde_json::Error> for PluginError {
     /// A (de)serialisation problem is the caller's: arguments that do not fit.
     fn from(err: serde_json::Error) -> Self {
         Self::bad_arguments(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_error_reads_back_as_written() {
+        let err =
+            PluginError::panicked("method m", &panic_detail("boom (really)", "src/lib.rs", 3));
+        assert_eq!(
+            err.message.as_str(),
+            "method m panicked: boom (really) (at src/lib.rs:3)"
+        );
+        assert_eq!(
+            err.panic_report(),
+            Some(PanicReport {
+                what: "method m",
+                message: "boom (really)",
+                location: Some("src/lib.rs:3"),
+            })
+        );
+    }
+
+    #[test]
+    fn a_panic_without_location_or_with_odd_text_is_still_recognised() {
+        let err = PluginError::panicked("service s", "a non-string panic payload");
+        let report = err.panic_report().unwrap();
+        assert_eq!((report.what, report.location), ("service s", None));
+        let err = PluginError::failed("method m panicked: see (at the end)");
+        let report = err.panic_report().unwrap();
+        assert_eq!(
+            (report.message, report.location),
+            ("see (at the end)", None)
+        );
+    }
+
+    #[test]
+    fn other_errors_are_not_panics() {
+        assert!(PluginError::failed("plain failure")
+            .panic_report()
+            .is_none());
+        assert!(PluginError::bad_arguments("x panicked: but a 400")
+            .panic_report()
+            .is_none());
+        assert!(PluginError::failed(" panicked: nothing before")
+            .panic_report()
+            .is_none());
     }
 }

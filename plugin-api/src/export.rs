@@ -171,7 +171,7 @@ fn install_panic_hook() {
         std::panic::set_hook(Box::new(|info| {
             let message = payload_message(info.payload());
             let detail = match info.location() {
-                Some(at) => format!("{message} (at {}:{})", at.file(), at.line()),
+                Some(at) => crate::error::panic_detail(&message, at.file(), at.line()),
                 None => message,
             };
             LAST_PANIC.with(|p| *p.borrow_mut() = Some(detail));
@@ -197,7 +197,7 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, PluginError>) -> Result<
             let detail = LAST_PANIC
                 .with(|p| p.borrow_mut().take())
                 .unwrap_or_else(|| payload_message(payload.as_ref()));
-            Err(PluginError::failed(format!("{what} panicked: {detail}")))
+            Err(PluginError::panicked(what, &detail))
         }
     }
 }

@@ -51,7 +51,7 @@ pub mod export;
 
 pub use builder::{Handler, IntoReply, Method, Plugin, Service};
 pub use config::Config;
-pub use error::{codes, PluginError};
+pub use error::{codes, PanicReport, PluginError};
 pub use ffi::LogLevel;
 pub use service::ServiceContext;
 

@@ -1,24 +1,22 @@
 //! The version of ZMTP, ZeroMQ's wire protocol, that plughost speaks: the
-//! old toolkit's "zmq version" helper, reported by `plughost version`.
+//! old toolkit's "zmq version" helper, reported by `plughost version` next
+//! to the libzmq version.
 //!
-//! plughost talks ZeroMQ through the pure-Rust `zeromq` crate (0.7), not
-//! libzmq, so the old answer ("libzmq 4.x") no longer applies; what matters
-//! for interoperating with the old Python tools (pyzmq on libzmq, which
-//! speaks ZMTP 3.1 and accepts 3.0) is the protocol version in the greeting.
-//! The crate does not export it: it is `ZmqGreeting::default()` in
-//! `zeromq-0.7.0/src/codec/greeting.rs` (`version: (3, 0)`), and
-//! `negotiate_version` in `src/util.rs` always answers with that version. It
-//! is stated here, and `host/tests/zmtp_version.rs` reads the greeting bytes
-//! from a real zeromq socket to catch a crate upgrade that changes it. This is
-//! the only module of `proto` that concerns the zeromq crate; the wire types
-//! never touch it.
+//! plughost's tracker runs on the system libzmq (through the `zmq` crate),
+//! the reference implementation the old Python tools ran on (pyzmq), so
+//! its wire is the old tools' by construction. libzmq 4.2 and later greet
+//! with ZMTP 3.1 (3.0 plus the PING/PONG heartbeat commands) and accept
+//! 3.0 peers. libzmq does not export the greeting version; it is stated
+//! here, and `host/tests/zmtp_version.rs` reads the greeting bytes from a
+//! real libzmq socket to catch a library that greets otherwise. This is the
+//! only module of `proto` that concerns ZeroMQ; the wire types never touch it.
 //!
 //! ```
 //! use plughost_proto::zmtp::zmq_version;
 //!
 //! let version = zmq_version();
-//! assert_eq!((version.major, version.minor), (3, 0));
-//! assert_eq!(version.to_string(), "ZMTP 3.0");
+//! assert_eq!((version.major, version.minor), (3, 1));
+//! assert_eq!(version.to_string(), "ZMTP 3.1");
 //! ```
 
 use std::fmt;
@@ -34,11 +32,8 @@ pub struct ZmtpVersion {
     pub minor: u8,
 }
 
-/// The ZMTP version the `zeromq` crate 0.7 sends in its greeting.
-pub const ZMTP_VERSION: ZmtpVersion = ZmtpVersion { major: 3, minor: 0 };
-
-/// The `zeromq` crate release plughost speaks ZMTP through.
-pub const ZEROMQ_CRATE: &str = "zeromq 0.7";
+/// The ZMTP version libzmq 4.2 and later send in their greeting.
+pub const ZMTP_VERSION: ZmtpVersion = ZmtpVersion { major: 3, minor: 1 };
 
 /// The ZMTP version plughost's ZeroMQ sockets speak.
 pub fn zmq_version() -> ZmtpVersion {

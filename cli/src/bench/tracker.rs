@@ -8,9 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
-
-use plughost::tracker::{client::ManagementClient, TrackerError};
+use plughost::tracker::{
+    client::{ClientConfig, ManagementClient},
+    socket, TrackerError,
+};
 use plughost_proto::{
     address::RawAddress,
     raw::{RawMessageType, RawRequest},
@@ -32,23 +33,28 @@ pub struct TrackerLoad {
     pub listed: usize,
 }
 
-/// Registers `services` simulated services with the manager at `management`
-/// and keeps them heartbeating every second for `duration`, over
-/// `connections` DEALER sockets; then times five listings.
+/// Registers `services` simulated services with the manager at `discovery`
+/// and `management` and keeps them heartbeating every second for
+/// `duration`, over `connections` DEALER sockets (one thread each, as
+/// libzmq sockets stay on one thread); then times five listings.
 pub async fn simulate(
+    discovery: &str,
     management: &str,
     services: usize,
     connections: usize,
     duration: Duration,
 ) -> Result<TrackerLoad, TrackerError> {
-    let mut client = ManagementClient::connect(management, Duration::from_secs(10)).await?;
-    let manager = client.request("l").await?.from().clone();
+    let mut config = ClientConfig::new(discovery, management, Duration::from_secs(10));
+    // A v1 listing of 10,000 services is about 1.4 MB.
+    config.limits.max_message_size = 64 << 20;
+    let mut client = ManagementClient::connect(config).await?;
+    let manager = client.manager().clone();
     let connections = connections.clamp(1, services.max(1));
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..connections {
         let share = services / connections + usize::from(c < services % connections);
         let (management, manager) = (management.to_owned(), manager.clone());
-        tasks.spawn(async move { heartbeat(&management, &manager, share, duration).await });
+        tasks.spawn_blocking(move || heartbeat(&management, &manager, share, duration));
     }
     let (mut hellos, mut answers) = (0, 0);
     while let Some(done) = tasks.join_next().await {
@@ -75,47 +81,61 @@ pub async fn simulate(
 }
 
 /// One connection's share: INIT each service, then HELLO each once a second.
-async fn heartbeat(
+fn heartbeat(
     management: &str,
     manager: &RawAddress,
     services: usize,
     duration: Duration,
 ) -> Result<(u64, u64), TrackerError> {
-    let mut dealer = plughost::tracker::dealer_with_identity(Uid::new_v4())?;
+    let context = socket::shared_context()?;
+    let dealer = context.socket(zmq::DEALER)?;
+    let limits = socket::Limits {
+        hwm: u32::try_from(services.max(1000)).unwrap_or(u32::MAX),
+        ..socket::Limits::default()
+    };
+    socket::apply_limits(&dealer, &limits)?;
     dealer
-        .connect(management)
-        .await
-        .map_err(|e| TrackerError::Connect {
-            endpoint: management.to_owned(),
+        .set_identity(Uid::new_v4().to_string().as_bytes())
+        .map_err(|e| TrackerError::Socket {
+            what: "bench DEALER identity".into(),
             reason: e.to_string(),
         })?;
+    socket::connect(&dealer, management)?;
     let addresses: Vec<RawAddress> = (0..services)
         .filter_map(|i| RawAddress::new(format!("Simulated {i}"), Uid::new_v4()).ok())
         .collect();
     let (mut sent, mut answered) = (0u64, 0u64);
     let stop_at = Instant::now() + duration;
     let mut kind = RawMessageType::Init;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut next = Instant::now();
+    let drain = |until: Instant| {
+        let mut n = 0;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            let ms = i64::try_from(left.as_millis()).unwrap_or(0);
+            if !matches!(dealer.poll(zmq::POLLIN, ms), Ok(r) if r > 0) {
+                return n;
+            }
+            while dealer.recv_bytes(zmq::DONTWAIT).is_ok() {
+                n += 1;
+            }
+            if left.is_zero() {
+                return n;
+            }
+        }
+    };
     while Instant::now() < stop_at {
-        tick.tick().await;
         for address in &addresses {
             let request = RawRequest::of_type(address.clone(), manager.clone(), kind);
-            if dealer
-                .send(ZmqMessage::from(request.serialize()))
-                .await
-                .is_ok()
-            {
+            if dealer.send(request.serialize(), 0).is_ok() {
                 sent += 1;
             }
         }
         kind = RawMessageType::Hello;
-        // Drain the answers that arrived, without waiting past the second.
-        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(1), dealer.recv()).await {
-            answered += 1;
-        }
+        next += Duration::from_secs(1);
+        // Take the answers while waiting for the next second.
+        answered += drain(next.min(stop_at));
     }
-    while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), dealer.recv()).await {
-        answered += 1;
-    }
+    answered += drain(Instant::now() + Duration::from_millis(200));
     Ok((sent, answered))
 }

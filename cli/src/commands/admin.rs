@@ -101,5 +101,27 @@ pub async fn status(args: AdminArgs) -> Result<ExitCode> {
             calls.join(" ")
         );
     }
+    if !status.channels.is_empty() {
+        println!("{:<40} {:<14} problem", "channel", "state");
+        for c in &status.channels {
+            println!(
+                "{:<40} {:<14} {}",
+                c.channel,
+                c.state,
+                c.problem.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let faults: Vec<String> = status
+        .faults
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(kind, n)| format!("{kind}={n}"))
+        .collect();
+    if faults.is_empty() {
+        println!("faults: none");
+    } else {
+        println!("faults: {}", faults.join(" "));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -36,6 +36,9 @@ pub struct TrackerBench {
     /// DEALER connections to spread them over.
     #[arg(long, default_value_t = 16)]
     connections: usize,
+    /// The manager's discovery endpoint (its beacon gives its address).
+    #[arg(long, default_value = "tcp://127.0.0.1:5555")]
+    discovery: String,
     /// The manager's management endpoint.
     #[arg(long, default_value = "tcp://127.0.0.1:6666")]
     management: String,
@@ -118,6 +121,7 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
         }
         BenchCommand::Tracker(b) => {
             let load = bench::tracker::simulate(
+                &b.discovery,
                 &b.management,
                 b.services,
                 b.connections,

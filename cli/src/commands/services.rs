@@ -8,42 +8,94 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use plughost::{
     manifest::Manifest,
-    tracker::{client::ManagementClient, registry::ServiceInfo},
+    proto::uid::Uid,
+    tracker::{
+        self,
+        client::{ClientConfig, ManagementClient},
+        curve::{ClientCurve, KeyPair},
+        registry::ServiceInfo,
+    },
 };
-use plughost_proto::uid::Uid;
 
-/// Where the manager's management endpoint is.
+/// Where the manager is and how to talk to it.
 #[derive(Debug, Args)]
 pub struct ManagerArgs {
-    /// Take the endpoint from this manifest's [zeromq] management.
+    /// Take endpoints, admin token and CURVE key files from this manifest's [zeromq].
     #[arg(long, short)]
     manifest: Option<PathBuf>,
+    /// The manager's discovery endpoint, where its beacon tells its address
+    /// [default: the manifest's, else tcp://127.0.0.1:5555].
+    #[arg(long)]
+    discovery: Option<String>,
     /// The manager's management endpoint [default: the manifest's, else tcp://127.0.0.1:6666].
     #[arg(long)]
     management: Option<String>,
-    /// Seconds to wait for an answer.
-    #[arg(long, default_value_t = 3.0)]
+    /// Seconds to wait for the manager's beacon and for each answer (an
+    /// old manager beacons every 5 s).
+    #[arg(long, default_value_t = 6.0)]
     timeout: f64,
+    /// The admin token, for stop [default: the manifest's [zeromq] admin_token].
+    #[arg(long, env = "PLUGHOST_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// CURVE: this client's own certificate (public and secret key)
+    /// [default: the manifest's curve_client_key_file].
+    #[arg(long)]
+    curve_key: Option<PathBuf>,
+    /// CURVE: the manager's public certificate [default: the manifest's curve_server_key_file].
+    #[arg(long)]
+    curve_server_key: Option<PathBuf>,
 }
 
 impl ManagerArgs {
+    fn manifest(&self) -> Result<Option<Manifest>> {
+        self.manifest
+            .as_deref()
+            .map(Manifest::load)
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    fn token(&self) -> Result<Option<String>> {
+        match &self.token {
+            Some(token) => Ok(Some(token.clone())),
+            None => Ok(self.manifest()?.and_then(|m| m.zeromq.admin_token)),
+        }
+    }
+
     async fn connect(&self) -> Result<ManagementClient> {
-        let endpoint = match (&self.management, &self.manifest) {
-            (Some(endpoint), _) => endpoint.clone(),
-            (None, Some(path)) => Manifest::load(path)?
-                .zeromq
-                .management
-                .replace("tcp://*:", "tcp://127.0.0.1:"),
-            (None, None) => "tcp://127.0.0.1:6666".to_owned(),
+        let manifest = self.manifest()?;
+        let local = |e: String| {
+            e.replace("tcp://*:", "tcp://127.0.0.1:")
+                .replace("tcp://0.0.0.0:", "tcp://127.0.0.1:")
         };
-        Ok(
-            ManagementClient::connect(&endpoint, Duration::try_from_secs_f64(self.timeout)?)
-                .await?,
-        )
+        let (discovery, management) = match &manifest {
+            Some(m) => (
+                local(m.zeromq.discovery.clone()),
+                local(m.zeromq.management.clone()),
+            ),
+            None => (
+                "tcp://127.0.0.1:5555".to_owned(),
+                "tcp://127.0.0.1:6666".to_owned(),
+            ),
+        };
+        let discovery = self.discovery.clone().unwrap_or(discovery);
+        let management = self.management.clone().unwrap_or(management);
+        let mut config = ClientConfig::new(
+            discovery,
+            management,
+            Duration::try_from_secs_f64(self.timeout)?,
+        );
+        config.curve = match (&self.curve_key, &self.curve_server_key, &manifest) {
+            (Some(own), Some(server), _) => Some(ClientCurve::load(own, server)?),
+            (None, None, Some(m)) => tracker::client_curve(&m.zeromq)?,
+            (None, None, None) => None,
+            _ => anyhow::bail!("CURVE needs both --curve-key and --curve-server-key"),
+        };
+        Ok(ManagementClient::connect(config).await?)
     }
 }
 
@@ -69,6 +121,13 @@ pub enum ServicesCommand {
         #[command(flatten)]
         manager: ManagerArgs,
     },
+    /// Make a CURVE key pair: FILE gets the certificate with the secret key
+    /// (mode 0600), FILE.pub the public one; prints the public key for the
+    /// manager's allowed-keys file.
+    Keygen {
+        /// Where to write the certificate.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -79,13 +138,13 @@ pub struct CmdProcArgs {
 
 fn print_table(services: &[ServiceInfo]) {
     println!(
-        "{:<40} {:<36} {:<6} {:>8}",
-        "name", "uuid", "last", "age (s)"
+        "{:<40} {:<36} {:<6} {:>8} {:<3}",
+        "name", "uuid", "last", "age (s)", "v"
     );
     for s in services {
         println!(
-            "{:<40} {:<36} {:<6} {:>8.1}",
-            s.name, s.uuid, s.last_msg_type, s.age_secs
+            "{:<40} {:<36} {:<6} {:>8.1} {:<3}",
+            s.name, s.uuid, s.last_msg_type, s.age_secs, s.protocol
         );
     }
 }
@@ -103,7 +162,8 @@ pub async fn run(cmd: ServicesCommand) -> Result<ExitCode> {
         ServicesCommand::Stop { uuid, manager } => {
             let uid = Uid::parse(&uuid)
                 .map_err(|e| anyhow::anyhow!("{uuid:?} is not a service uuid: {e}"))?;
-            let answer = manager.connect().await?.stop(uid).await?;
+            let token = manager.token()?;
+            let answer = manager.connect().await?.stop(uid, token.as_deref()).await?;
             let text = answer.trimmed_body().join(" ");
             if !answer.is_success() {
                 eprintln!("error: {} {}: {text}", answer.code(), answer.reason());
@@ -124,14 +184,37 @@ pub async fn run(cmd: ServicesCommand) -> Result<ExitCode> {
                 }
             }
         }
+        ServicesCommand::Keygen { file } => keygen(&file)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(file: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let pair = KeyPair::generate()?;
+    let mut secret = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", file.display()))?;
+    secret.write_all(pair.to_certificate().as_bytes())?;
+    let public_file = PathBuf::from(format!("{}.pub", file.display()));
+    let public = KeyPair {
+        public: pair.public.clone(),
+        secret: None,
+    };
+    std::fs::write(&public_file, public.to_certificate())
+        .with_context(|| format!("cannot write {}", public_file.display()))?;
+    println!("{}", pair.public);
+    Ok(())
 }
 
 /// The old interactive command processor: `l` lists, `s <uuid>` stops a
 /// service, `e` exits the command processor (it does not shut the manager
 /// down: use a management request with the admin token for that).
 pub async fn cmd_proc(args: CmdProcArgs) -> Result<ExitCode> {
+    let token = args.manager.token()?;
     let mut client = args.manager.connect().await?;
     let stdin = std::io::stdin();
     println!("commands: l = list services, s <uuid> = stop a service, e = exit");
@@ -142,15 +225,15 @@ pub async fn cmd_proc(args: CmdProcArgs) -> Result<ExitCode> {
             "e" => break,
             "" => {}
             other => match other.strip_prefix("s ").map(|u| Uid::parse(u.trim())) {
-                Some(Ok(uid)) => {
-                    let answer = client.stop(uid).await?;
-                    println!(
+                Some(Ok(uid)) => match client.stop(uid, token.as_deref()).await {
+                    Ok(answer) => println!(
                         "{} {}: {}",
                         answer.code(),
                         answer.reason(),
                         answer.trimmed_body().join(" ")
-                    );
-                }
+                    ),
+                    Err(e) => println!("{e}"),
+                },
                 Some(Err(e)) => println!("not a service uuid: {e}"),
                 None => println!("unknown command {other:?}: l, s <uuid> or e"),
             },

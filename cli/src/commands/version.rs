@@ -20,7 +20,11 @@ pub fn run(args: VersionArgs) -> Result<ExitCode> {
         println!("plughost   {}", v.plughost);
         println!("plugin-api {} (abi_stable {})", v.plugin_api, v.abi_stable);
         println!("lapin      {}", v.lapin);
-        println!("zeromq     {} ({})", v.zeromq, v.zmtp);
+        let curve = if v.curve { "CURVE" } else { "no CURVE" };
+        println!(
+            "libzmq     {} ({}, {curve}; zmq crate {})",
+            v.libzmq, v.zmtp, v.zmq_crate
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

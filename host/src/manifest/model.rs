@@ -28,6 +28,8 @@ pub struct Manifest {
     pub zeromq: ZmqSettings,
     /// `[roles]`
     pub roles: Roles,
+    /// `[limits]`
+    pub limits: Limits,
     /// `[[plugins]]`, in file order.
     pub plugins: Vec<PluginEntry>,
 }
@@ -95,10 +97,29 @@ pub struct ZmqSettings {
     pub beacon_interval_ms: u64,
     /// Milliseconds between a service's HELLOs.
     pub heartbeat_interval_ms: u64,
-    /// Milliseconds after which a silent service is dropped.
+    /// Milliseconds after which a silent v2 service is dropped.
     pub ttl_ms: u64,
-    /// Token a management request must carry to shut the manager down.
+    /// The longest a v1 (old-style) service may stay silent, in
+    /// milliseconds (60000, the old manager's TTL); a v1 service's own TTL
+    /// follows its heartbeat pace below that (`docs/tracker.md`).
+    pub v1_ttl_ms: u64,
+    /// Token that shutting the manager down and stopping a service need.
     pub admin_token: Option<String>,
+    /// The largest message a tracker socket accepts, in bytes (1 MiB);
+    /// a peer that announces a larger frame is disconnected.
+    pub max_message_size: u64,
+    /// Messages queued per peer and direction (1000).
+    pub hwm: u32,
+    /// How long a service's send to the manager may wait, in milliseconds (1000).
+    pub send_timeout_ms: u64,
+    /// CURVE: the manager's certificate (public and secret key on the
+    /// manager's host; the public key alone is enough on other hosts).
+    /// Setting it turns CURVE on for every tracker socket of this host.
+    pub curve_server_key_file: Option<PathBuf>,
+    /// CURVE: the public keys the manager lets in, one per line.
+    pub curve_allowed_clients_file: Option<PathBuf>,
+    /// CURVE: this host's own certificate for its services' sockets.
+    pub curve_client_key_file: Option<PathBuf>,
 }
 
 /// `[roles]`: which parts of a host run (all by default).
@@ -125,6 +146,49 @@ impl Default for Roles {
             manager: true,
             services: true,
             admin: true,
+        }
+    }
+}
+
+/// `[limits]`: the largest messages a host takes and sends.
+///
+/// A broker closes the channel of a publish over its own `max_message_size`
+/// (128 MiB on RabbitMQ 3.10, 16 MiB on 4.x), so the defaults stay below
+/// every broker's: an oversized request or reply is refused by the host
+/// with a 413 error before the broker ever sees it, and one 50 MB request
+/// never costs more than the message itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body (call or find) a host handles; larger ones are
+    /// answered 413 without being parsed (dropped when they have no reply
+    /// address).
+    pub max_request_bytes: usize,
+    /// Largest reply body a host publishes; a larger result becomes a 413
+    /// error reply.
+    pub max_reply_bytes: usize,
+    /// Longest method name a find may ask for; longer ones are ignored (every
+    /// name service would echo it back: amplification).
+    pub max_find_method_bytes: usize,
+}
+
+impl Limits {
+    /// Default `max_request_bytes`: 8 MiB.
+    pub const DEFAULT_MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+    /// Default `max_reply_bytes`: 8 MiB.
+    pub const DEFAULT_MAX_REPLY_BYTES: usize = 8 * 1024 * 1024;
+    /// Default `max_find_method_bytes`: 256.
+    pub const DEFAULT_MAX_FIND_METHOD_BYTES: usize = 256;
+    /// The largest value any size limit may have: RabbitMQ never carries a
+    /// message over 512 MiB.
+    pub const CEILING: usize = 512 * 1024 * 1024;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: Self::DEFAULT_MAX_REQUEST_BYTES,
+            max_reply_bytes: Self::DEFAULT_MAX_REPLY_BYTES,
+            max_find_method_bytes: Self::DEFAULT_MAX_FIND_METHOD_BYTES,
         }
     }
 }
@@ -170,7 +234,17 @@ struct RawManifest {
     #[serde(default)]
     roles: Roles,
     #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
     plugins: Vec<RawPlugin>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_request_bytes: Option<Spanned<u64>>,
+    max_reply_bytes: Option<Spanned<u64>>,
+    max_find_method_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -204,7 +278,14 @@ struct RawZmq {
     beacon_interval_ms: Option<Spanned<u64>>,
     heartbeat_interval_ms: Option<Spanned<u64>>,
     ttl_ms: Option<Spanned<u64>>,
+    v1_ttl_ms: Option<Spanned<u64>>,
     admin_token: Option<String>,
+    max_message_size: Option<Spanned<u64>>,
+    hwm: Option<Spanned<u32>>,
+    send_timeout_ms: Option<Spanned<u64>>,
+    curve_server_key_file: Option<Spanned<String>>,
+    curve_allowed_clients_file: Option<Spanned<String>>,
+    curve_client_key_file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -270,6 +351,21 @@ impl Validator<'_> {
         }
     }
 
+    /// An exchange name: non-empty and within AMQP's 255 bytes.
+    fn exchange(
+        &self,
+        key: &str,
+        value: Option<Spanned<String>>,
+        default: &str,
+    ) -> Result<String, ManifestError> {
+        match value {
+            Some(v) if v.get_ref().len() > 255 => {
+                Err(self.invalid(key, &v, "must be at most 255 bytes (an AMQP name)"))
+            }
+            other => self.non_empty(key, other, default),
+        }
+    }
+
     fn positive(
         &self,
         key: &str,
@@ -280,6 +376,51 @@ impl Validator<'_> {
             None => Ok(default),
             Some(v) if *v.get_ref() == 0 => Err(self.invalid(key, &v, "must be greater than 0")),
             Some(v) => Ok(v.into_inner()),
+        }
+    }
+
+    /// A size limit: 1 to [`Limits::CEILING`] bytes.
+    fn size_limit(
+        &self,
+        key: &str,
+        value: Option<Spanned<u64>>,
+        default: usize,
+    ) -> Result<usize, ManifestError> {
+        let Some(v) = value else { return Ok(default) };
+        match usize::try_from(*v.get_ref()) {
+            Ok(0) => Err(self.invalid(key, &v, "must be greater than 0")),
+            Ok(n) if n <= Limits::CEILING => Ok(n),
+            _ => Err(self.invalid(
+                key,
+                &v,
+                format!(
+                    "must be at most {} (512 MiB: RabbitMQ carries no larger message)",
+                    Limits::CEILING
+                ),
+            )),
+        }
+    }
+
+    /// An optional file path, resolved against the manifest's folder.
+    fn path(
+        &self,
+        key: &str,
+        value: Option<Spanned<String>>,
+        base_dir: &Path,
+    ) -> Result<Option<PathBuf>, ManifestError> {
+        match value {
+            None => Ok(None),
+            Some(v) if v.get_ref().trim().is_empty() => {
+                Err(self.invalid(key, &v, "must not be empty"))
+            }
+            Some(v) => {
+                let path = Path::new(v.get_ref());
+                Ok(Some(if path.is_absolute() {
+                    path.to_path_buf()
+                } else {
+                    base_dir.join(path)
+                }))
+            }
         }
     }
 
@@ -445,12 +586,12 @@ impl Manifest {
         )?;
         let rabbitmq = RabbitSettings {
             url,
-            rpc_exchange: v.non_empty(
+            rpc_exchange: v.exchange(
                 "rabbitmq.rpc_exchange",
                 raw.rabbitmq.rpc_exchange,
                 "rpc_exchange",
             )?,
-            ns_exchange: v.non_empty(
+            ns_exchange: v.exchange(
                 "rabbitmq.ns_exchange",
                 raw.rabbitmq.ns_exchange,
                 "rpc_ns_exchange",
@@ -483,7 +624,68 @@ impl Manifest {
                 1000,
             )?,
             ttl_ms: v.positive("zeromq.ttl_ms", raw.zeromq.ttl_ms, 3000)?,
+            v1_ttl_ms: v.positive("zeromq.v1_ttl_ms", raw.zeromq.v1_ttl_ms, 60_000)?,
             admin_token: raw.zeromq.admin_token,
+            max_message_size: v.positive(
+                "zeromq.max_message_size",
+                raw.zeromq.max_message_size,
+                1 << 20,
+            )?,
+            hwm: match raw.zeromq.hwm {
+                Some(h) if *h.get_ref() == 0 => {
+                    return Err(v.invalid("zeromq.hwm", &h, "must be greater than 0"))
+                }
+                Some(h) => h.into_inner(),
+                None => 1000,
+            },
+            send_timeout_ms: v.positive(
+                "zeromq.send_timeout_ms",
+                raw.zeromq.send_timeout_ms,
+                1000,
+            )?,
+            curve_server_key_file: v.path(
+                "zeromq.curve_server_key_file",
+                raw.zeromq.curve_server_key_file,
+                base_dir,
+            )?,
+            curve_allowed_clients_file: v.path(
+                "zeromq.curve_allowed_clients_file",
+                raw.zeromq.curve_allowed_clients_file.clone(),
+                base_dir,
+            )?,
+            curve_client_key_file: v.path(
+                "zeromq.curve_client_key_file",
+                raw.zeromq.curve_client_key_file,
+                base_dir,
+            )?,
+        };
+        if let (None, Some(allowed)) = (
+            &zeromq.curve_server_key_file,
+            &raw.zeromq.curve_allowed_clients_file,
+        ) {
+            return Err(v.invalid(
+                "zeromq.curve_allowed_clients_file",
+                allowed,
+                "needs zeromq.curve_server_key_file (CURVE is on only with the manager's key)",
+            ));
+        }
+
+        let limits = Limits {
+            max_request_bytes: v.size_limit(
+                "limits.max_request_bytes",
+                raw.limits.max_request_bytes,
+                Limits::DEFAULT_MAX_REQUEST_BYTES,
+            )?,
+            max_reply_bytes: v.size_limit(
+                "limits.max_reply_bytes",
+                raw.limits.max_reply_bytes,
+                Limits::DEFAULT_MAX_REPLY_BYTES,
+            )?,
+            max_find_method_bytes: v.size_limit(
+                "limits.max_find_method_bytes",
+                raw.limits.max_find_method_bytes,
+                Limits::DEFAULT_MAX_FIND_METHOD_BYTES,
+            )?,
         };
 
         let plugins = raw
@@ -499,6 +701,7 @@ impl Manifest {
             rabbitmq,
             zeromq,
             roles: raw.roles,
+            limits,
             plugins,
         })
     }
@@ -609,6 +812,10 @@ mod tests {
         assert_eq!(m.rabbitmq.ns_exchange, "rpc_ns_exchange");
         assert_eq!(m.zeromq.discovery, "tcp://127.0.0.1:5555");
         assert_eq!(m.zeromq.ttl_ms, 3000);
+        assert_eq!(m.zeromq.v1_ttl_ms, 60_000);
+        assert_eq!(m.zeromq.max_message_size, 1 << 20);
+        assert_eq!((m.zeromq.hwm, m.zeromq.send_timeout_ms), (1000, 1000));
+        assert_eq!(m.zeromq.curve_server_key_file, None);
         assert_eq!(m.roles, Roles::default());
         assert!(m.plugins.is_empty());
     }
@@ -715,6 +922,93 @@ mod tests {
         // Without a url in the manifest the URL comes from the CLI or the
         // environment; the connection refuses a plaintext one there.
         assert!(parse("[rabbitmq]\nca_file = \"ca.pem\"\n").is_ok());
+    }
+
+    #[test]
+    fn limits_have_defaults_below_every_broker_and_can_be_set() {
+        let m = parse("").unwrap();
+        assert_eq!(m.limits, Limits::default());
+        // RabbitMQ 4.x refuses messages over 16 MiB (3.10: 128 MiB).
+        assert!(m.limits.max_request_bytes < 16 * 1024 * 1024);
+        assert!(m.limits.max_reply_bytes < 16 * 1024 * 1024);
+        let m = parse("[limits]\nmax_request_bytes = 1024\nmax_reply_bytes = 2048\nmax_find_method_bytes = 64\n")
+            .unwrap();
+        assert_eq!(
+            m.limits,
+            Limits {
+                max_request_bytes: 1024,
+                max_reply_bytes: 2048,
+                max_find_method_bytes: 64
+            }
+        );
+    }
+
+    #[test]
+    fn bad_limits_name_key_line_and_reason() {
+        let err = parse("[limits]\nmax_reply_bytes = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.max_reply_bytes")
+                && err.contains("line 2")
+                && err.contains("greater than 0"),
+            "{err}"
+        );
+        let err = parse("[limits]\n\nmax_request_bytes = 536870913\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.max_request_bytes")
+                && err.contains("line 3")
+                && err.contains("512 MiB"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "[rabbitmq]\nrpc_exchange = {:?}\n",
+            "x".repeat(256)
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("rabbitmq.rpc_exchange") && err.contains("255 bytes"),
+            "{err}"
+        );
+        let err = parse("[limits]\nmax_bytes = 1\n").unwrap_err().to_string();
+        assert!(err.contains("max_bytes") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn tracker_limits_and_curve_files() {
+        let m = parse(
+            "[zeromq]\nmax_message_size = 4096\nhwm = 10\nv1_ttl_ms = 20000\ncurve_server_key_file = \"keys/manager.key\"\ncurve_allowed_clients_file = \"/etc/allowed\"\n",
+        )
+        .unwrap();
+        assert_eq!((m.zeromq.max_message_size, m.zeromq.hwm), (4096, 10));
+        assert_eq!(m.zeromq.v1_ttl_ms, 20_000);
+        assert_eq!(
+            m.zeromq.curve_server_key_file.as_deref(),
+            Some(Path::new("/base/keys/manager.key"))
+        );
+        assert_eq!(
+            m.zeromq.curve_allowed_clients_file.as_deref(),
+            Some(Path::new("/etc/allowed"))
+        );
+        let err = parse("[zeromq]\nmax_message_size = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("zeromq.max_message_size") && err.contains("line 2"),
+            "{err}"
+        );
+        let err = parse("[zeromq]\nhwm = 0\n").unwrap_err().to_string();
+        assert!(err.contains("zeromq.hwm"), "{err}");
+        let err = parse("[zeromq]\ncurve_allowed_clients_file = \"a\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("curve_server_key_file") && err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]

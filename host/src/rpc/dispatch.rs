@@ -70,7 +70,9 @@ pub async fn dispatch(
         .submit(Box::new(call), end)
         .map_err(|e| ErrorBody::new(codes::UNAVAILABLE, e.to_string()))?;
     match tokio::time::timeout_at(end.into(), result).await {
-        Ok(Ok(Some(result))) => result.map_err(error_body),
+        Ok(Ok(Some(result))) => result
+            .inspect_err(|e| crate::faults::plugin_error(entry.plugin.name(), method, e))
+            .map_err(error_body),
         Ok(Ok(None)) | Err(_) => Err(timed_out(method, budget)),
         Ok(Err(_)) => Err(ErrorBody::new(
             codes::FAILED,

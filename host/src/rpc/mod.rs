@@ -3,15 +3,21 @@
 //! runs the call.
 //!
 //! - [`server`]: the name-service and RPC-service roles of a host, with
-//!   their reconnect loop.
+//!   their reconnect loop and channel repairs.
+//! - `replies`: the reply channel (confirmed publishes) and the check of
+//!   v1 reply exchanges, so one bad reply cannot silence the others.
+//! - [`health`]: each channel's state, for `plughost status`.
 //! - [`dispatch`]: the per-call path: limits, timeouts, the plugin's threads.
 //!
 //! The wire formats are `plughost-proto`'s ([`plughost_proto::rpc`]); the
 //! connection code and the shared topology are `plughost-client`'s.
 
 pub mod dispatch;
+pub mod health;
+mod replies;
 pub mod server;
 
+pub use health::{ChannelReport, RpcHealth};
 /// Connecting and the shared broker objects, from `plughost-client`: the
 /// host's roles open their connections exactly as callers do.
 pub use plughost_client::{connection, topology, Exchanges, TlsFiles};

@@ -1,19 +1,41 @@
 //! The host's RPC roles over RabbitMQ: the name service and the RPC service.
 //!
-//! [`serve`] owns the broker connection. It connects (with backoff), declares
-//! the topology, starts the name-service consumer and one consumer per
-//! served route, and then watches three things: the connection (on loss it
-//! rebuilds everything from scratch: lapin's own recovery is opt-in and not
-//! trusted here), the registry (on change it starts and stops route
-//! consumers), and the shutdown signal (on which it stops consuming, lets
-//! in-flight calls finish and closes the connection).
+//! [`serve`] owns the broker connection and runs one [`Session`] on it at a
+//! time. A session declares the topology and holds a reply channel, the
+//! name-service consumer and one consumer per served route, each on a
+//! channel of its own, and then watches the connection (its events, and its
+//! consumers' own reports), the registry (on change it starts and stops
+//! route consumers) and the shutdown signal (on which it stops consuming,
+//! lets in-flight calls finish and closes the connection).
 //!
-//! Requests are acknowledged only after their reply is published, so a
-//! request held by a host that dies is redelivered to another host.
+//! Faults are contained where they happen:
+//!
+//! - The broker closing one channel, or cancelling one consumer (an operator
+//!   deleted its queue), costs that channel only: the session hears of it at
+//!   once and reopens just it (the queue declared and consumed again, with
+//!   backoff while that fails), and `plughost status` shows each channel's
+//!   state meanwhile ([`super::health`]).
+//! - Only a lost connection ends a session, and the session is torn down
+//!   (consumers stopped, tasks aborted, connection closed) before the next
+//!   one starts: a host never holds two.
+//! - A request is acknowledged once its reply is confirmed by the broker,
+//!   requeued for another consumer when the host's own channel failed it,
+//!   and dropped (acknowledged, never run) when it can never be answered: no
+//!   reply address, or a v1 reply exchange that cannot take replies
+//!   (checked before the call runs, see `replies`).
+//! - Every request and reply is held to `[limits]`: an oversized request is
+//!   answered 413 without being parsed, an oversized result becomes a 413
+//!   error reply (also when the broker's own `max_message_size` refuses it),
+//!   and a find for an over-long method name is ignored.
+//!
+//! Every refusal is counted and logged with a rate limit ([`crate::faults`]).
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -21,61 +43,83 @@ use futures_util::StreamExt;
 use lapin::{
     message::Delivery,
     options::{
-        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions,
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
         BasicQosOptions, QueueDeleteOptions,
     },
     types::{AMQPValue, FieldTable, ShortString},
     BasicProperties, Channel, Connection,
 };
-use tokio::{sync::watch, task::JoinSet};
+use plughost_plugin_api::codes;
+use tokio::{
+    sync::{mpsc, watch},
+    task::{JoinHandle, JoinSet},
+};
 use tracing::{debug, info, warn};
 
 use super::{
     connection::{connect, redact, Backoff, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
     dispatch::dispatch,
-    topology::{declare_exchanges, declare_private_queue, declare_route_queue, Exchanges},
+    health::RpcHealth,
+    replies::{broker_op, ChannelError, Replies, ReplyExchanges, Sent, Verdict},
+    topology::{
+        declare_exchanges, declare_name_service_queue, declare_route_queue,
+        name_service_queue_name, route_queue_name, Exchanges,
+    },
     wire::{v1, v2, Protocol},
 };
-use crate::{plugins::Registry, shutdown::Shutdown};
+use crate::{
+    faults::{self, Fault},
+    manifest::Limits,
+    plugins::Registry,
+    shutdown::Shutdown,
+};
 
 /// What the RPC roles need to know.
 #[derive(Debug, Clone)]
 pub struct RpcConfig {
     /// Broker URL.
     pub url: String,
-    /// CA and client certificate files for `amqps://`.
-    pub tls: TlsFiles,
     /// Exchange names.
     pub exchanges: Exchanges,
     /// This host's name (in v2 find replies and the connection name).
     pub host_name: String,
-    /// Unacknowledged requests per route consumer.
+    /// Unacknowledged requests per route consumer (and for the name service).
     pub prefetch: u16,
     /// Answer finds.
     pub name_service: bool,
     /// Consume route queues.
     pub rpc: bool,
+    /// Largest requests and replies (`[limits]`).
+    pub limits: Limits,
+    /// TLS files for an `amqps://` URL (`[rabbitmq] ca_file`, ...).
+    pub tls: TlsFiles,
 }
 
-/// Connection state of the RPC roles, for status and tests.
+/// Connection state of the RPC roles, for status and tests. Per-channel
+/// truth is in [`RpcHealth`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerState {
     /// Not connected (starting, or reconnecting after a loss).
     Disconnected,
-    /// Connected, topology declared, consumers running.
+    /// Connected, topology declared, consumers started.
     Serving,
 }
+
+/// How long closing a connection may take (a frozen broker never answers).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs the RPC roles until `shutdown`, reconnecting whenever the broker
 /// connection is lost. `registry` is the host's current plugin set;
 /// `served` is set to each registry once its routes are consumed, so the
 /// name service never hands out a route before its queue is bound (and a
-/// reload can wait for its change to be live).
+/// reload can wait for its change to be live). `health` is told about
+/// every channel, for `plughost status`.
 pub async fn serve(
     config: RpcConfig,
     registry: watch::Receiver<Arc<Registry>>,
     served: watch::Sender<Arc<Registry>>,
     state: watch::Sender<BrokerState>,
+    health: Arc<RpcHealth>,
     mut shutdown: Shutdown,
 ) {
     let served = Arc::new(served);
@@ -95,7 +139,15 @@ pub async fn serve(
         )
         .await
         {
-            Ok(conn) => Session::start(conn, &config, registry.clone(), Arc::clone(&served)).await,
+            Ok(conn) => Session::start(
+                conn,
+                &config,
+                registry.clone(),
+                Arc::clone(&served),
+                Arc::clone(&health),
+            )
+            .await
+            .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         let mut session = match session {
@@ -110,119 +162,161 @@ pub async fn serve(
             }
         };
         backoff.reset();
-        info!(broker = %url, routes = session.routes.len(), "RPC roles serving");
+        info!(broker = %url, consumers = session.consumers.len(), "RPC roles serving");
         let _ = state.send(BrokerState::Serving);
         let lost = session.run(registry.clone(), shutdown.clone()).await;
         let _ = state.send(BrokerState::Disconnected);
         match lost {
-            Some(reason) => warn!(broker = %url, %reason, "broker connection lost; reconnecting"),
+            Some(reason) => {
+                warn!(broker = %url, %reason, "broker connection lost; closing what is left of it, then reconnecting");
+                session.teardown().await;
+            }
             None => break,
         }
     }
+    health.disconnected();
     info!("RPC roles stopped");
+}
+
+/// What a consumer consumes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Role {
+    /// The host's name-service queue (finds).
+    NameService,
+    /// A route's shared queue (calls).
+    Route(String),
+}
+
+impl Role {
+    /// The channel's name in `plughost status`.
+    fn channel_name(&self) -> String {
+        match self {
+            Role::NameService => "name-service".to_owned(),
+            Role::Route(route) => format!("route {route}"),
+        }
+    }
+}
+
+/// A consumer, or why there is none yet.
+enum Slot {
+    Consuming(QueueConsumer),
+    /// Could not consume; tried again at `retry_at`.
+    Broken {
+        retry_at: Instant,
+        backoff: Backoff,
+    },
+}
+
+/// A consumer's report that the broker stopped delivering to it.
+struct Ended {
+    tag: String,
+    /// The channel error, if that was why (else a cancel).
+    reason: Option<String>,
 }
 
 /// Everything built on one connection.
 struct Session {
-    conn: Connection,
+    conn: Arc<Connection>,
     ctx: Arc<CallContext>,
     config: RpcConfig,
-    routes: HashMap<String, RouteConsumer>,
-    ns: Option<tokio::task::JoinHandle<()>>,
+    /// Names this session's name-service queue.
+    id: uuid::Uuid,
+    consumers: HashMap<Role, Slot>,
+    /// Consumers the broker stopped, finishing the requests they hold.
+    retired: JoinSet<()>,
+    ended_tx: mpsc::UnboundedSender<Ended>,
+    ended_rx: mpsc::UnboundedReceiver<Ended>,
 }
 
 /// What a request handler needs: where to reply and which plugins to use.
 struct CallContext {
-    replies: Channel,
-    exchanges: Exchanges,
+    replies: Replies,
+    reply_exchanges: ReplyExchanges,
+    /// The RPC exchange, where malformed v1 calls are answered.
+    rpc_exchange: ShortString,
     host_name: String,
+    limits: Limits,
+    health: Arc<RpcHealth>,
     /// The newest plugin set: calls run on it.
     registry: watch::Receiver<Arc<Registry>>,
     /// The newest plugin set whose routes are consumed: finds answer from it.
     served: Arc<watch::Sender<Arc<Registry>>>,
 }
 
-/// A consumer on one route's shared queue.
-struct RouteConsumer {
+/// A consumer on one queue, on a channel of its own.
+struct QueueConsumer {
     channel: Channel,
     queue: String,
     tag: String,
-    task: tokio::task::JoinHandle<()>,
+    task: JoinHandle<()>,
 }
 
 impl Session {
+    /// Declares the topology and starts every consumer; on failure the
+    /// connection is closed again (nothing of it is left behind).
     async fn start(
         conn: Connection,
         config: &RpcConfig,
         registry: watch::Receiver<Arc<Registry>>,
         served: Arc<watch::Sender<Arc<Registry>>>,
-    ) -> Result<Self, String> {
-        let err = |what: &str, e: lapin::Error| format!("{what}: {e}");
-        let setup = conn
-            .create_channel()
-            .await
-            .map_err(|e| err("create channel", e))?;
-        declare_exchanges(&setup, &config.exchanges)
-            .await
-            .map_err(|e| err("declare exchanges", e))?;
-        let replies = conn
-            .create_channel()
-            .await
-            .map_err(|e| err("create reply channel", e))?;
-        let ctx = Arc::new(CallContext {
-            replies,
-            exchanges: config.exchanges.clone(),
-            host_name: config.host_name.clone(),
-            registry: registry.clone(),
-            served,
-        });
+        health: Arc<RpcHealth>,
+    ) -> Result<Self, ChannelError> {
+        let conn = Arc::new(conn);
+        health.connected(conn.status().clone());
+        let ctx = match Self::topology(&conn, config, registry.clone(), served, &health).await {
+            Ok(ctx) => Arc::new(ctx),
+            Err(e) => {
+                close_connection(&conn, "plughost host could not set up").await;
+                health.disconnected();
+                return Err(e);
+            }
+        };
+        let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         let mut session = Self {
             conn,
             ctx,
             config: config.clone(),
-            routes: HashMap::new(),
-            ns: None,
+            id: uuid::Uuid::new_v4(),
+            consumers: HashMap::new(),
+            retired: JoinSet::new(),
+            ended_tx,
+            ended_rx,
         };
         if config.name_service {
-            let channel = session
-                .conn
-                .create_channel()
-                .await
-                .map_err(|e| err("create name-service channel", e))?;
-            let queue = declare_private_queue(&channel)
-                .await
-                .map_err(|e| err("declare name-service queue", e))?;
-            channel
-                .queue_bind(
-                    queue.as_str().into(),
-                    config.exchanges.ns.as_str().into(),
-                    "".into(),
-                    Default::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| err("bind name-service queue", e))?;
-            let consumer = channel
-                .basic_consume(
-                    queue.as_str().into(),
-                    "plughost-ns".into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| err("consume name-service queue", e))?;
-            session.ns = Some(tokio::spawn(name_service(
-                consumer,
-                Arc::clone(&session.ctx),
-                channel,
-            )));
+            session.start_consumer(Role::NameService).await;
         }
         let current = registry.borrow().clone();
-        session.sync_routes(&current).await?;
+        session.sync_routes(&current).await;
         Ok(session)
+    }
+
+    /// Declares the exchanges and opens the reply channel.
+    async fn topology(
+        conn: &Arc<Connection>,
+        config: &RpcConfig,
+        registry: watch::Receiver<Arc<Registry>>,
+        served: Arc<watch::Sender<Arc<Registry>>>,
+        health: &Arc<RpcHealth>,
+    ) -> Result<CallContext, ChannelError> {
+        let setup = broker_op("open a channel", conn.create_channel()).await?;
+        broker_op(
+            "declare the exchanges",
+            declare_exchanges(&setup, &config.exchanges),
+        )
+        .await?;
+        let _ = broker_op("close the set-up channel", setup.close(200, "done".into())).await;
+        let replies = Replies::open(Arc::clone(conn), Arc::clone(health)).await?;
+        Ok(CallContext {
+            replies,
+            reply_exchanges: ReplyExchanges::new(Arc::clone(conn), config.exchanges.rpc.clone()),
+            // The manifest keeps exchange names within 255 bytes.
+            rpc_exchange: ShortString::try_new(config.exchanges.rpc.as_str()).unwrap_or_default(),
+            host_name: config.host_name.clone(),
+            limits: config.limits,
+            health: Arc::clone(health),
+            registry,
+            served,
+        })
     }
 
     /// Serves until the connection is lost (returns why) or shutdown (None).
@@ -234,19 +328,33 @@ impl Session {
         let mut events = self.conn.events_listener();
         let mut check = tokio::time::interval(Duration::from_millis(500));
         loop {
+            let retry = self.next_retry();
             tokio::select! {
                 event = events.next() => match event {
-                    Some(lapin::Event::Error(e)) => return Some(e.to_string()),
+                    Some(lapin::Event::Error(e)) => {
+                        if !self.conn.status().connected() {
+                            return Some(e.to_string());
+                        }
+                        // The broker closed one channel; the connection stands.
+                        debug!(error = %e, "the broker closed a channel of the RPC roles");
+                        self.repair_replies().await;
+                    }
                     Some(_) => {}
                     None => return Some("connection event stream ended".into()),
                 },
+                Some(ended) = self.ended_rx.recv() => {
+                    if !self.conn.status().connected() {
+                        return Some(ended.reason.unwrap_or_else(|| "connection closed".into()));
+                    }
+                    self.consumer_ended(ended).await;
+                }
+                _ = sleep_until(retry), if retry.is_some() => self.retry_broken().await,
                 _ = check.tick() => {
                     if !self.conn.status().connected() {
                         return Some("connection closed".into());
                     }
-                    if let Some(route) = self.routes.iter().find(|(_, c)| c.task.is_finished()).map(|(r, _)| r.clone()) {
-                        return Some(format!("consumer of route {route} stopped"));
-                    }
+                    while self.retired.try_join_next().is_some() {}
+                    self.repair_replies().await;
                 }
                 changed = registry.changed() => {
                     if changed.is_err() {
@@ -254,9 +362,7 @@ impl Session {
                         return None;
                     }
                     let current = registry.borrow_and_update().clone();
-                    if let Err(e) = self.sync_routes(&current).await {
-                        return Some(e);
-                    }
+                    self.sync_routes(&current).await;
                 }
                 _ = shutdown.wait() => {
                     self.stop().await;
@@ -267,7 +373,7 @@ impl Session {
     }
 
     /// Starts consumers for routes the registry serves and stops the others.
-    async fn sync_routes(&mut self, registry: &Arc<Registry>) -> Result<(), String> {
+    async fn sync_routes(&mut self, registry: &Arc<Registry>) {
         let wanted: Vec<String> = if self.config.rpc {
             let mut routes: Vec<String> = registry.methods().map(|m| m.route.clone()).collect();
             routes.sort();
@@ -278,216 +384,729 @@ impl Session {
         };
         // New routes first, so a method that moves route is never unserved.
         for route in &wanted {
-            if !self.routes.contains_key(route) {
-                let consumer =
-                    RouteConsumer::start(&self.conn, &self.config, route, Arc::clone(&self.ctx))
-                        .await?;
-                debug!(%route, queue = %consumer.queue, "serving route");
-                self.routes.insert(route.clone(), consumer);
+            let role = Role::Route(route.clone());
+            if !self.consumers.contains_key(&role) {
+                self.start_consumer(role).await;
             }
         }
         self.ctx.served.send_replace(Arc::clone(registry));
-        let gone: Vec<String> = self
-            .routes
+        let gone: Vec<Role> = self
+            .consumers
             .keys()
-            .filter(|r| !wanted.contains(r))
+            .filter(|role| matches!(role, Role::Route(r) if !wanted.contains(r)))
             .cloned()
             .collect();
-        for route in gone {
-            if let Some(consumer) = self.routes.remove(&route) {
+        for role in gone {
+            self.ctx.health.forget(&role.channel_name());
+            if let Some(Slot::Consuming(consumer)) = self.consumers.remove(&role) {
                 consumer.stop(true).await;
-                info!(%route, "stopped serving route");
+                info!(channel = %role.channel_name(), "stopped serving route");
             }
         }
-        Ok(())
+    }
+
+    /// Starts consuming for `role`, or records it as broken (retried with backoff).
+    async fn start_consumer(&mut self, role: Role) {
+        let slot = match self.open_consumer(&role).await {
+            Ok(consumer) => {
+                debug!(channel = %role.channel_name(), queue = %consumer.queue, "consuming");
+                Slot::Consuming(consumer)
+            }
+            Err(e) => self.broken(&role, Backoff::default(), &e),
+        };
+        self.consumers.insert(role, slot);
+    }
+
+    fn broken(&self, role: &Role, mut backoff: Backoff, error: &ChannelError) -> Slot {
+        let delay = backoff.next_delay();
+        let name = role.channel_name();
+        warn!(channel = %name, error = %error, retry_in_ms = delay.as_millis() as u64, "cannot consume; retrying");
+        self.ctx.health.broken(&name, error.to_string());
+        Slot::Broken {
+            retry_at: Instant::now() + delay,
+            backoff,
+        }
+    }
+
+    /// Opens a channel, declares the queue and consumes it.
+    async fn open_consumer(&self, role: &Role) -> Result<QueueConsumer, ChannelError> {
+        let channel = broker_op("open a channel", self.conn.create_channel()).await?;
+        match self.consume_on(&channel, role).await {
+            Ok((queue, tag, consumer)) => {
+                let consuming = Arc::new(AtomicBool::new(true));
+                self.ctx
+                    .health
+                    .watch(&role.channel_name(), &channel, Some(Arc::clone(&consuming)));
+                let kind = match role {
+                    Role::NameService => Kind::Finds,
+                    Role::Route(_) => Kind::Calls,
+                };
+                let task = tokio::spawn(consume(
+                    consumer,
+                    Arc::clone(&self.ctx),
+                    kind,
+                    consuming,
+                    self.ended_tx.clone(),
+                    tag.clone(),
+                ));
+                Ok(QueueConsumer {
+                    channel,
+                    queue,
+                    tag,
+                    task,
+                })
+            }
+            Err(e) => {
+                if channel.status().connected() {
+                    let _ =
+                        broker_op("close a channel", channel.close(200, "not used".into())).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn consume_on(
+        &self,
+        channel: &Channel,
+        role: &Role,
+    ) -> Result<(String, String, lapin::Consumer), ChannelError> {
+        let exchanges = &self.config.exchanges;
+        let queue = match role {
+            Role::Route(route) => route_queue_name(&exchanges.rpc, route),
+            Role::NameService => name_service_queue_name(&self.config.host_name, &self.id),
+        };
+        let host: String = self.config.host_name.chars().take(64).collect();
+        let tag = format!("plughost-{host}-{}", uuid::Uuid::new_v4());
+        let (Ok(queue_name), Ok(tag_name)) = (
+            ShortString::try_new(queue.as_str()),
+            ShortString::try_new(tag.as_str()),
+        ) else {
+            return Err(ChannelError::Name { name: queue });
+        };
+        broker_op(
+            "set prefetch",
+            channel.basic_qos(self.config.prefetch, BasicQosOptions::default()),
+        )
+        .await?;
+        match role {
+            Role::Route(route) => {
+                broker_op(
+                    "declare the route queue",
+                    declare_route_queue(channel, exchanges, route),
+                )
+                .await?;
+            }
+            Role::NameService => {
+                broker_op(
+                    "declare the name-service queue",
+                    declare_name_service_queue(channel, exchanges, &queue),
+                )
+                .await?;
+            }
+        }
+        let consumer = broker_op(
+            "consume",
+            channel.basic_consume(
+                queue_name,
+                tag_name,
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await?;
+        Ok((queue, tag, consumer))
+    }
+
+    /// A consumer the broker stopped delivering to: consume again (on a new
+    /// channel; the old one finishes the requests it holds, then closes).
+    async fn consumer_ended(&mut self, ended: Ended) {
+        let Some(role) = self
+            .consumers
+            .iter()
+            .find(|(_, slot)| matches!(slot, Slot::Consuming(c) if c.tag == ended.tag))
+            .map(|(role, _)| role.clone())
+        else {
+            return; // one the session stopped itself
+        };
+        let Some(Slot::Consuming(old)) = self.consumers.remove(&role) else {
+            return;
+        };
+        let why = ended
+            .reason
+            .unwrap_or_else(|| "the broker cancelled the consumer (was its queue deleted?)".into());
+        if faults::note(Fault::ChannelRepaired) {
+            warn!(channel = %role.channel_name(), queue = %old.queue, reason = %why, "the broker stopped delivering; declaring the queue and consuming again");
+        }
+        self.retired.spawn(old.retire());
+        self.start_consumer(role).await;
+    }
+
+    fn next_retry(&self) -> Option<Instant> {
+        self.consumers
+            .values()
+            .filter_map(|slot| match slot {
+                Slot::Broken { retry_at, .. } => Some(*retry_at),
+                Slot::Consuming(_) => None,
+            })
+            .min()
+    }
+
+    /// Tries the broken consumers that are due again.
+    async fn retry_broken(&mut self) {
+        let now = Instant::now();
+        let due: Vec<Role> = self
+            .consumers
+            .iter()
+            .filter(|(_, slot)| matches!(slot, Slot::Broken { retry_at, .. } if *retry_at <= now))
+            .map(|(role, _)| role.clone())
+            .collect();
+        for role in due {
+            let Some(Slot::Broken { backoff, .. }) = self.consumers.remove(&role) else {
+                continue;
+            };
+            let slot = match self.open_consumer(&role).await {
+                Ok(consumer) => {
+                    faults::note(Fault::ChannelRepaired);
+                    info!(channel = %role.channel_name(), queue = %consumer.queue, "consuming again");
+                    Slot::Consuming(consumer)
+                }
+                Err(e) => self.broken(&role, backoff, &e),
+            };
+            self.consumers.insert(role, slot);
+        }
+    }
+
+    /// Reopens the reply channel if the broker closed it.
+    async fn repair_replies(&self) {
+        if let Err(e) = self.ctx.replies.usable().await {
+            warn!(error = %e, "cannot reopen the reply channel; replies wait for it");
+        }
     }
 
     /// Stops consuming, lets in-flight calls finish, closes the connection.
     async fn stop(&mut self) {
-        for (_, consumer) in self.routes.drain() {
-            consumer.stop(true).await;
+        for (role, slot) in self.consumers.drain() {
+            if let Slot::Consuming(consumer) = slot {
+                consumer.stop(matches!(role, Role::Route(_))).await;
+            }
         }
-        if let Some(ns) = self.ns.take() {
-            ns.abort();
+        while self.retired.join_next().await.is_some() {}
+        close_connection(&self.conn, "plughost host shutting down").await;
+        self.ctx.health.disconnected();
+    }
+
+    /// After the connection was lost: stops every task of this session and
+    /// closes what is left of its connection, so that nothing of it keeps
+    /// taking requests beside the next session.
+    async fn teardown(mut self) {
+        for (_, slot) in self.consumers.drain() {
+            if let Slot::Consuming(consumer) = slot {
+                consumer.task.abort();
+            }
         }
-        let _ = self
-            .conn
-            .close(200, "plughost host shutting down".into())
-            .await;
+        self.retired.abort_all();
+        while self.retired.join_next().await.is_some() {}
+        close_connection(&self.conn, "plughost host reconnecting").await;
+        self.ctx.health.disconnected();
     }
 }
 
-impl RouteConsumer {
-    async fn start(
-        conn: &Connection,
-        config: &RpcConfig,
-        route: &str,
-        ctx: Arc<CallContext>,
-    ) -> Result<Self, String> {
-        let err = |what: &str, e: lapin::Error| format!("route {route}: {what}: {e}");
-        let channel = conn
-            .create_channel()
-            .await
-            .map_err(|e| err("create channel", e))?;
-        channel
-            .basic_qos(config.prefetch, BasicQosOptions::default())
-            .await
-            .map_err(|e| err("set prefetch", e))?;
-        let queue = declare_route_queue(&channel, &config.exchanges, route)
-            .await
-            .map_err(|e| err("declare queue", e))?;
-        let tag = format!("plughost-{}-{}", config.host_name, uuid::Uuid::new_v4());
-        let consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| err("consume", e))?;
-        let task = tokio::spawn(consume_route(consumer, ctx));
-        Ok(Self {
-            channel,
-            queue,
-            tag,
-            task,
-        })
+/// Sleeps until `at` (forever for None: the branch is disabled then).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
+}
 
+async fn close_connection(conn: &Connection, why: &str) {
+    if conn.status().connected() {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, why.into())).await;
+    }
+}
+
+impl QueueConsumer {
     /// Cancels the consumer and waits for its in-flight calls; when the
     /// route is no longer served here, removes its queue if nobody else
     /// consumes it and it is empty (so callers get "no route" at once).
     async fn stop(self, delete_if_unused: bool) {
-        let _ = self
-            .channel
-            .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
-            .await;
+        let _ = broker_op(
+            "cancel a consumer",
+            self.channel
+                .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default()),
+        )
+        .await;
         let _ = self.task.await;
         if delete_if_unused {
             // A refused delete closes the channel, which we are done with anyway.
-            let _ = self
-                .channel
-                .queue_delete(
+            let _ = broker_op(
+                "delete an unused route queue",
+                self.channel.queue_delete(
                     self.queue.as_str().into(),
                     QueueDeleteOptions {
                         if_unused: true,
                         if_empty: true,
                         nowait: false,
                     },
-                )
-                .await;
-        }
-        let _ = self
-            .channel
-            .close(200, "route no longer served".into())
+                ),
+            )
             .await;
-    }
-}
-
-/// Consumes one route queue, handling requests concurrently (up to the
-/// channel's prefetch); returns after the consumer is cancelled and every
-/// request it took has been answered and acknowledged.
-async fn consume_route(mut consumer: lapin::Consumer, ctx: Arc<CallContext>) {
-    let mut in_flight = JoinSet::new();
-    loop {
-        tokio::select! {
-            delivery = consumer.next() => match delivery {
-                Some(Ok(delivery)) => {
-                    in_flight.spawn(handle_call(delivery, Instant::now(), Arc::clone(&ctx)));
-                }
-                Some(Err(e)) => {
-                    warn!(error = %e, "route consumer error");
-                    break;
-                }
-                None => break,
-            },
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
         }
-    }
-    while in_flight.join_next().await.is_some() {}
-}
-
-/// Handles one call (v1 or v2): run it, publish the reply, then ack.
-async fn handle_call(delivery: Delivery, received: Instant, ctx: Arc<CallContext>) {
-    let props = &delivery.properties;
-    let correlation_id = props.correlation_id().clone();
-    let content_type = props.content_type().as_ref().map(|c| c.as_str());
-    match Protocol::of(content_type) {
-        Protocol::V2 => {
-            let deadline = deadline_of(props.headers().as_ref());
-            let registry = ctx.registry.borrow().clone();
-            let outcome = match serde_json::from_slice::<v2::CallRequest<'_>>(&delivery.data) {
-                Ok(req) => {
-                    dispatch(
-                        &registry,
-                        &req.method,
-                        req.args.get().to_owned(),
-                        received,
-                        deadline,
-                    )
-                    .await
-                }
-                Err(e) => Err(v2::ErrorBody::new(
-                    400,
-                    format!("malformed v2 call body: {e}"),
-                )),
-            };
-            let body = match &outcome {
-                Ok(result) => v2::encode_result(result),
-                Err(error) => v2::encode_error(error),
-            };
-            match props.reply_to() {
-                Some(reply_to) => {
-                    let reply_props = BasicProperties::default()
-                        .with_content_type(v2::CONTENT_TYPE.into())
-                        .with_correlation_id(correlation_id.unwrap_or_default());
-                    publish(&ctx.replies, "", reply_to.as_str(), &body, reply_props).await;
-                }
-                None => {
-                    warn!(route = %delivery.routing_key, "v2 call without reply_to; result dropped")
-                }
-            }
-        }
-        Protocol::V1 => {
-            let route = delivery.routing_key.as_str();
-            let (exchange, reply) = match v1::CallRequest::parse(&delivery.data) {
-                Ok(req) => {
-                    let args: Vec<serde_json::Value> =
-                        req.args.iter().map(|a| v1::arg_value(a)).collect();
-                    let args = serde_json::Value::Array(args).to_string();
-                    let registry = ctx.registry.borrow().clone();
-                    let reply = match dispatch(&registry, &req.method, args, received, None).await {
-                        Ok(json) => match serde_json::from_str::<serde_json::Value>(&json) {
-                            Ok(value) => v1::CallReply::Success(v1::result_text(&value)),
-                            Err(_) => v1::CallReply::Success(json),
-                        },
-                        Err(e) => v1::CallReply::Failure(e.message),
-                    };
-                    (req.reply_exchange, reply)
-                }
-                Err(e) => {
-                    warn!(%route, error = %e, "malformed v1 call; answering Failure");
-                    (
-                        ctx.exchanges.rpc.clone(),
-                        v1::CallReply::Failure(e.to_string()),
-                    )
-                }
-            };
-            let props =
-                BasicProperties::default().with_correlation_id(correlation_id.unwrap_or_default());
-            publish(
-                &ctx.replies,
-                &exchange,
-                &v1::result_key(route),
-                &reply.encode(),
-                props,
+        if self.channel.status().connected() {
+            let _ = broker_op(
+                "close a channel",
+                self.channel.close(200, "route no longer served".into()),
             )
             .await;
         }
     }
-    if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
-        warn!(error = %e, "cannot ack request (it will be redelivered)");
+
+    /// For a consumer the broker stopped: waits for the requests it holds,
+    /// then closes its channel.
+    async fn retire(self) {
+        let _ = self.task.await;
+        if self.channel.status().connected() {
+            let _ = broker_op(
+                "close a channel",
+                self.channel.close(200, "consumer replaced".into()),
+            )
+            .await;
+        }
+    }
+}
+
+/// What a consumer's deliveries are.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Calls,
+    Finds,
+}
+
+/// Consumes one queue, handling requests concurrently (up to the channel's
+/// prefetch); tells the session the moment the broker stops delivering,
+/// then returns once every request it took has been settled.
+async fn consume(
+    mut consumer: lapin::Consumer,
+    ctx: Arc<CallContext>,
+    kind: Kind,
+    consuming: Arc<AtomicBool>,
+    ended: mpsc::UnboundedSender<Ended>,
+    tag: String,
+) {
+    let mut in_flight = JoinSet::new();
+    let reason = loop {
+        tokio::select! {
+            delivery = consumer.next() => match delivery {
+                Some(Ok(delivery)) => {
+                    in_flight.spawn(handle(delivery, Instant::now(), Arc::clone(&ctx), kind));
+                }
+                Some(Err(e)) => break Some(e.to_string()),
+                None => break None,
+            },
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+        }
+    };
+    consuming.store(false, Ordering::Release);
+    let _ = ended.send(Ended { tag, reason });
+    while in_flight.join_next().await.is_some() {}
+}
+
+/// How a request ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    /// Answered, or dropped because it can never be answered: acknowledge.
+    Done,
+    /// The host's own channel failed it: hand it back for another consumer.
+    Requeue,
+}
+
+async fn handle(delivery: Delivery, received: Instant, ctx: Arc<CallContext>, kind: Kind) {
+    let disposition = match kind {
+        Kind::Calls => answer_call(&delivery, received, &ctx).await,
+        Kind::Finds => answer_find(&delivery, &ctx).await,
+    };
+    match disposition {
+        Disposition::Done => {
+            if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+                warn!(error = %e, "cannot ack request (it will be redelivered)");
+            }
+        }
+        Disposition::Requeue => {
+            faults::note(Fault::Requeued);
+            let requeue = BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            if let Err(e) = delivery.nack(requeue).await {
+                debug!(error = %e, "cannot requeue request (the broker redelivers it when the channel closes)");
+            }
+        }
+    }
+}
+
+// ---- calls ---------------------------------------------------------------
+
+/// Handles one call (v1 or v2): check it, run it, publish the reply.
+async fn answer_call(delivery: &Delivery, received: Instant, ctx: &CallContext) -> Disposition {
+    let content_type = delivery
+        .properties
+        .content_type()
+        .as_ref()
+        .map(|c| c.as_str());
+    match Protocol::of(content_type) {
+        Protocol::V2 => call_v2(delivery, received, ctx).await,
+        Protocol::V1 => call_v1(delivery, received, ctx).await,
+    }
+}
+
+async fn call_v2(delivery: &Delivery, received: Instant, ctx: &CallContext) -> Disposition {
+    let props = &delivery.properties;
+    let route = delivery.routing_key.as_str();
+    let Some(reply_to) = props.reply_to() else {
+        if faults::note(Fault::MissingReplyTo) {
+            warn!(
+                route,
+                "v2 call without reply_to; dropped without running it (nobody could be answered)"
+            );
+        }
+        return Disposition::Done;
+    };
+    let Some(correlation_id) = props.correlation_id() else {
+        if faults::note(Fault::MissingCorrelationId) {
+            warn!(route, %reply_to, "v2 call without correlation_id; answered 400 without running it");
+        }
+        let error = v2::ErrorBody::new(
+            codes::BAD_ARGUMENTS,
+            "v2 call without correlation_id: its reply could not be matched to it; not run",
+        );
+        return reply_v2(ctx, route, reply_to, &ShortString::default(), Err(error)).await;
+    };
+    let size = delivery.data.len();
+    let limit = ctx.limits.max_request_bytes;
+    if size > limit {
+        if faults::note(Fault::RequestTooLarge) {
+            warn!(
+                route,
+                bytes = size,
+                limit,
+                "v2 call over the size limit; answered 413 without parsing it"
+            );
+        }
+        let error = v2::ErrorBody::new(codes::TOO_LARGE, request_too_large(size, limit));
+        return reply_v2(ctx, route, reply_to, correlation_id, Err(error)).await;
+    }
+    if let Err(e) = ctx.replies.usable().await {
+        not_published(route, &e.to_string());
+        return Disposition::Requeue;
+    }
+    let deadline = deadline_of(props.headers().as_ref());
+    let registry = ctx.registry.borrow().clone();
+    let outcome = match serde_json::from_slice::<v2::CallRequest<'_>>(&delivery.data) {
+        Ok(req) => {
+            dispatch(
+                &registry,
+                &req.method,
+                req.args.get().to_owned(),
+                received,
+                deadline,
+            )
+            .await
+        }
+        Err(e) => {
+            if faults::note(Fault::MalformedV2Call) {
+                warn!(route, error = %e, "malformed v2 call; answered 400");
+            }
+            Err(v2::ErrorBody::new(
+                codes::BAD_ARGUMENTS,
+                format!("malformed v2 call body: {e}"),
+            ))
+        }
+    };
+    reply_v2(ctx, route, reply_to, correlation_id, outcome).await
+}
+
+/// Publishes a v2 reply, held to the reply limit.
+async fn reply_v2(
+    ctx: &CallContext,
+    route: &str,
+    reply_to: &ShortString,
+    correlation_id: &ShortString,
+    outcome: Result<String, v2::ErrorBody>,
+) -> Disposition {
+    let (max, whose) = reply_limit(ctx);
+    let body = match &outcome {
+        Ok(result) if v2::encoded_result_len(result) <= max => v2::encode_result(result),
+        Ok(result) => too_large_v2(route, v2::encoded_result_len(result), max, whose),
+        Err(error) => {
+            let body = v2::encode_error(error);
+            if body.len() <= max {
+                body
+            } else {
+                too_large_v2(route, body.len(), max, whose)
+            }
+        }
+    };
+    // Built again for the rare resend rather than cloned on every call.
+    let props = || {
+        BasicProperties::default()
+            .with_content_type(v2::CONTENT_TYPE.into())
+            .with_correlation_id(correlation_id.clone())
+    };
+    let default_exchange = ShortString::default();
+    match ctx
+        .replies
+        .publish(&default_exchange, reply_to, &body, props())
+        .await
+    {
+        Sent::Yes => Disposition::Done,
+        Sent::TooLarge { broker_max } => {
+            let body = too_large_v2(route, body.len(), broker_max, BROKER_LIMIT);
+            resend(ctx, route, &default_exchange, reply_to, &body, props()).await
+        }
+        Sent::No { reason, .. } => {
+            not_published(route, &reason);
+            Disposition::Requeue
+        }
+    }
+}
+
+fn too_large_v2(route: &str, size: usize, max: usize, whose: &str) -> Vec<u8> {
+    let message = reply_too_large(route, size, max, whose);
+    v2::encode_error(&v2::ErrorBody::new(codes::TOO_LARGE, message))
+}
+
+async fn call_v1(delivery: &Delivery, received: Instant, ctx: &CallContext) -> Disposition {
+    let route = delivery.routing_key.as_str();
+    let Ok(key) = ShortString::try_new(v1::result_key(route)) else {
+        if faults::note(Fault::MalformedV1Call) {
+            warn!(
+                route,
+                "v1 call on a route too long for its `.result` reply key; dropped"
+            );
+        }
+        return Disposition::Done;
+    };
+    let correlation_id = delivery.properties.correlation_id().as_ref();
+    let size = delivery.data.len();
+    let limit = ctx.limits.max_request_bytes;
+    if size > limit {
+        let log = faults::note(Fault::RequestTooLarge);
+        let Some(exchange) = v1::reply_exchange_in_head(&delivery.data) else {
+            if log {
+                warn!(route, bytes = size, limit, "v1 call over the size limit, without a reply exchange in its first bytes; dropped without parsing it");
+            }
+            return Disposition::Done;
+        };
+        if log {
+            warn!(
+                route,
+                bytes = size,
+                limit,
+                "v1 call over the size limit; answering Failure (413) without parsing it"
+            );
+        }
+        let exchange = match usable_exchange(ctx, route, exchange, "call").await {
+            Ok(exchange) => exchange,
+            Err(disposition) => return disposition,
+        };
+        let text = format!(
+            "request too large (413): {}",
+            request_too_large(size, limit)
+        );
+        return reply_v1(
+            ctx,
+            route,
+            &exchange,
+            &key,
+            correlation_id,
+            v1::CallReply::Failure(text),
+        )
+        .await;
+    }
+    let req = match v1::CallRequest::parse(&delivery.data) {
+        Ok(req) => req,
+        Err(e) => {
+            if faults::note(Fault::MalformedV1Call) {
+                warn!(route, error = %e, "malformed v1 call; answering Failure on the RPC exchange");
+            }
+            let reply = v1::CallReply::Failure(e.to_string());
+            return reply_v1(ctx, route, &ctx.rpc_exchange, &key, correlation_id, reply).await;
+        }
+    };
+    let exchange = match usable_exchange(ctx, route, &req.reply_exchange, "call").await {
+        Ok(exchange) => exchange,
+        Err(disposition) => return disposition,
+    };
+    let Some(correlation_id) = correlation_id else {
+        if faults::note(Fault::MissingCorrelationId) {
+            warn!(route, exchange = %exchange, "v1 call without correlation_id; answering Failure without running it");
+        }
+        let reply = v1::CallReply::Failure(
+            "v1 call without correlation_id: its reply could not be matched to it; not run".into(),
+        );
+        return reply_v1(ctx, route, &exchange, &key, None, reply).await;
+    };
+    if let Err(e) = ctx.replies.usable().await {
+        not_published(route, &e.to_string());
+        return Disposition::Requeue;
+    }
+    let args: Vec<serde_json::Value> = req.args.iter().map(|a| v1::arg_value(a)).collect();
+    let args = serde_json::Value::Array(args).to_string();
+    let registry = ctx.registry.borrow().clone();
+    let (max, whose) = reply_limit(ctx);
+    let reply = match dispatch(&registry, &req.method, args, received, None).await {
+        // A result that cannot fit is not decoded at all.
+        Ok(json) if json.len() > max => {
+            v1::CallReply::Failure(v1_too_large(route, json.len(), max, whose))
+        }
+        Ok(json) => match serde_json::from_str::<serde_json::Value>(&json) {
+            Ok(value) => v1::CallReply::Success(v1::result_text(&value)),
+            Err(_) => v1::CallReply::Success(json),
+        },
+        Err(e) => v1::CallReply::Failure(e.message),
+    };
+    reply_v1(ctx, route, &exchange, &key, Some(correlation_id), reply).await
+}
+
+/// Whether a v1 request's reply exchange can take replies: its name for
+/// publishing, or how the request ends without running.
+async fn usable_exchange(
+    ctx: &CallContext,
+    route: &str,
+    name: &str,
+    what: &str,
+) -> Result<ShortString, Disposition> {
+    match ctx.reply_exchanges.check(name).await {
+        Verdict::Usable => ShortString::try_new(name).map_err(|_| Disposition::Done),
+        Verdict::Unusable(reason) => {
+            if faults::note(Fault::UnknownReplyExchange) {
+                warn!(route, exchange = name, %reason, "v1 {what} names a reply exchange that cannot take replies; dropped without running it (it can never be answered)");
+            }
+            Err(Disposition::Done)
+        }
+        Verdict::Unknown(reason) => {
+            not_published(
+                route,
+                &format!("cannot check reply exchange `{name}`: {reason}"),
+            );
+            Err(Disposition::Requeue)
+        }
+    }
+}
+
+/// Publishes a v1 reply, held to the reply limit.
+async fn reply_v1(
+    ctx: &CallContext,
+    route: &str,
+    exchange: &ShortString,
+    key: &ShortString,
+    correlation_id: Option<&ShortString>,
+    reply: v1::CallReply,
+) -> Disposition {
+    let (max, whose) = reply_limit(ctx);
+    let reply = if reply.encoded_len() > max {
+        v1::CallReply::Failure(v1_too_large(route, reply.encoded_len(), max, whose))
+    } else {
+        reply
+    };
+    let body = reply.encode();
+    // Built again for the rare resend rather than cloned on every call.
+    let props = || {
+        BasicProperties::default().with_correlation_id(correlation_id.cloned().unwrap_or_default())
+    };
+    match ctx.replies.publish(exchange, key, &body, props()).await {
+        Sent::Yes => Disposition::Done,
+        Sent::TooLarge { broker_max } => {
+            let text = v1_too_large(route, body.len(), broker_max, BROKER_LIMIT);
+            let body = v1::CallReply::Failure(text).encode();
+            resend(ctx, route, exchange, key, &body, props()).await
+        }
+        Sent::No {
+            reason,
+            refused_exchange,
+        } => refused(ctx, route, exchange, &reason, refused_exchange),
+    }
+}
+
+fn v1_too_large(route: &str, size: usize, max: usize, whose: &str) -> String {
+    format!(
+        "reply too large (413): {}",
+        reply_too_large(route, size, max, whose)
+    )
+}
+
+/// A reply the broker did not take: dropped if it named an exchange the
+/// broker refuses (never answerable), else requeued.
+fn refused(
+    ctx: &CallContext,
+    route: &str,
+    exchange: &ShortString,
+    reason: &str,
+    refused_exchange: Option<String>,
+) -> Disposition {
+    if refused_exchange.as_deref() == Some(exchange.as_str()) {
+        ctx.reply_exchanges.refused(exchange.as_str(), reason);
+        if faults::note(Fault::UnknownReplyExchange) {
+            warn!(route, exchange = %exchange, %reason, "the broker refused the reply exchange; request dropped (it can never be answered)");
+        }
+        return Disposition::Done;
+    }
+    not_published(route, reason);
+    Disposition::Requeue
+}
+
+/// Sends the small 413 reply that replaces one the broker refused for its size.
+async fn resend(
+    ctx: &CallContext,
+    route: &str,
+    exchange: &ShortString,
+    key: &ShortString,
+    body: &[u8],
+    props: BasicProperties,
+) -> Disposition {
+    match ctx.replies.publish(exchange, key, body, props).await {
+        Sent::Yes => Disposition::Done,
+        Sent::TooLarge { .. } => Disposition::Done,
+        Sent::No {
+            reason,
+            refused_exchange,
+        } => refused(ctx, route, exchange, &reason, refused_exchange),
+    }
+}
+
+/// The reply limit now, and whose it is (for the message).
+fn reply_limit(ctx: &CallContext) -> (usize, &'static str) {
+    let configured = ctx.limits.max_reply_bytes;
+    let max = ctx.replies.max_reply(configured);
+    if max < configured {
+        (max, BROKER_LIMIT)
+    } else {
+        (max, "this host's limit ([limits] max_reply_bytes)")
+    }
+}
+
+const BROKER_LIMIT: &str = "the broker's max_message_size";
+
+fn reply_too_large(route: &str, size: usize, max: usize, whose: &str) -> String {
+    if faults::note(Fault::ReplyTooLarge) {
+        warn!(
+            route,
+            bytes = size,
+            limit = max,
+            "reply over {whose}; answered 413 instead"
+        );
+    }
+    format!("the reply of {size} bytes is larger than {whose} of {max} bytes; the method ran, its result was not sent")
+}
+
+fn request_too_large(size: usize, limit: usize) -> String {
+    format!("the request of {size} bytes is larger than this host's limit of {limit} bytes ([limits] max_request_bytes); not run")
+}
+
+fn not_published(route: &str, reason: &str) {
+    if faults::note(Fault::ReplyNotPublished) {
+        warn!(route, %reason, "the host could not publish a reply on its own channel; the request goes back to its queue for another consumer");
     }
 }
 
@@ -510,79 +1129,145 @@ fn deadline_of(headers: Option<&FieldTable>) -> Option<Instant> {
     Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
 }
 
-async fn publish(
-    channel: &Channel,
-    exchange: &str,
-    key: &str,
-    body: &[u8],
-    props: BasicProperties,
-) {
-    let result = channel
-        .basic_publish(
-            exchange.into(),
-            key.into(),
-            BasicPublishOptions::default(),
-            body,
-            props,
-        )
-        .await;
-    if let Err(e) = result {
-        warn!(exchange, key, error = %e, "cannot publish reply");
+// ---- finds ---------------------------------------------------------------
+
+const NAME_SERVICE: &str = "name-service";
+
+/// Answers a find: v2 with a route or "not here", v1 only when the method
+/// is known (as the old name service did).
+async fn answer_find(delivery: &Delivery, ctx: &CallContext) -> Disposition {
+    let size = delivery.data.len();
+    let limit = ctx.limits.max_request_bytes;
+    if size > limit {
+        if faults::note(Fault::RequestTooLarge) {
+            warn!(
+                bytes = size,
+                limit, "find over the size limit; ignored without parsing it"
+            );
+        }
+        return Disposition::Done;
+    }
+    let content_type = delivery
+        .properties
+        .content_type()
+        .as_ref()
+        .map(|c| c.as_str());
+    match Protocol::of(content_type) {
+        Protocol::V2 => find_v2(delivery, ctx).await,
+        Protocol::V1 => find_v1(delivery, ctx).await,
     }
 }
 
-/// Answers finds: v2 with a route or "not here", v1 only when the method
-/// is known (as the old name service did).
-async fn name_service(mut consumer: lapin::Consumer, ctx: Arc<CallContext>, _channel: Channel) {
-    while let Some(delivery) = consumer.next().await {
-        let Ok(delivery) = delivery else { break };
-        let registry = ctx.served.borrow().clone();
-        let props = &delivery.properties;
-        let correlation_id: ShortString = props.correlation_id().clone().unwrap_or_default();
-        match Protocol::of(props.content_type().as_ref().map(|c| c.as_str())) {
-            Protocol::V2 => {
-                let Some(reply_to) = props.reply_to() else {
-                    warn!("v2 find without reply_to; ignored");
-                    continue;
-                };
-                let reply = match serde_json::from_slice::<v2::FindRequest>(&delivery.data) {
-                    Ok(find) => {
-                        let entry = registry.method(&find.method);
-                        v2::FindReply {
-                            route: entry.map(|m| m.route.clone()),
-                            plugin: entry.map(|m| m.plugin.name().to_owned()),
-                            version: entry.map(|m| m.plugin.version().to_owned()),
-                            method: find.method,
-                            host: ctx.host_name.clone(),
-                        }
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "malformed v2 find; ignored");
-                        continue;
-                    }
-                };
-                let body = serde_json::to_vec(&reply).unwrap_or_default();
-                let props = BasicProperties::default()
-                    .with_content_type(v2::CONTENT_TYPE.into())
-                    .with_correlation_id(correlation_id);
-                publish(&ctx.replies, "", reply_to.as_str(), &body, props).await;
-            }
-            Protocol::V1 => match v1::FindRequest::parse(&delivery.data) {
-                Ok(find) => {
-                    if let Some(entry) = registry.method(&find.method) {
-                        let props = BasicProperties::default().with_correlation_id(correlation_id);
-                        publish(
-                            &ctx.replies,
-                            &find.exchange,
-                            &find.key,
-                            &v1::find_reply(&find.method, &entry.route),
-                            props,
-                        )
-                        .await;
-                    }
-                }
-                Err(e) => warn!(error = %e, "malformed v1 find; ignored (no reply address in it)"),
-            },
+/// True (after counting and logging it) when a find asks for a method name
+/// longer than the limit.
+fn method_too_long(method: &str, ctx: &CallContext) -> bool {
+    let limit = ctx.limits.max_find_method_bytes;
+    let long = method.len() > limit;
+    if long && faults::note(Fault::FindMethodTooLong) {
+        warn!(
+            bytes = method.len(),
+            limit,
+            "find for a method name over the limit ([limits] max_find_method_bytes); ignored"
+        );
+    }
+    long
+}
+
+async fn find_v2(delivery: &Delivery, ctx: &CallContext) -> Disposition {
+    let props = &delivery.properties;
+    let Some(reply_to) = props.reply_to() else {
+        if faults::note(Fault::MissingReplyTo) {
+            warn!("v2 find without reply_to; ignored");
         }
+        return Disposition::Done;
+    };
+    let find = match serde_json::from_slice::<v2::FindRequest>(&delivery.data) {
+        Ok(find) => find,
+        Err(e) => {
+            if faults::note(Fault::MalformedV2Find) {
+                warn!(error = %e, "malformed v2 find; ignored");
+            }
+            return Disposition::Done;
+        }
+    };
+    if method_too_long(&find.method, ctx) {
+        return Disposition::Done;
+    }
+    let Some(correlation_id) = props.correlation_id() else {
+        if faults::note(Fault::MissingCorrelationId) {
+            warn!(%reply_to, "v2 find without correlation_id; ignored");
+        }
+        return Disposition::Done;
+    };
+    let registry = ctx.served.borrow().clone();
+    let entry = registry.method(&find.method);
+    let reply = v2::FindReply {
+        route: entry.map(|m| m.route.clone()),
+        plugin: entry.map(|m| m.plugin.name().to_owned()),
+        version: entry.map(|m| m.plugin.version().to_owned()),
+        method: find.method,
+        host: ctx.host_name.clone(),
+    };
+    let body = serde_json::to_vec(&reply).unwrap_or_default();
+    let props = BasicProperties::default()
+        .with_content_type(v2::CONTENT_TYPE.into())
+        .with_correlation_id(correlation_id.clone());
+    match ctx
+        .replies
+        .publish(&ShortString::default(), reply_to, &body, props)
+        .await
+    {
+        Sent::Yes | Sent::TooLarge { .. } => Disposition::Done,
+        Sent::No { reason, .. } => {
+            not_published(NAME_SERVICE, &reason);
+            Disposition::Requeue
+        }
+    }
+}
+
+async fn find_v1(delivery: &Delivery, ctx: &CallContext) -> Disposition {
+    let find = match v1::FindRequest::parse(&delivery.data) {
+        Ok(find) => find,
+        Err(e) => {
+            if faults::note(Fault::MalformedV1Find) {
+                warn!(error = %e, "malformed v1 find; ignored (no reply address in it)");
+            }
+            return Disposition::Done;
+        }
+    };
+    if method_too_long(&find.method, ctx) {
+        return Disposition::Done;
+    }
+    let registry = ctx.served.borrow().clone();
+    let Some(entry) = registry.method(&find.method) else {
+        return Disposition::Done; // other name services may know it
+    };
+    let Some(correlation_id) = delivery.properties.correlation_id().clone() else {
+        if faults::note(Fault::MissingCorrelationId) {
+            warn!(
+                method = %find.method,
+                "v1 find without correlation_id; ignored"
+            );
+        }
+        return Disposition::Done;
+    };
+    let Ok(key) = ShortString::try_new(find.key) else {
+        if faults::note(Fault::MalformedV1Find) {
+            warn!(method = %find.method, "v1 find with a reply key over 255 bytes; ignored");
+        }
+        return Disposition::Done;
+    };
+    let exchange = match usable_exchange(ctx, NAME_SERVICE, &find.exchange, "find").await {
+        Ok(exchange) => exchange,
+        Err(disposition) => return disposition,
+    };
+    let body = v1::find_reply(&find.method, &entry.route);
+    let props = BasicProperties::default().with_correlation_id(correlation_id);
+    match ctx.replies.publish(&exchange, &key, &body, props).await {
+        Sent::Yes | Sent::TooLarge { .. } => Disposition::Done,
+        Sent::No {
+            reason,
+            refused_exchange,
+        } => refused(ctx, NAME_SERVICE, &exchange, &reason, refused_exchange),
     }
 }

@@ -2,6 +2,16 @@
 //!
 //! Pure bookkeeping with the clock passed in, so expiry is unit-tested
 //! without sleeping; the manager owns one and feeds it messages.
+//!
+//! Expiry differs by protocol. A v2 service (one that sends plughost's JSON
+//! line after `init`/`hello`) heartbeats at the configured pace and expires
+//! after the configured TTL. A v1 service heartbeats at its own pace (the
+//! old service says hello every tenth poll wake-up, about every 8-9 s) and
+//! never says bye, so its TTL follows what it shows: one and a half times
+//! the longest of its last few intervals, no shorter than the v2 TTL and no
+//! longer than the v1 ceiling (the old manager's 60 s, also used until a
+//! second message shows an interval). A live old service stays listed, and
+//! a dead one goes within 1.5 of its intervals plus one sweep.
 
 use std::{
     collections::BTreeMap,
@@ -27,6 +37,26 @@ pub struct ServiceEntry {
     pub last_update: Instant,
     /// What a v2 service said about itself (host, plugin, methods), if anything.
     pub details: Option<serde_json::Value>,
+    /// True once the service has sent plughost's v2 line.
+    pub v2: bool,
+    /// Its last few heartbeat intervals, newest last.
+    intervals: Vec<Duration>,
+}
+
+/// How many recent intervals a v1 service's TTL looks at.
+const RECENT_INTERVALS: usize = 4;
+
+impl ServiceEntry {
+    /// How long this service may stay silent before it is dropped.
+    pub fn ttl(&self, ttl: Duration, v1_ttl: Duration) -> Duration {
+        if self.v2 {
+            return ttl;
+        }
+        match self.intervals.iter().max() {
+            Some(longest) => longest.mul_f64(1.5).clamp(ttl, v1_ttl.max(ttl)),
+            None => v1_ttl.max(ttl),
+        }
+    }
 }
 
 /// The JSON form of an entry (the v2 listing).
@@ -43,6 +73,9 @@ pub struct ServiceInfo {
     /// v2 details (host, plugin, methods), when the service sent them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
+    /// `v1` (an old-style service: no JSON line, ignores stop) or `v2`.
+    #[serde(default)]
+    pub protocol: String,
 }
 
 /// Services by uuid, in the order they registered.
@@ -66,8 +99,15 @@ impl ServiceRegistry {
             Some(entry) => {
                 entry.address = address.clone();
                 entry.last_msg_type = kind;
+                if entry.intervals.len() == RECENT_INTERVALS {
+                    entry.intervals.remove(0);
+                }
+                entry
+                    .intervals
+                    .push(now.saturating_duration_since(entry.last_update));
                 entry.last_update = now;
                 if details.is_some() {
+                    entry.v2 = true;
                     entry.details = details;
                 }
             }
@@ -79,7 +119,9 @@ impl ServiceRegistry {
                         address: address.clone(),
                         last_msg_type: kind,
                         last_update: now,
+                        v2: details.is_some(),
                         details,
+                        intervals: Vec::new(),
                     },
                 );
             }
@@ -92,12 +134,13 @@ impl ServiceRegistry {
         self.entries.remove(uid).is_some()
     }
 
-    /// Drops services not heard from for `ttl`; returns them.
-    pub fn expire(&mut self, now: Instant, ttl: Duration) -> Vec<RawAddress> {
+    /// Drops services silent for longer than their TTL (`ttl` for v2
+    /// services, see the module comment for v1 ones); returns them.
+    pub fn expire(&mut self, now: Instant, ttl: Duration, v1_ttl: Duration) -> Vec<RawAddress> {
         let stale: Vec<Uid> = self
             .entries
             .iter()
-            .filter(|(_, e)| now.saturating_duration_since(e.last_update) > ttl)
+            .filter(|(_, e)| now.saturating_duration_since(e.last_update) > e.ttl(ttl, v1_ttl))
             .map(|(uid, _)| *uid)
             .collect();
         stale
@@ -154,6 +197,7 @@ impl ServiceRegistry {
                 last_msg_type: e.last_msg_type.as_str().to_owned(),
                 age_secs: now.saturating_duration_since(e.last_update).as_secs_f64(),
                 details: e.details.clone(),
+                protocol: if e.v2 { "v2" } else { "v1" }.to_owned(),
             })
             .collect()
     }
@@ -180,7 +224,11 @@ mod tests {
             r.get(&a.uid()).unwrap().last_msg_type,
             RawMessageType::Hello
         );
-        let gone = r.expire(t0 + Duration::from_millis(3500), Duration::from_secs(3));
+        let gone = r.expire(
+            t0 + Duration::from_millis(3500),
+            Duration::from_secs(3),
+            Duration::from_secs(3),
+        );
         assert_eq!(
             gone,
             std::slice::from_ref(&b),
@@ -188,6 +236,47 @@ mod tests {
         );
         assert!(r.remove(&a.uid()));
         assert!(!r.remove(&a.uid()));
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_v1_service_keeps_its_own_pace_and_a_v2_service_the_ttl() {
+        let t0 = Instant::now();
+        let (ttl, v1_ttl) = (Duration::from_secs(3), Duration::from_secs(60));
+        let secs = |s: f64| t0 + Duration::from_secs_f64(s);
+        let mut r = ServiceRegistry::default();
+        let (old, new) = (service("Old"), service("New"));
+        let details = Some(serde_json::json!({}));
+        r.touch(&old, RawMessageType::Init, None, t0);
+        r.touch(&new, RawMessageType::Init, details.clone(), t0);
+        // Before a second message, an old service gets the old manager's 60 s.
+        assert_eq!(
+            r.expire(secs(30.0), ttl, v1_ttl),
+            std::slice::from_ref(&new)
+        );
+        // It says hello every 8-9 s: never dropped in between.
+        let mut t = 0.0;
+        for step in [8.0, 9.0, 8.5, 9.0, 8.0, 9.0] {
+            assert!(
+                r.expire(secs(t + step - 0.01), ttl, v1_ttl).is_empty(),
+                "at {t}+{step}"
+            );
+            t += step;
+            r.touch(&old, RawMessageType::Hello, None, secs(t));
+        }
+        // Dead after its last hello: gone within twice its longest interval.
+        assert!(r.expire(secs(t + 13.4), ttl, v1_ttl).is_empty());
+        assert_eq!(
+            r.expire(secs(t + 13.6), ttl, v1_ttl),
+            std::slice::from_ref(&old)
+        );
+        // A v2 service keeps the fast TTL.
+        r.touch(&new, RawMessageType::Init, details, secs(100.0));
+        assert!(r.expire(secs(102.9), ttl, v1_ttl).is_empty());
+        assert_eq!(
+            r.expire(secs(103.1), ttl, v1_ttl),
+            std::slice::from_ref(&new)
+        );
         assert!(r.is_empty());
     }
 

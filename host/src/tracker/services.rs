@@ -6,7 +6,9 @@
 //! plugin, its services are told to stop, say BYE and end; a replacement's
 //! services start from the new instance. When the manager asks a service to
 //! stop, its run function is told to stop, and the agent says BYE when it
-//! returns.
+//! returns; such a service stays stopped across reloads that leave its
+//! plugin as it was, and starts again only with a new instance of its
+//! plugin (a reload that changes or re-adds it).
 
 use std::{
     collections::HashMap,
@@ -25,7 +27,11 @@ use plughost_plugin_api::{
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::agent::{self, AgentConfig, AgentHandle};
+use super::{
+    agent::{self, AgentConfig, AgentHandle},
+    curve::ClientCurve,
+    socket::Limits,
+};
 use crate::{
     plugins::{PluginHandle, Registry},
     proto::{address::RawAddress, uid::Uid},
@@ -46,6 +52,10 @@ pub struct ServicesConfig {
     /// On shutdown, how long services get to return after being told to
     /// stop; the ones still running then are abandoned (and named).
     pub stop_grace: Duration,
+    /// Message size and queue limits of the agents' sockets.
+    pub limits: Limits,
+    /// CURVE keys, when the manager requires them.
+    pub curve: Option<ClientCurve>,
 }
 
 /// How long a service stopped during a reload gets to return.
@@ -115,7 +125,7 @@ impl ServiceHost for HostForService {
                     .collect::<String>()
                     .into(),
             ),
-            Err(e) => RResult::RErr(PluginError::new(503, e)),
+            Err(e) => RResult::RErr(PluginError::new(503, e.to_string())),
         }
     }
 
@@ -126,6 +136,7 @@ impl ServiceHost for HostForService {
 
 /// One running tracked service.
 struct Running {
+    plugin: Arc<PluginHandle>,
     agent: Arc<AgentHandle>,
     stop: Arc<StopFlag>,
     /// Turns true when its run function has returned. Waiting on this
@@ -149,17 +160,18 @@ pub async fn run(
         format!("plughost {}", config.host_name),
         host_details(&config, &first),
     );
-    let mut running: HashMap<(usize, String), Running> = HashMap::new();
+    let mut running: HashMap<ServiceKey, Running> = HashMap::new();
+    let mut stopped = StoppedByManager::new();
     let mut check = tokio::time::interval(Duration::from_millis(100));
-    sync(&config, &first, &mut running).await;
+    sync(&config, &first, &mut running, &mut stopped).await;
     loop {
         tokio::select! {
             changed = registry.changed() => {
                 if changed.is_err() { break; }
                 let current = registry.borrow_and_update().clone();
-                sync(&config, &current, &mut running).await;
+                sync(&config, &current, &mut running, &mut stopped).await;
             }
-            _ = check.tick() => reap(&mut running).await,
+            _ = check.tick() => reap(&mut running, &mut stopped).await,
             _ = shutdown.wait() => break,
         }
     }
@@ -204,14 +216,27 @@ fn start_agent(
         management: config.management.clone(),
         heartbeat: config.heartbeat,
         details,
+        limits: config.limits,
+        curve: config.curve.clone(),
     })
 }
 
-/// Starts services of plugins new to the set, stops those of plugins gone.
+/// A tracked service of one plugin instance: the instance's address and the
+/// service's name.
+type ServiceKey = (usize, String);
+
+/// Services the manager stopped, with the plugin instance they belong to
+/// (held so that its address, part of the key, is not reused by another
+/// instance while it is remembered).
+type StoppedByManager = HashMap<ServiceKey, Arc<PluginHandle>>;
+
+/// Starts services of plugins new to the set, stops those of plugins gone;
+/// leaves out those the manager stopped, while their instance is the same.
 async fn sync(
     config: &ServicesConfig,
     registry: &Registry,
-    running: &mut HashMap<(usize, String), Running>,
+    running: &mut HashMap<ServiceKey, Running>,
+    stopped: &mut StoppedByManager,
 ) {
     let mut wanted = Vec::new();
     for plugin in registry.plugins() {
@@ -232,7 +257,11 @@ async fn sync(
             stop(service, Instant::now() + RELOAD_STOP_GRACE).await;
         }
     }
+    stopped.retain(|key, _| wanted.iter().any(|(w, _)| w == key));
     for (key, plugin) in wanted {
+        if stopped.contains_key(&key) {
+            continue;
+        }
         if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(key) {
             let service = start_service(config, plugin, &slot.key().1);
             slot.insert(service);
@@ -257,6 +286,7 @@ fn start_service(config: &ServicesConfig, plugin: Arc<PluginHandle>, name: &str)
     let service = name.to_owned();
     let address = agent.address.clone();
     let (done, finished) = watch::channel(false);
+    let instance = Arc::clone(&plugin);
     let thread = std::thread::Builder::new()
         .name(format!("service-{service}"))
         .spawn(move || {
@@ -273,6 +303,7 @@ fn start_service(config: &ServicesConfig, plugin: Arc<PluginHandle>, name: &str)
         warn!(error = %e, "cannot start a thread for a tracked service");
     }
     Running {
+        plugin: instance,
         agent,
         stop,
         finished,
@@ -286,11 +317,13 @@ impl Running {
     }
 }
 
-/// Ends services whose run function returned or whose manager asked them to stop.
-async fn reap(running: &mut HashMap<(usize, String), Running>) {
-    for service in running.values() {
+/// Ends services whose run function returned or whose manager asked them
+/// to stop; remembers the latter so that reloads do not restart them.
+async fn reap(running: &mut HashMap<ServiceKey, Running>, stopped: &mut StoppedByManager) {
+    for (key, service) in running.iter() {
         if *service.agent.stop_requested().borrow() {
             service.stop.set();
+            stopped.insert(key.clone(), Arc::clone(&service.plugin));
         }
     }
     let finished: Vec<_> = running

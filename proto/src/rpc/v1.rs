@@ -145,6 +145,33 @@ impl CallRequest {
     }
 }
 
+/// How much of a call body [`reply_exchange_in_head`] reads.
+pub const HEAD_BYTES: usize = 4096;
+
+/// The reply exchange of a call body, read from its first [`HEAD_BYTES`]
+/// only, so a body too large to parse can still be answered: the method and
+/// the exchange must be complete (followed by CRLF) within them.
+///
+/// ```
+/// use plughost::rpc::wire::v1::reply_exchange_in_head;
+/// let mut body = b"echo\r\n\r\nrpc_exchange\r\n\r\n".to_vec();
+/// body.resize(100_000, b'x');
+/// assert_eq!(reply_exchange_in_head(&body), Some("rpc_exchange"));
+/// assert_eq!(reply_exchange_in_head(b"echo\r\n\r\nrpc_exch"), None);
+/// ```
+pub fn reply_exchange_in_head(body: &[u8]) -> Option<&str> {
+    let head = &body[..body.len().min(HEAD_BYTES)];
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        // A cut through a character, or bytes that are not text at all.
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).ok()?,
+    };
+    let (complete, _) = text.rsplit_once(CRLF)?;
+    let mut parts = complete.split(CRLF);
+    parts.next().filter(|method| !method.is_empty())?;
+    parts.find(|part| !part.is_empty())
+}
+
 /// The routing key v1 results are published with: `<route>.result`.
 pub fn result_key(route: &str) -> String {
     format!("{route}.result")
@@ -169,6 +196,21 @@ impl CallReply {
     /// ```
     pub fn encode(&self) -> Vec<u8> {
         self.to_string().into_bytes()
+    }
+
+    /// The size of [`CallReply::encode`]'s body, known before writing it.
+    ///
+    /// ```
+    /// use plughost::rpc::wire::v1::CallReply;
+    /// let reply = CallReply::Failure("no such method".into());
+    /// assert_eq!(reply.encoded_len(), reply.encode().len());
+    /// ```
+    pub fn encoded_len(&self) -> usize {
+        let (status, text) = match self {
+            Self::Success(t) => ("Success", t),
+            Self::Failure(t) => ("Failure", t),
+        };
+        status.len() + text.len() + 3 * CRLF.len()
     }
 
     /// Parses a reply body (for tests and the v1 client helpers).
@@ -256,6 +298,26 @@ mod tests {
             CallRequest::parse(b"").unwrap_err(),
             V1Error::CallShape { missing: "method" }
         );
+    }
+
+    #[test]
+    fn the_reply_exchange_is_read_from_the_head_only() {
+        assert_eq!(
+            reply_exchange_in_head(b"fibo\r\n\r\nrpc_exchange\r\n\r\n10\r\n"),
+            Some("rpc_exchange")
+        );
+        assert_eq!(reply_exchange_in_head(b"fibo\r\nx\r\n"), Some("x"));
+        assert_eq!(reply_exchange_in_head(b"fibo\r\n\r\n"), None, "no exchange");
+        assert_eq!(reply_exchange_in_head(b"\r\n\r\nx\r\n"), None, "no method");
+        assert_eq!(reply_exchange_in_head(&[0xff; 10_000]), None);
+        let mut late = vec![b'm'; HEAD_BYTES];
+        late.extend_from_slice(b"\r\n\r\nx\r\n");
+        assert_eq!(reply_exchange_in_head(&late), None, "beyond the head");
+        // A multi-byte character cut at the head's end does not hide what came before.
+        let mut cut = b"m\r\n\r\nx\r\n".to_vec();
+        cut.resize(HEAD_BYTES - 1, b'a');
+        cut.extend_from_slice("é".as_bytes());
+        assert_eq!(reply_exchange_in_head(&cut), Some("x"));
     }
 
     #[test]

@@ -109,11 +109,22 @@ pub enum CallReply {
 /// assert_eq!(serde_json::from_slice::<CallReply>(&body).unwrap(), CallReply::Result(55.into()));
 /// ```
 pub fn encode_result(result_json: &str) -> Vec<u8> {
-    let mut body = Vec::with_capacity(result_json.len() + 11);
+    let mut body = Vec::with_capacity(encoded_result_len(result_json));
     body.extend_from_slice(br#"{"result":"#);
     body.extend_from_slice(result_json.as_bytes());
     body.push(b'}');
     body
+}
+
+/// The size of [`encode_result`]'s body, known before writing it (so an
+/// oversized result is refused without copying it).
+///
+/// ```
+/// use plughost::rpc::wire::v2::{encode_result, encoded_result_len};
+/// assert_eq!(encoded_result_len("55"), encode_result("55").len());
+/// ```
+pub fn encoded_result_len(result_json: &str) -> usize {
+    result_json.len() + br#"{"result":}"#.len()
 }
 
 /// Writes an error reply.

@@ -8,8 +8,10 @@
 
 pub mod broker;
 pub mod build;
-pub mod host;
+pub mod host_process;
+pub mod inspect;
 pub mod manifest;
+pub mod math_host;
 pub mod plughost_run;
 pub mod process;
 pub mod pyzmq;
@@ -20,8 +22,10 @@ pub use broker::{close_broker_connection, TestExchanges, AMQP_URL};
 pub use build::{
     plughost_bin, plugin_lib, variant_lib, SourcePatch, Variant, CONFORMANCE_FIXTURES,
 };
-pub use host::HostProcess;
+pub use host_process::HostProcess;
+pub use inspect::QueueDepth;
 pub use manifest::TempManifest;
+pub use math_host::MathHost;
 pub use plughost_run::PlughostRun;
 pub use process::{free_port, KillOnDrop};
 pub use rabbit_node::{NodeConfig, RabbitNode};

@@ -17,12 +17,12 @@ use crate::{build::plugin_lib, process::KillOnDrop, TempManifest};
 const SERVE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A `plughost run` child, killed on drop; its stderr goes to a file.
-pub struct HostProcess {
+pub struct MathHost {
     manifest: TempManifest,
     _child: KillOnDrop,
 }
 
-impl HostProcess {
+impl MathHost {
     /// Runs `bin run` on a manifest serving the math plugin, with
     /// `rabbitmq` as its `[rabbitmq]` table (url, TLS files...).
     pub fn math(bin: &str, rabbitmq: &str) -> Self {
