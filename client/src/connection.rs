@@ -95,6 +95,13 @@ pub fn check_url(url: &str, tls: &TlsFiles) -> Result<AMQPUri, RpcError> {
     let uri: AMQPUri = url
         .parse()
         .map_err(|e: String| refuse(format!("{e} (broker URLs are amqp://... or amqps://...)")))?;
+    if uri.scheme == AMQPScheme::AMQPS && !cfg!(feature = "tls") {
+        return Err(refuse(
+            "amqps:// needs TLS, and this build of plughost-client has none: \
+             enable its `tls` feature (the plughost binary has it)"
+                .into(),
+        ));
+    }
     if uri.scheme == AMQPScheme::AMQP && !tls.is_empty() {
         return Err(refuse(format!(
             "TLS files are set ({}) but the URL is amqp://, which is plaintext: \
@@ -305,6 +312,14 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "tls"))]
+    fn without_the_tls_feature_amqps_is_refused_never_downgraded() {
+        let err = check_url("amqps://broker.example", &TlsFiles::default()).unwrap_err();
+        assert!(err.to_string().contains("`tls` feature"), "{err}");
+    }
+
+    #[test]
+    #[cfg(feature = "tls")]
     fn tls_files_with_a_plaintext_url_are_refused_never_downgraded() {
         let text = check_url("amqp://guest:pw@127.0.0.1:5672", &ca("/ca.pem"))
             .unwrap_err()
@@ -325,6 +340,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tls")]
     fn a_client_certificate_needs_its_key() {
         let files = TlsFiles {
             client_cert: Some("/cert.pem".into()),
