@@ -15,17 +15,21 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod call;
 mod error;
 pub mod handle;
-pub(crate) mod host_api;
+pub mod host_api;
 pub mod loader;
 pub mod registry;
 pub mod reload;
 
+pub use call::HostCall;
 pub use error::LoadError;
 pub use handle::{
-    MethodDescriptor, PluginDescriptor, PluginHandle, PluginState, ServiceDescriptor,
+    Example, MethodDescriptor, Outcome, ParamDescriptor, PluginDescriptor, PluginHandle,
+    PluginState, ScenarioDescriptor, ServiceDescriptor,
 };
+pub use host_api::PLUGIN_LOG_TARGET;
 pub use loader::{host_api_version, load, load_with_host, PluginSpec};
 pub use registry::{MethodEntry, Registry};
 pub use reload::{rebuild, Changes};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use plughost_plugin_api::codes;
 
 use super::wire::v2::ErrorBody;
-use crate::plugins::Registry;
+use crate::plugins::{HostCall, Registry};
 
 /// Runs `method` with `args_json` (a JSON array) and returns the result as
 /// JSON text. `deadline` is the caller's, when it sent one.
@@ -45,7 +45,8 @@ pub async fn dispatch(
     let plugin = entry.plugin.clone();
     let name = method.to_owned();
     let call = tokio::task::spawn_blocking(move || {
-        let result = plugin.call_json(&name, &args_json);
+        let call = HostCall::new(plugin.name(), &name, "v2").deadline(deadline);
+        let result = plugin.call_json(&name, &args_json, &call);
         drop(permit);
         result
     });

@@ -358,10 +358,10 @@ fn metadata_check(d: &PluginDescriptor) -> CheckResult {
                 m.name
             ));
         }
-        for (i, (args, _)) in m.examples.iter().enumerate() {
-            if !args.is_array() {
+        for (i, example) in m.examples.iter().enumerate() {
+            if !(example.args.is_array() || example.args.is_object()) {
                 problems.push(format!(
-                    "example {} of `{}` has arguments that are not a JSON array",
+                    "example {} of `{}` has arguments that are neither a JSON array nor an object",
                     i + 1,
                     m.name
                 ));
@@ -431,7 +431,7 @@ mod tests {
     use super::*;
     use crate::{
         conformance::Outcome,
-        plugins::{MethodDescriptor, ServiceDescriptor},
+        plugins::{Example, MethodDescriptor, ServiceDescriptor},
     };
 
     fn descriptor() -> PluginDescriptor {
@@ -444,7 +444,14 @@ mod tests {
                 name: "m".into(),
                 route: "plughost.p.m".into(),
                 doc: "does m".into(),
-                examples: vec![(json!([1]), json!(2))],
+                params: Vec::new(),
+                variadic: true,
+                result_schema: json!(true),
+                takes_context: false,
+                examples: vec![Example {
+                    args: json!([1]),
+                    expected: crate::plugins::Outcome::Result(json!(2)),
+                }],
                 latency_budget_ms: 0,
             }],
             services: vec![ServiceDescriptor {
@@ -452,6 +459,8 @@ mod tests {
                 doc: "runs".into(),
             }],
             sample_config: None,
+            scenarios: Vec::new(),
+            keeps_state: false,
         }
     }
 
@@ -476,7 +485,7 @@ mod tests {
         let mut d = descriptor();
         d.methods.push(d.methods[0].clone());
         d.methods[1].route = "a..b".into();
-        d.methods[0].examples[0].0 = json!(1);
+        d.methods[0].examples[0].args = json!(1);
         d.services[0].doc.clear();
         d.api_version = "9.0.0".into();
         let r = metadata_check(&d);
@@ -485,7 +494,7 @@ mod tests {
         for needle in [
             "declared twice",
             "invalid route `a..b`",
-            "example 1 of `m` has arguments that are not a JSON array",
+            "example 1 of `m` has arguments that are neither a JSON array nor an object",
             "service `s` has no doc line",
             "reports plugin-api 9.0.0",
         ] {
