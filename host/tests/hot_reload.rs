@@ -141,7 +141,7 @@ async fn bad_changes_leave_the_old_set_serving_with_a_clear_error() {
     let old_api = variant_lib(
         "echo",
         &Variant {
-            api_version: Some("0.2.0".into()),
+            api_version: Some("0.3.0".into()),
             ..Default::default()
         },
     );
@@ -152,7 +152,7 @@ async fn bad_changes_leave_the_old_set_serving_with_a_clear_error() {
             .error
             .as_deref()
             .unwrap()
-            .contains("built against plugin-api 0.2.0"),
+            .contains("built against plugin-api 0.3.0"),
         "{reply:?}"
     );
 

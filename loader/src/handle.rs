@@ -8,15 +8,17 @@ use std::{
     time::SystemTime,
 };
 
-use abi_stable::std_types::RStr;
+use abi_stable::{sabi_trait::TD_Opaque, std_types::RStr};
 use plughost_plugin_api::{
-    ffi::{PluginInfo, PluginInstanceBox, ServiceHostBox},
+    ffi::{
+        CallContext_TO, ExampleCall, PluginInfo, PluginInstanceBox, ServiceHostBox, StateSnapshot,
+    },
     PluginError,
 };
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{is_valid_route, pool::PluginPool, LoadError};
+use crate::{call::HostCall, is_valid_route, pool::PluginPool, LoadError};
 
 /// Threads of an instance before a registry gives it its share.
 const DEFAULT_THREADS: usize = 16;
@@ -77,6 +79,10 @@ pub struct PluginDescriptor {
     pub services: Vec<ServiceDescriptor>,
     /// A sample configuration, if it offers one.
     pub sample_config: Option<Value>,
+    /// Ordered call sequences for the conformance kit.
+    pub scenarios: Vec<ScenarioDescriptor>,
+    /// True when it hands its state over across upgrades.
+    pub keeps_state: bool,
 }
 
 /// One method as the plugin declares it (before manifest overrides).
@@ -88,10 +94,57 @@ pub struct MethodDescriptor {
     pub route: String,
     /// One-line documentation.
     pub doc: String,
-    /// Example calls: arguments and expected result.
-    pub examples: Vec<(Value, Value)>,
+    /// Its parameters, in order (none for a variadic method).
+    pub params: Vec<ParamDescriptor>,
+    /// True when it takes any JSON arguments.
+    pub variadic: bool,
+    /// JSON Schema of its result.
+    pub result_schema: Value,
+    /// True when its handler takes a call context.
+    pub takes_context: bool,
+    /// Example calls: arguments and expected outcome.
+    pub examples: Vec<Example>,
     /// Latency budget for an example call, in milliseconds (0 = default).
     pub latency_budget_ms: u64,
+}
+
+/// One parameter of a method.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamDescriptor {
+    /// Its name.
+    pub name: String,
+    /// JSON Schema of its type.
+    pub schema: Value,
+    /// True when a caller may leave it out.
+    pub optional: bool,
+}
+
+/// An example call and the outcome it must give.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Example {
+    /// The arguments (array or object).
+    pub args: Value,
+    /// What it must give.
+    pub expected: Outcome,
+}
+
+/// What an example must give.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// This result.
+    Result(Value),
+    /// An error with this code.
+    Error(u16),
+}
+
+/// A named sequence of example calls on one instance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScenarioDescriptor {
+    /// Its name.
+    pub name: String,
+    /// The calls, in order: method and example.
+    pub steps: Vec<(String, Example)>,
 }
 
 /// One tracked service as the plugin declares it.
@@ -214,11 +267,13 @@ impl PluginHandle {
         counts
     }
 
-    /// Calls a method with JSON values. Blocking: run it off async workers.
+    /// Calls a method with JSON values, in process, with no deadline.
+    /// Blocking: run it off async workers.
     pub fn call(&self, method: &str, args: &[Value]) -> Result<Value, PluginError> {
         let args = serde_json::to_string(args)
             .map_err(|e| PluginError::bad_arguments(format!("arguments do not serialise: {e}")))?;
-        let result = self.call_json(method, &args)?;
+        let call = HostCall::new(self.name(), method, "in-process");
+        let result = self.call_json(method, &args, &call)?;
         serde_json::from_str(&result).map_err(|e| {
             PluginError::failed(format!(
                 "plugin {} returned invalid JSON from {method}: {e}",
@@ -227,18 +282,31 @@ impl PluginHandle {
         })
     }
 
-    /// Calls a method with its arguments already encoded as a JSON array and
-    /// returns the JSON result text: the RPC path, which never needs the
-    /// values decoded in the host.
-    pub fn call_json(&self, method: &str, args_json: &str) -> Result<String, PluginError> {
+    /// Calls a method with its arguments already encoded as JSON (an array,
+    /// or an object of named arguments) and returns the JSON result text:
+    /// the RPC path, which never needs the values decoded in the host.
+    /// `call` is what the plugin may learn about the call (deadline,
+    /// cancellation, correlation id).
+    pub fn call_json(
+        &self,
+        method: &str,
+        args_json: &str,
+        call: &HostCall,
+    ) -> Result<String, PluginError> {
         if let Some(counter) = self.calls.get(method) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let entered = call.enter();
         let result = self
             .instance
-            .call(RStr::from_str(method), RStr::from_str(args_json))
+            .call(
+                RStr::from_str(method),
+                RStr::from_str(args_json),
+                CallContext_TO::from_ptr(call, TD_Opaque),
+            )
             .into_result();
+        drop(entered);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         result.map(|s| s.into_string())
     }
@@ -247,6 +315,20 @@ impl PluginHandle {
     /// its limit from the manifest.
     pub fn pool(&self) -> &PluginPool {
         &self.pool
+    }
+
+    /// The instance's state, for the instance that replaces it; `None` when
+    /// the plugin keeps no state. Blocking.
+    pub fn export_state(&self) -> Result<Option<StateSnapshot>, PluginError> {
+        self.instance
+            .export_state()
+            .into_result()
+            .map(|s| s.into_option())
+    }
+
+    /// Takes over a previous instance's state before serving. Blocking.
+    pub fn import_state(&self, state: StateSnapshot) -> Result<(), PluginError> {
+        self.instance.import_state(state).into_result()
     }
 
     /// Calls running in the plugin right now (a draining plugin retires at 0).
@@ -302,23 +384,51 @@ fn describe(file: &Path, info: PluginInfo) -> Result<PluginDescriptor, LoadError
             .examples
             .into_iter()
             .map(|e| {
-                let args = serde_json::from_str(e.args_json.as_str());
-                let expected = serde_json::from_str(e.expected_json.as_str());
-                match (args, expected) {
-                    (Ok(a @ Value::Array(_)), Ok(x)) => Ok((a, x)),
-                    (Ok(_), Ok(_)) => Err(bad(format!(
-                        "method `{method}` has an example whose arguments are not a JSON array"
-                    ))),
-                    _ => Err(bad(format!(
-                        "method `{method}` has an example that is not JSON"
-                    ))),
-                }
+                example(e)
+                    .ok_or_else(|| {
+                        bad(format!("method `{method}` has an example that is not JSON"))
+                    })
+                    .and_then(|e| {
+                        if e.args.is_array() || e.args.is_object() {
+                            Ok(e)
+                        } else {
+                            Err(bad(format!(
+                                "method `{method}` has an example whose arguments are neither a JSON array nor an object"
+                            )))
+                        }
+                    })
             })
             .collect::<Result<_, _>>()?;
+        let params = m
+            .params
+            .into_iter()
+            .map(|p| {
+                let name = p.name.into_string();
+                let schema = serde_json::from_str(p.schema.as_str()).map_err(|e| {
+                    bad(format!(
+                        "method `{method}`: parameter `{name}` has a schema that is not JSON: {e}"
+                    ))
+                })?;
+                Ok(ParamDescriptor {
+                    name,
+                    schema,
+                    optional: p.optional,
+                })
+            })
+            .collect::<Result<_, LoadError>>()?;
+        let result_schema = serde_json::from_str(m.result_schema.as_str()).map_err(|e| {
+            bad(format!(
+                "method `{method}` has a result schema that is not JSON: {e}"
+            ))
+        })?;
         methods.push(MethodDescriptor {
             name: method,
             route,
             doc: m.doc.into_string(),
+            params,
+            variadic: m.variadic,
+            result_schema,
+            takes_context: m.takes_context,
             examples,
             latency_budget_ms: m.latency_budget_ms,
         });
@@ -342,6 +452,27 @@ fn describe(file: &Path, info: PluginInfo) -> Result<PluginDescriptor, LoadError
         .map(|s| serde_json::from_str(s.as_str()))
         .transpose()
         .map_err(|e| bad(format!("sample config is not JSON: {e}")))?;
+    let scenarios = info
+        .scenarios
+        .into_iter()
+        .map(|s| {
+            let scenario = s.name.into_string();
+            let steps = s
+                .steps
+                .into_iter()
+                .map(|step| {
+                    let method = step.method.into_string();
+                    example(step.call).map(|e| (method, e)).ok_or_else(|| {
+                        bad(format!("scenario {scenario:?} has a step that is not JSON"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(ScenarioDescriptor {
+                name: scenario,
+                steps,
+            })
+        })
+        .collect::<Result<_, LoadError>>()?;
     Ok(PluginDescriptor {
         name,
         version,
@@ -350,5 +481,17 @@ fn describe(file: &Path, info: PluginInfo) -> Result<PluginDescriptor, LoadError
         methods,
         services,
         sample_config,
+        scenarios,
+        keeps_state: info.keeps_state,
     })
+}
+
+/// An example as the plugin sent it, or `None` when it is not JSON.
+fn example(call: ExampleCall) -> Option<Example> {
+    let args = serde_json::from_str(call.args_json.as_str()).ok()?;
+    let expected = match call.expected_code {
+        0 => Outcome::Result(serde_json::from_str(call.expected_json.as_str()).ok()?),
+        code => Outcome::Error(code),
+    };
+    Some(Example { args, expected })
 }

@@ -1,5 +1,7 @@
 //! The host's side of the callbacks a plugin can make ([`HostApi`]): its log
-//! records go to `tracing`, labelled with the plugin they came from.
+//! records go to `tracing`, labelled with the plugin they came from, and
+//! with the correlation id of the call the plugin is serving when it logs
+//! from that call's thread (see [`crate::call`]).
 
 use abi_stable::{sabi_trait::TD_Opaque, std_types::RStr};
 use plughost_plugin_api::{
@@ -7,7 +9,12 @@ use plughost_plugin_api::{
     LogLevel,
 };
 
-/// Forwards a plugin's log records to `tracing` under target `plughost::plugin`.
+use crate::call::with_current_correlation;
+
+/// The `tracing` target of every record a plugin writes.
+pub const PLUGIN_LOG_TARGET: &str = "plughost::plugin";
+
+/// Forwards a plugin's log records to `tracing` under [`PLUGIN_LOG_TARGET`].
 pub(crate) struct TracingHost {
     label: String,
 }
@@ -25,17 +32,34 @@ impl TracingHost {
 
 impl HostApi for TracingHost {
     fn log(&self, level: LogLevel, message: RStr<'_>) {
-        emit(&self.label, level, message.as_str());
+        with_current_correlation(|id| emit_for_call(&self.label, id, level, message.as_str()));
     }
 }
 
 /// Emits one plugin log record at the matching `tracing` level.
 pub fn emit(plugin: &str, level: LogLevel, message: &str) {
+    emit_for_call(plugin, "", level, message);
+}
+
+/// Emits one plugin log record, with the correlation id of the call it was
+/// written for (none when empty).
+pub fn emit_for_call(plugin: &str, correlation_id: &str, level: LogLevel, message: &str) {
+    let id = (!correlation_id.is_empty()).then_some(correlation_id);
     match level {
-        LogLevel::Trace => tracing::trace!(target: "plughost::plugin", plugin, "{message}"),
-        LogLevel::Debug => tracing::debug!(target: "plughost::plugin", plugin, "{message}"),
-        LogLevel::Info => tracing::info!(target: "plughost::plugin", plugin, "{message}"),
-        LogLevel::Warn => tracing::warn!(target: "plughost::plugin", plugin, "{message}"),
-        LogLevel::Error => tracing::error!(target: "plughost::plugin", plugin, "{message}"),
+        LogLevel::Trace => {
+            tracing::trace!(target: "plughost::plugin", plugin, correlation_id = id, "{message}")
+        }
+        LogLevel::Debug => {
+            tracing::debug!(target: "plughost::plugin", plugin, correlation_id = id, "{message}")
+        }
+        LogLevel::Info => {
+            tracing::info!(target: "plughost::plugin", plugin, correlation_id = id, "{message}")
+        }
+        LogLevel::Warn => {
+            tracing::warn!(target: "plughost::plugin", plugin, correlation_id = id, "{message}")
+        }
+        LogLevel::Error => {
+            tracing::error!(target: "plughost::plugin", plugin, correlation_id = id, "{message}")
+        }
     }
 }

@@ -16,6 +16,8 @@
 //!   the one home of the metadata rules), state and counters.
 //! - [`pool`]: the threads one instance's calls run on.
 //! - [`host_api`]: the callbacks a plugin makes into the host (logging).
+//! - [`call`]: [`HostCall`], what a plugin learns about one call (deadline,
+//!   cancellation, correlation id).
 //!
 //! ```no_run
 //! use plughost_loader::{load, PluginSpec};
@@ -25,6 +27,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod call;
 mod elf;
 mod error;
 pub mod handle;
@@ -35,10 +38,13 @@ pub mod settle;
 pub mod shadow;
 mod trust;
 
+pub use call::HostCall;
 pub use error::LoadError;
 pub use handle::{
-    MethodDescriptor, PluginDescriptor, PluginHandle, PluginState, ServiceDescriptor,
+    Example, MethodDescriptor, Outcome, ParamDescriptor, PluginDescriptor, PluginHandle,
+    PluginState, ScenarioDescriptor, ServiceDescriptor,
 };
+pub use host_api::PLUGIN_LOG_TARGET;
 pub use load::{
     check_api_compatible, check_pin, file_sha256, host_api_version, inspect, instantiate, load,
     load_with_host, tracing_host, PluginFile, PluginSpec,

@@ -175,7 +175,7 @@ fn plugin_built_against_another_plugin_api_is_refused_with_both_versions() {
     let lib = variant_lib(
         "math",
         &Variant {
-            api_version: Some("0.2.0".into()),
+            api_version: Some("0.3.0".into()),
             ..Default::default()
         },
     );
@@ -185,7 +185,7 @@ fn plugin_built_against_another_plugin_api_is_refused_with_both_versions() {
     let host = plughost_loader::host_api_version();
     assert!(
         msg.contains(&format!(
-            "built against plugin-api 0.2.0, host expects {host}"
+            "built against plugin-api 0.3.0, host expects {host}"
         )),
         "{msg}"
     );

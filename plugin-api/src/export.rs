@@ -16,16 +16,18 @@ use abi_stable::{
     library::RootModuleResult,
     prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
-    std_types::{RResult, RStr, RString},
+    std_types::{ROption, RResult, RStr, RString},
 };
 use serde_json::Value;
 
 use crate::{
+    builder::Expected,
     ffi::{
-        ExampleCall, HostApiBox, MethodInfo, PluginInfo, PluginInstance, PluginInstanceBox,
-        PluginInstance_TO, PluginRoot, PluginRootRef, ServiceHostBox, ServiceInfo,
+        CallContextRef, ExampleCall, HostApiBox, MethodInfo, ParamInfo, PluginInfo, PluginInstance,
+        PluginInstanceBox, PluginInstance_TO, PluginRoot, PluginRootRef, ScenarioInfo,
+        ScenarioStep, ServiceHostBox, ServiceInfo, StateSnapshot,
     },
-    Config, LogLevel, Plugin, PluginError, ServiceContext,
+    Config, Context, LogLevel, Plugin, PluginError, ServiceContext,
 };
 
 /// Implemented by the type [`crate::export_plugin!`] generates around the
@@ -60,7 +62,15 @@ extern "C" fn new_instance<B: Builder>(
     set_host(host);
     guarded("plugin initialisation", || {
         let config = Config::from_json(config_json.as_str())?;
-        B::build(&config)
+        let plugin = B::build(&config)?;
+        match plugin.problems().as_slice() {
+            [] => Ok(plugin),
+            problems => Err(PluginError::failed(format!(
+                "plugin {} is put together wrongly: {}",
+                plugin.name,
+                problems.join("; ")
+            ))),
+        }
     })
     .map(|plugin| PluginInstance_TO::from_value(Instance { plugin }, TD_Opaque))
     .into()
@@ -94,13 +104,23 @@ impl PluginInstance for Instance {
                         .unwrap_or_else(|| default_route(&p.name, &m.name))
                         .into(),
                     doc: m.doc.as_str().into(),
+                    params: m
+                        .signature
+                        .params
+                        .iter()
+                        .map(|p| ParamInfo {
+                            name: p.name.as_str().into(),
+                            schema: p.schema.to_string().into(),
+                            optional: p.optional,
+                        })
+                        .collect(),
+                    variadic: m.signature.variadic,
+                    result_schema: m.signature.result.to_string().into(),
+                    takes_context: m.takes_context,
                     examples: m
                         .examples
                         .iter()
-                        .map(|(args, expected)| ExampleCall {
-                            args_json: args.to_string().into(),
-                            expected_json: expected.to_string().into(),
-                        })
+                        .map(|(args, expected)| example_call(args, expected))
                         .collect(),
                     latency_budget_ms: m
                         .latency_budget
@@ -121,18 +141,50 @@ impl PluginInstance for Instance {
                 .as_ref()
                 .map(|c| RString::from(c.to_string()))
                 .into(),
+            scenarios: p
+                .scenarios
+                .iter()
+                .map(|s| ScenarioInfo {
+                    name: s.name.as_str().into(),
+                    steps: s
+                        .steps
+                        .iter()
+                        .map(|step| ScenarioStep {
+                            method: step.method.as_str().into(),
+                            call: example_call(&step.args, &step.expected),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            keeps_state: p.state.is_some(),
         }
     }
 
-    fn call(&self, method: RStr<'_>, args_json: RStr<'_>) -> RResult<RString, PluginError> {
+    fn call(
+        &self,
+        method: RStr<'_>,
+        args_json: RStr<'_>,
+        ctx: CallContextRef<'_>,
+    ) -> RResult<RString, PluginError> {
         let method = method.as_str();
-        guarded(&format!("method {method}"), || {
+        guarded_call(method, || {
             let args = parse_args(method, args_json.as_str())?;
             let m = self.plugin.find_method(method)?;
-            let value = (m.handler)(args)?;
+            let value = m.invoke(&Context::from_ffi(ctx), args)?;
             Ok(RString::from(value.to_string()))
         })
         .into()
+    }
+
+    fn export_state(&self) -> RResult<ROption<StateSnapshot>, PluginError> {
+        guarded("state export", || {
+            self.plugin.export_state().map(ROption::from)
+        })
+        .into()
+    }
+
+    fn import_state(&self, state: StateSnapshot) -> RResult<(), PluginError> {
+        guarded("state import", || self.plugin.import_state(&state)).into()
     }
 
     fn run_service(&self, service: RStr<'_>, host: ServiceHostBox) -> RResult<(), PluginError> {
@@ -145,16 +197,22 @@ impl PluginInstance for Instance {
     }
 }
 
-fn parse_args(method: &str, text: &str) -> Result<Vec<Value>, PluginError> {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Array(args)) => Ok(args),
-        Ok(other) => Err(PluginError::bad_arguments(format!(
-            "{method}: arguments must be a JSON array, got {other}"
-        ))),
-        Err(e) => Err(PluginError::bad_arguments(format!(
-            "{method}: arguments are not valid JSON: {e}"
-        ))),
+fn example_call(args: &Value, expected: &Expected) -> ExampleCall {
+    let (expected_json, expected_code) = match expected {
+        Expected::Result(value) => (value.to_string(), 0),
+        Expected::Error(code) => (String::new(), *code),
+    };
+    ExampleCall {
+        args_json: args.to_string().into(),
+        expected_json: expected_json.into(),
+        expected_code,
     }
+}
+
+fn parse_args(method: &str, text: &str) -> Result<Value, PluginError> {
+    serde_json::from_str::<Value>(text).map_err(|e| {
+        PluginError::bad_arguments(format!("{method}: arguments are not valid JSON: {e}"))
+    })
 }
 
 thread_local! {
@@ -191,15 +249,24 @@ fn payload_message(payload: &(dyn Any + Send)) -> String {
 
 /// Runs plugin code, turning a panic into a 500 error that says it panicked.
 fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, PluginError>) -> Result<T, PluginError> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(result) => result,
-        Err(payload) => {
-            let detail = LAST_PANIC
-                .with(|p| p.borrow_mut().take())
-                .unwrap_or_else(|| payload_message(payload.as_ref()));
-            Err(PluginError::panicked(what, &detail))
-        }
-    }
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| Err(panicked(what, payload)))
+}
+
+/// [`guarded`] for a method call, which names the method only when it panicked
+/// (the per-call path formats nothing it does not need).
+fn guarded_call<T>(
+    method: &str,
+    f: impl FnOnce() -> Result<T, PluginError>,
+) -> Result<T, PluginError> {
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|payload| Err(panicked(&format!("method {method}"), payload)))
+}
+
+fn panicked(what: &str, payload: Box<dyn Any + Send>) -> PluginError {
+    let detail = LAST_PANIC
+        .with(|p| p.borrow_mut().take())
+        .unwrap_or_else(|| payload_message(payload.as_ref()));
+    PluginError::panicked(what, &detail)
 }
 
 static HOST: RwLock<Option<HostApiBox>> = RwLock::new(None);

@@ -31,7 +31,11 @@
 //! ```
 //!
 //! ## Modules
-//! - [`builder`]: [`Plugin`], [`Method`], [`Service`]: what authors write.
+//! - [`builder`]: [`Plugin`], [`Method`], [`Service`], [`Scenario`]: what authors write.
+//! - [`handler`]: how typed functions become methods: [`Signature`]s from
+//!   their types, named and omitted arguments.
+//! - [`context`]: [`Context`], what a method learns about its call
+//!   (deadline, cancellation, correlation id); [`LocalCall`] for tests.
 //! - [`ffi`]: the `#[repr(C)]` types that cross the boundary (the host's side).
 //! - [`error`]: [`PluginError`] and the shared error [`codes`].
 //! - [`config`]: the plugin's configuration table.
@@ -42,22 +46,35 @@
 
 pub mod builder;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod ffi;
+pub mod handler;
 pub mod service;
 
 #[doc(hidden)]
 pub mod export;
 
-pub use builder::{Handler, IntoReply, Method, Plugin, Service};
+pub use builder::{Expected, Method, Plugin, Scenario, Service, Step};
 pub use config::Config;
+pub use context::{Context, LocalCall, Protocol};
 pub use error::{codes, PanicReport, PluginError};
 pub use ffi::LogLevel;
+pub use handler::{Handler, IntoReply, Param, Signature};
 pub use service::ServiceContext;
 
 /// Re-exported so the export macro and plugins never need their own
 /// dependency on it (and so both sides always use the same version).
 pub use abi_stable;
+/// Re-exported for plugin authors: parameter and result types describe
+/// themselves through it (`#[derive(JsonSchema)]`, with
+/// `#[schemars(crate = "plughost_plugin_api::schemars")]` when the plugin
+/// has no dependency of its own on schemars).
+pub use schemars;
+/// Re-exported for plugin authors: structured arguments derive
+/// `Deserialize` (with `#[serde(crate = "plughost_plugin_api::serde")]`
+/// when the plugin has no dependency of its own on serde).
+pub use serde;
 /// Re-exported for plugin authors: arguments and results are JSON values.
 pub use serde_json;
 
@@ -95,12 +112,18 @@ pub fn log(level: LogLevel, message: impl AsRef<str>) {
 
 /// Everything a plugin author needs, in one import:
 /// `use plughost_plugin_api::prelude::*;` brings [`Plugin`], [`Method`],
-/// [`Service`], [`ServiceContext`], [`Config`], [`PluginError`], [`log`],
-/// [`LogLevel`], [`export_plugin!`], and `serde_json`'s `json!` and `Value`.
+/// [`Service`], [`Scenario`], [`ServiceContext`], [`Context`],
+/// [`LocalCall`], [`Config`], [`PluginError`], [`codes`], [`log`],
+/// [`LogLevel`], [`export_plugin!`], `serde`'s `Serialize` and
+/// `Deserialize`, `schemars`' `JsonSchema`, and `serde_json`'s `json!` and
+/// `Value`.
 pub mod prelude {
     pub use crate::{
-        export_plugin, log, Config, LogLevel, Method, Plugin, PluginError, Service, ServiceContext,
+        codes, export_plugin, log, Config, Context, LocalCall, LogLevel, Method, Plugin,
+        PluginError, Scenario, Service, ServiceContext,
     };
+    pub use schemars::JsonSchema;
+    pub use serde::{Deserialize, Serialize};
     pub use serde_json::{json, Value};
 }
 

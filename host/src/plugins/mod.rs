@@ -14,8 +14,8 @@ pub mod reload;
 
 pub use error::RegistryError;
 pub use plughost_loader::{
-    load, LoadError, MethodDescriptor, PluginDescriptor, PluginHandle, PluginSpec, PluginState,
-    ServiceDescriptor,
+    load, Example, HostCall, LoadError, MethodDescriptor, Outcome, ParamDescriptor,
+    PluginDescriptor, PluginHandle, PluginSpec, PluginState, ScenarioDescriptor, ServiceDescriptor,
 };
 pub use registry::{MethodEntry, Registry};
 pub use reload::{rebuild, Changes};

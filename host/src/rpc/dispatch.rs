@@ -16,20 +16,30 @@ use std::{
 use plughost_plugin_api::{codes, PluginError};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
-use plughost_loader::pool::PoolJob;
+use plughost_loader::{pool::PoolJob, HostCall};
 use plughost_proto::rpc::v2::ErrorBody;
 
 use crate::plugins::{PluginHandle, Registry};
 
-/// Runs `method` with `args_json` (a JSON array) and returns the result as
-/// JSON text. `received` is when the request arrived; `deadline` is the
-/// caller's, when it sent one.
+/// Where a call came from, for the plugin's [`HostCall`] context and its logs.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// `v1`, `v2` or `local`.
+    pub protocol: &'static str,
+    /// The caller's correlation id (empty when it sent none).
+    pub correlation_id: &'a str,
+}
+
+/// Runs `method` with `args_json` (a JSON array, or an object of named
+/// arguments) and returns the result as JSON text. `received` is when the
+/// request arrived; `deadline` is the caller's, when it sent one.
 pub async fn dispatch(
     registry: &Registry,
     method: &str,
     args_json: String,
     received: Instant,
     deadline: Option<Instant>,
+    origin: Origin<'_>,
 ) -> Result<String, ErrorBody> {
     let entry = registry
         .method(method)
@@ -57,10 +67,14 @@ pub async fn dispatch(
         }
     };
     let (reply, result) = oneshot::channel();
+    let context = HostCall::new(entry.plugin.name(), method, origin.protocol)
+        .deadline(Some(end))
+        .correlation_id(origin.correlation_id);
     let call = PluginCall {
         plugin: Arc::clone(&entry.plugin),
         method: method.to_owned(),
         args_json,
+        context,
         permit,
         reply,
     };
@@ -88,6 +102,7 @@ struct PluginCall {
     plugin: Arc<PluginHandle>,
     method: String,
     args_json: String,
+    context: HostCall,
     permit: OwnedSemaphorePermit,
     /// `None`: it expired in the queue and did not run.
     reply: oneshot::Sender<Option<Result<String, PluginError>>>,
@@ -99,10 +114,11 @@ impl PoolJob for PluginCall {
             plugin,
             method,
             args_json,
+            context,
             permit,
             reply,
         } = *self;
-        let result = plugin.call_json(&method, &args_json);
+        let result = plugin.call_json(&method, &args_json, &context);
         drop(permit);
         let _ = reply.send(Some(result));
     }

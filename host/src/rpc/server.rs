@@ -58,7 +58,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     connection::{connect, redact, Backoff, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
-    dispatch::dispatch,
+    dispatch::{dispatch, Origin},
     health::RpcHealth,
     replies::{broker_op, ChannelError, Replies, ReplyExchanges, Sent, Verdict},
     topology::{
@@ -804,12 +804,17 @@ async fn call_v2(delivery: &Delivery, received: Instant, ctx: &CallContext) -> D
     let registry = ctx.registry.borrow().clone();
     let outcome = match serde_json::from_slice::<v2::CallRequest<'_>>(&delivery.data) {
         Ok(req) => {
+            let origin = Origin {
+                protocol: "v2",
+                correlation_id: correlation_id.as_str(),
+            };
             dispatch(
                 &registry,
                 &req.method,
                 req.args.get().to_owned(),
                 received,
                 deadline,
+                origin,
             )
             .await
         }
@@ -955,7 +960,11 @@ async fn call_v1(delivery: &Delivery, received: Instant, ctx: &CallContext) -> D
     let args = serde_json::Value::Array(args).to_string();
     let registry = ctx.registry.borrow().clone();
     let (max, whose) = reply_limit(ctx);
-    let reply = match dispatch(&registry, &req.method, args, received, None).await {
+    let origin = Origin {
+        protocol: "v1",
+        correlation_id: correlation_id.as_str(),
+    };
+    let reply = match dispatch(&registry, &req.method, args, received, None, origin).await {
         // A result that cannot fit is not decoded at all.
         Ok(json) if json.len() > max => {
             v1::CallReply::Failure(v1_too_large(route, json.len(), max, whose))

@@ -191,12 +191,15 @@ pub fn variant_lib(name: &str, variant: &Variant) -> PathBuf {
     let version = variant
         .api_version
         .clone()
-        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned());
+        .unwrap_or_else(|| plughost_plugin_api::API_VERSION.to_owned());
+    // plugin-api's own Cargo.toml inherits from the workspace; the copy
+    // names the same dependencies (with the same features) itself.
     fs::write(
         &api_toml,
         format!(
             "[package]\nname = \"plughost-plugin-api\"\nversion = \"{version}\"\nedition = \"2021\"\n\n[dependencies]\n\
-             abi_stable = {{ version = \"0.11.3\", default-features = false }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\nserde_json = \"1\"\n"
+             abi_stable = {{ version = \"0.11.3\", default-features = false }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\nserde_json = \"1\"\n\
+             schemars = {{ version = \"1\", default-features = false, features = [\"derive\", \"std\"] }}\n"
         ),
     )
     .unwrap();

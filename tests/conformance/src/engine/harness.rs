@@ -27,7 +27,7 @@ use plughost_plugin_api::{
 };
 use serde_json::Value;
 
-use plughost_loader::{host_api::emit, PluginHandle};
+use plughost_loader::{host_api::emit, HostCall, PluginHandle};
 
 /// Records kept for forwarding; further ones are only counted.
 const MAX_KEPT_RECORDS: usize = 10_000;
@@ -239,7 +239,8 @@ pub(crate) fn call_with_deadline(
 /// Calls a method on this thread.
 pub(crate) fn call_now(plugin: &PluginHandle, method: &str, args_json: &str) -> Timed {
     let started = Instant::now();
-    let result = plugin.call_json(method, args_json);
+    let call = HostCall::new(plugin.name(), method, "in-process");
+    let result = plugin.call_json(method, args_json, &call);
     let elapsed = started.elapsed();
     let answer = match result {
         Ok(text) => match serde_json::from_str(&text) {

@@ -27,7 +27,7 @@ use crate::engine::{
     harness::{call_now, call_with_deadline, is_panic, Answer, Timed},
     report::{Check, CheckResult},
 };
-use plughost_loader::PluginHandle;
+use plughost_loader::{Outcome, PluginHandle};
 
 /// Timed repeats per example for the latency check (the median counts).
 const LATENCY_RUNS: usize = 3;
@@ -138,16 +138,26 @@ impl Session<'_> {
             if m.examples.is_empty() {
                 without.push(format!("`{}`", m.name));
             }
-            for (i, (args, expected)) in m.examples.iter().enumerate() {
-                if !args.is_array() {
+            for (i, example) in m.examples.iter().enumerate() {
+                if !(example.args.is_array() || example.args.is_object()) {
                     continue; // reported by `metadata`
                 }
                 let label = format!("`{}` example {}", m.name, i + 1);
-                let args_json = args.to_string();
+                let args_json = example.args.to_string();
                 let timed = self.call(&plugin, &label, &m.name, &args_json);
-                if timed.answer != Answer::Value(expected.clone()) {
+                let (fits, wanted) = match &example.expected {
+                    Outcome::Result(expected) => (
+                        timed.answer == Answer::Value(expected.clone()),
+                        expected.to_string(),
+                    ),
+                    Outcome::Error(code) => (
+                        matches!(&timed.answer, Answer::Error(e) if e.code == *code),
+                        format!("an error with code {code}"),
+                    ),
+                };
+                if !fits {
                     failures.push(format!(
-                        "{label} {args_json}: {}, expected {expected}",
+                        "{label} {args_json}: {}, expected {wanted}",
                         timed.answer.describe()
                     ));
                 }
@@ -199,15 +209,15 @@ impl Session<'_> {
         }
         let (mut rejected, mut accepted, mut failures) = (0usize, Vec::new(), Vec::new());
         for m in &d.methods {
-            let example = m
-                .examples
-                .iter()
-                .find_map(|(args, _)| args.as_array().cloned());
+            let example = m.examples.iter().find_map(|e| e.args.as_array().cloned());
             let mut calls: Vec<(String, String)> = bad_argument_probes(example.as_deref())
                 .into_iter()
                 .map(|p| (p.what, Value::Array(p.args).to_string()))
                 .collect();
-            calls.push(("arguments that are not a JSON array".into(), "{}".into()));
+            calls.push((
+                "arguments that are neither a JSON array nor an object".into(),
+                "\"not arguments\"".into(),
+            ));
             calls.push(("arguments that are not valid JSON".into(), "[1,".into()));
             for (what, args_json) in calls {
                 let label = format!("`{}` with {what}", m.name);

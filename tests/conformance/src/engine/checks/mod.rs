@@ -385,7 +385,7 @@ fn ms(d: std::time::Duration) -> String {
 mod tests {
     use super::*;
     use crate::engine::Outcome;
-    use plughost_loader::{MethodDescriptor, ServiceDescriptor};
+    use plughost_loader::{Example, MethodDescriptor, ServiceDescriptor};
 
     fn descriptor() -> PluginDescriptor {
         PluginDescriptor {
@@ -397,7 +397,14 @@ mod tests {
                 name: "m".into(),
                 route: "plughost.p.m".into(),
                 doc: "does m".into(),
-                examples: vec![(json!([1]), json!(2))],
+                params: Vec::new(),
+                variadic: true,
+                result_schema: json!(true),
+                takes_context: false,
+                examples: vec![Example {
+                    args: json!([1]),
+                    expected: plughost_loader::Outcome::Result(json!(2)),
+                }],
                 latency_budget_ms: 0,
             }],
             services: vec![ServiceDescriptor {
@@ -405,6 +412,8 @@ mod tests {
                 doc: "runs".into(),
             }],
             sample_config: None,
+            scenarios: Vec::new(),
+            keeps_state: false,
         }
     }
 
