@@ -38,7 +38,7 @@
 //! ```
 //!
 //! ```
-//! use crate::logging::{resolve, LogFormat, LoggingConfig, LoggingEnv, LoggingOptions};
+//! use plughost_cli::logging::{resolve, LogFormat, LoggingConfig, LoggingEnv, LoggingOptions};
 //!
 //! let config = LoggingConfig::from_toml("level = \"info\"\n[targets]\n\"plughost_proto\" = \"debug\"\n").unwrap();
 //! let options = LoggingOptions { format: Some(LogFormat::Json), ..LoggingOptions::default() };

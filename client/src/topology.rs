@@ -1,5 +1,5 @@
 //! The broker objects plughost and the old tools share, declared exactly as
-//! the old tools declare them (WIRE.md §1): a re-declaration with different
+//! the old tools declare them (docs/wire.md §1): a re-declaration with different
 //! attributes is refused by RabbitMQ (406), which would stop whichever side
 //! starts second.
 //!

@@ -21,7 +21,7 @@ use plughost_client::{Client, ClientOptions, RpcError};
 use plughost_test_support::{
     plughost_bin,
     process::{output_within, stderr, stdout},
-    MathHost, RabbitNode,
+    HostProcess, RabbitNode,
 };
 use serde_json::json;
 
@@ -48,7 +48,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// `plughost call --timeout 3 fibo <n>` against the host's broker, timed.
-fn cli_call(host: &MathHost, n: &str) -> (std::process::Output, Duration) {
+fn cli_call(host: &HostProcess, n: &str) -> (std::process::Output, Duration) {
     output_within(
         plughost_bin(),
         &[
@@ -58,7 +58,7 @@ fn cli_call(host: &MathHost, n: &str) -> (std::process::Output, Duration) {
             "fibo",
             n,
             "--manifest",
-            host.manifest(),
+            host.manifest_arg(),
         ],
         HANG_LIMIT,
     )
@@ -114,8 +114,8 @@ fn fibo(
 #[test]
 fn a_memory_alarm_fails_calls_at_once_with_a_503_naming_it_until_it_clears() {
     let node = RabbitNode::start();
-    let host = MathHost::math(plughost_bin(), &format!("url = {:?}", node.url()));
-    host.wait_serving(plughost_bin());
+    let host = HostProcess::math(plughost_bin(), &format!("url = {:?}", node.url()));
+    host.wait_serving();
     let rt = runtime();
     // A library client that is connected (and has published) before the alarm.
     let client = client_for(&node, &rt);
@@ -162,8 +162,8 @@ fn a_memory_alarm_fails_calls_at_once_with_a_503_naming_it_until_it_clears() {
 #[test]
 fn a_frozen_broker_costs_a_caller_its_deadline_and_no_more() {
     let node = RabbitNode::start();
-    let host = MathHost::math(plughost_bin(), &format!("url = {:?}", node.url()));
-    host.wait_serving(plughost_bin());
+    let host = HostProcess::math(plughost_bin(), &format!("url = {:?}", node.url()));
+    host.wait_serving();
     let rt = runtime();
     let client = client_for(&node, &rt);
     assert_eq!(fibo(&client, &rt, 10).unwrap(), json!(55));
@@ -209,13 +209,13 @@ fn a_frozen_broker_costs_a_caller_its_deadline_and_no_more() {
 #[test]
 fn the_cli_closes_its_connection_with_connection_close() {
     let node = RabbitNode::start();
-    let host = MathHost::math(plughost_bin(), &format!("url = {:?}", node.url()));
-    host.wait_serving(plughost_bin());
+    let host = HostProcess::math(plughost_bin(), &format!("url = {:?}", node.url()));
+    host.wait_serving();
     let (out, _) = cli_call(&host, "10");
     assert_eq!(stdout(&out).trim(), "55", "{out:?}");
     let (out, _) = output_within(
         plughost_bin(),
-        &["find", "nosuch", "--manifest", host.manifest()],
+        &["find", "nosuch", "--manifest", host.manifest_arg()],
         HANG_LIMIT,
     );
     assert!(stderr(&out).contains("[404]"), "{out:?}");

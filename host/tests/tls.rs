@@ -12,7 +12,7 @@ use std::{net::TcpStream, process::Output, time::Duration};
 use plughost_test_support::{
     free_port, plughost_bin,
     process::{output_within, stderr, stdout},
-    MathHost, RabbitNode, TestCa,
+    HostProcess, RabbitNode, TestCa,
 };
 
 /// Longest any one CLI command may take before the test calls it hung;
@@ -58,11 +58,11 @@ fn ssl_of_connections(node: &RabbitNode, name: &str) -> Vec<String> {
 fn amqps_with_the_ca_file_serves_and_calls_over_tls_and_never_downgrades() {
     let ca = TestCa::new();
     let (node, tls_port) = tls_node(&ca, false);
-    let host = MathHost::math(
+    let host = HostProcess::math(
         plughost_bin(),
         &format!("url = {:?}\nca_file = {:?}", amqps(tls_port), &ca.ca_file()),
     );
-    host.wait_serving(plughost_bin());
+    host.wait_serving();
     assert_eq!(
         ssl_of_connections(&node, "plughost host"),
         ["true"],
@@ -165,7 +165,7 @@ fn amqps_with_the_ca_file_serves_and_calls_over_tls_and_never_downgrades() {
 fn a_listener_that_requires_a_client_certificate_gets_one() {
     let ca = TestCa::new();
     let (node, tls_port) = tls_node(&ca, true);
-    let host = MathHost::math(
+    let host = HostProcess::math(
         plughost_bin(),
         &format!(
             "url = {:?}\nca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}",
@@ -175,7 +175,7 @@ fn a_listener_that_requires_a_client_certificate_gets_one() {
             &ca.client_key()
         ),
     );
-    host.wait_serving(plughost_bin());
+    host.wait_serving();
     assert_eq!(ssl_of_connections(&node, "plughost host"), ["true"]);
 
     let url = amqps(tls_port);

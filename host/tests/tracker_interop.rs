@@ -1,5 +1,5 @@
 //! Interop with peers on libzmq through pyzmq that behave like the old
-//! Python tools (WIRE.md §2): an old-style service registers with a
+//! Python tools (docs/wire.md §2): an old-style service registers with a
 //! plughost manager, keeps its own 9 s pace and expires when it dies; a
 //! plughost service registers with an old-style manager, again at the
 //! first beacon of a new one; plughost's command processor lists through an

@@ -13,7 +13,6 @@
 //! ([`HostCall::enter`]), and the host's log callback reads it.
 
 use std::{
-    cell::RefCell,
     sync::{
         atomic::{AtomicBool, Ordering},
         Condvar, Mutex,
@@ -24,7 +23,7 @@ use std::{
 use abi_stable::std_types::RStr;
 use plughost_plugin_api::{context::remaining_ms, ffi::CallContext, LogLevel};
 
-use crate::host_api::emit_for_call;
+use crate::host_api::{emit_for_call, enter_call, Entered};
 
 /// One call as the host tells a plugin about it.
 #[derive(Debug)]
@@ -37,11 +36,6 @@ pub struct HostCall {
     cancelled: AtomicBool,
     lock: Mutex<()>,
     changed: Condvar,
-}
-
-thread_local! {
-    /// The correlation id of the call this thread is running, if any.
-    static CURRENT: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 impl HostCall {
@@ -92,28 +86,8 @@ impl HostCall {
     /// Marks this thread as running the call until the guard drops, so log
     /// records the plugin writes carry its correlation id.
     pub(crate) fn enter(&self) -> Entered {
-        CURRENT.with(|c| {
-            let mut current = c.borrow_mut();
-            current.clear();
-            current.push_str(&self.correlation_id);
-        });
-        Entered
+        enter_call(&self.correlation_id)
     }
-}
-
-/// While it lives, this thread is running a call (see [`HostCall::enter`]).
-pub(crate) struct Entered;
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        CURRENT.with(|c| c.borrow_mut().clear());
-    }
-}
-
-/// Runs `f` with the correlation id of the call this thread runs (empty
-/// when it runs none).
-pub(crate) fn with_current_correlation<T>(f: impl FnOnce(&str) -> T) -> T {
-    CURRENT.with(|c| f(&c.borrow()))
 }
 
 impl CallContext for HostCall {
@@ -183,8 +157,11 @@ mod tests {
         let call = HostCall::new("p", "m", "v1").correlation_id("abc");
         {
             let _entered = call.enter();
-            assert_eq!(with_current_correlation(str::to_owned), "abc");
+            assert_eq!(
+                crate::host_api::with_current_correlation(str::to_owned),
+                "abc"
+            );
         }
-        assert_eq!(with_current_correlation(str::to_owned), "");
+        assert_eq!(crate::host_api::with_current_correlation(str::to_owned), "");
     }
 }

@@ -1,7 +1,9 @@
 //! The host's side of the callbacks a plugin can make ([`HostApi`]): its log
 //! records go to `tracing`, labelled with the plugin they came from, and
 //! with the correlation id of the call the plugin is serving when it logs
-//! from that call's thread (see [`crate::call`]).
+//! from that call's thread (see [`crate::HostCall`]).
+
+use std::cell::RefCell;
 
 use abi_stable::{sabi_trait::TD_Opaque, std_types::RStr};
 use plughost_plugin_api::{
@@ -9,7 +11,36 @@ use plughost_plugin_api::{
     LogLevel,
 };
 
-use crate::call::with_current_correlation;
+thread_local! {
+    /// The correlation id of the call this thread is running, if any.
+    static CURRENT: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Marks this thread as running a call with `correlation_id` until the
+/// guard drops (see [`crate::HostCall`]).
+pub(crate) fn enter_call(correlation_id: &str) -> Entered {
+    CURRENT.with(|c| {
+        let mut current = c.borrow_mut();
+        current.clear();
+        current.push_str(correlation_id);
+    });
+    Entered
+}
+
+/// While it lives, this thread is running a call (see [`enter_call`]).
+pub(crate) struct Entered;
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().clear());
+    }
+}
+
+/// Runs `f` with the correlation id of the call this thread runs (empty
+/// when it runs none).
+pub(crate) fn with_current_correlation<T>(f: impl FnOnce(&str) -> T) -> T {
+    CURRENT.with(|c| f(&c.borrow()))
+}
 
 /// The `tracing` target of every record a plugin writes.
 pub const PLUGIN_LOG_TARGET: &str = "plughost::plugin";

@@ -4,9 +4,10 @@
 //! kit: one plugin file in, one checked [`PluginHandle`] out, or a
 //! [`LoadError`] that names the file and the reason.
 //!
-//! - [`load`](mod@load): the steps, in order: trust, settle, hash, shadow
-//!   copy, ELF check, `dlopen`, plugin-api version and layout checks,
-//!   instance creation, metadata validation.
+//! - [`load`](mod@load): the steps, in order: inspect (trust, settle,
+//!   hash), shadow copy, ELF check, `dlopen`, plugin-api version and layout
+//!   checks, instance creation, metadata validation.
+//! - `inspect`: a plugin file's trust, settling and hash, before anything is copied.
 //! - `trust`: may anyone but root and the host's user change a plugin file?
 //! - `settle`: has a file stopped changing?
 //! - `elf`: is a file a complete ELF shared object (nothing past its end)?
@@ -32,6 +33,7 @@ mod elf;
 mod error;
 pub mod handle;
 pub mod host_api;
+mod inspect;
 pub mod load;
 pub mod pool;
 pub mod settle;
@@ -45,9 +47,10 @@ pub use handle::{
     PluginState, ScenarioDescriptor, ServiceDescriptor,
 };
 pub use host_api::PLUGIN_LOG_TARGET;
+pub use inspect::{file_sha256, inspect, PluginFile};
 pub use load::{
-    check_api_compatible, check_pin, file_sha256, host_api_version, inspect, instantiate, load,
-    load_with_host, tracing_host, PluginFile, PluginSpec,
+    check_api_compatible, check_pin, host_api_version, instantiate, load, load_with_host,
+    tracing_host, PluginSpec,
 };
 
 /// True when `route` is a usable AMQP topic routing key for a method: one or

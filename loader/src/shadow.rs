@@ -130,7 +130,7 @@ impl Cache {
         io::copy(&mut source, tmp.as_file_mut()).map_err(io)?;
         tmp.as_file_mut().flush().map_err(io)?;
         settle::unchanged(path, &file.stamp).map_err(|e| LoadError::unsettled(path, e))?;
-        if crate::load::file_sha256(tmp.path())? != file.sha256 {
+        if crate::inspect::file_sha256(tmp.path())? != file.sha256 {
             return Err(LoadError::StillBeingWritten {
                 path: path.clone(),
                 change: "its content changed between two reads".into(),
@@ -253,7 +253,7 @@ fn plugin_of(copy: &str) -> Option<String> {
 
 /// True when `target` exists with this content.
 fn holds(target: &Path, sha256: &str) -> bool {
-    target.exists() && crate::load::file_sha256(target).is_ok_and(|s| s == sha256)
+    target.exists() && crate::inspect::file_sha256(target).is_ok_and(|s| s == sha256)
 }
 
 fn check_complete(path: &Path, file: &File) -> Result<(), LoadError> {

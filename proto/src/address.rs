@@ -188,7 +188,7 @@ impl fmt::Display for Address {
     }
 }
 
-/// The raw protocol's address `<name>:<uuid4>` (WIRE.md section 2).
+/// The raw protocol's address `<name>:<uuid4>` (docs/wire.md section 2).
 ///
 /// The name may contain spaces but not `:`, CR or LF; the uuid is a [`Uid`].
 /// The old system keys services by the uuid, the name is for people.

@@ -6,7 +6,7 @@
 //!
 //! - Splitting treats the separator as a *terminator*: `a CRLF b CRLF` is the
 //!   two lines `a`, `b`, not `a`, `b`, `""` as `str::split` would give. That is
-//!   how WIRE.md describes messages ("each part followed by CRLF"), and it makes
+//!   how docs/wire.md describes messages ("each part followed by CRLF"), and it makes
 //!   [`LineSeparator::join`] and [`LineSeparator::split`] exact inverses for
 //!   lines that do not contain the separator.
 //! - Splitting works on bytes, not `str`, because messages arrive from sockets

@@ -2,7 +2,7 @@
 //! heartbeating a manager once a second, over a few connections.
 //!
 //! Each simulated service sends HELLO addressed To the manager (which the
-//! manager accepts from any connection, WIRE.md "Authenticity"), so N
+//! manager accepts from any connection, docs/wire.md "Authenticity"), so N
 //! services need only a handful of TCP connections; the manager's work per
 //! message is the same as for N real services.
 

@@ -797,6 +797,30 @@ fn default_host_name() -> String {
         .unwrap_or_else(|| "plughost".to_owned())
 }
 
+impl PluginEntry {
+    /// What this entry asks the loader to load, under the manifest's `[host]`
+    /// settings (whether insecure plugin files are allowed).
+    pub fn spec(&self, host: &HostSettings) -> plughost_loader::PluginSpec {
+        plughost_loader::PluginSpec {
+            path: self.path.clone(),
+            sha256: self.sha256.clone(),
+            config: self.config.clone(),
+            allow_insecure_files: host.allow_insecure_plugin_files,
+        }
+    }
+}
+
+impl RabbitSettings {
+    /// The TLS files `[rabbitmq]` names, for the connection code.
+    pub fn tls_files(&self) -> plughost_client::TlsFiles {
+        plughost_client::TlsFiles {
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1042,29 +1066,5 @@ mod tests {
             err.contains("/nonexistent/plughost.toml") && err.contains("cannot read"),
             "{err}"
         );
-    }
-}
-
-impl PluginEntry {
-    /// What this entry asks the loader to load, under the manifest's `[host]`
-    /// settings (whether insecure plugin files are allowed).
-    pub fn spec(&self, host: &HostSettings) -> plughost_loader::PluginSpec {
-        plughost_loader::PluginSpec {
-            path: self.path.clone(),
-            sha256: self.sha256.clone(),
-            config: self.config.clone(),
-            allow_insecure_files: host.allow_insecure_plugin_files,
-        }
-    }
-}
-
-impl RabbitSettings {
-    /// The TLS files `[rabbitmq]` names, for the connection code.
-    pub fn tls_files(&self) -> plughost_client::TlsFiles {
-        plughost_client::TlsFiles {
-            ca_file: self.ca_file.clone(),
-            client_cert: self.client_cert.clone(),
-            client_key: self.client_key.clone(),
-        }
     }
 }

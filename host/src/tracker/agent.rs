@@ -1,7 +1,7 @@
 //! One service as the manager sees it: a SUB socket for beacons and a DEALER
 //! (identity = the service's uuid) for INIT, HELLO, BYE and management.
 //!
-//! The conversation (WIRE.md §2): INIT on the first beacon, HELLO every
+//! The conversation (docs/wire.md §2): INIT on the first beacon, HELLO every
 //! heartbeat, BYE on stop. A beacon from a manager with another uuid (a
 //! restarted manager) triggers a new INIT at that very beacon, on the same
 //! DEALER: libzmq reconnects every socket type by itself (100 ms, backing
@@ -485,7 +485,7 @@ impl Agent {
             |from: &RawAddress| self.manager.as_ref().is_some_and(|m| m.uid() == from.uid());
         match RawMessage::parse_frames(frames.iter()) {
             Ok(RawMessage::Response(response)) => {
-                // WIRE.md: accept only answers from our manager, addressed to us.
+                // docs/wire.md: accept only answers from our manager, addressed to us.
                 if !from_manager(response.from())
                     || response
                         .to()

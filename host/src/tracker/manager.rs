@@ -617,7 +617,7 @@ mod tests {
         RawAddress::parse(text).unwrap()
     }
 
-    /// The old manager's bytes for `l` with two services (WIRE.md §2: the
+    /// The old manager's bytes for `l` with two services (docs/wire.md §2: the
     /// listing is one body string, each line ended by `\n`, and the
     /// serializer ends every part with CRLF).
     #[test]

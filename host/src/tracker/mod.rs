@@ -1,4 +1,4 @@
-//! The service tracker over ZeroMQ (WIRE.md §2), on libzmq: a service
+//! The service tracker over ZeroMQ (docs/wire.md §2), on libzmq: a service
 //! manager that tracks services as they come and go, the runtime that
 //! registers a host's services with a manager, and the management client
 //! behind `plughost services` and `plughost cmd-proc`.

@@ -171,7 +171,7 @@ impl ServiceRegistry {
         self.order.iter().filter_map(|uid| self.entries.get(uid))
     }
 
-    /// The v1 listing text (WIRE.md §2), one line per service.
+    /// The v1 listing text (docs/wire.md §2), one line per service.
     pub fn listing(&self, now: Instant) -> String {
         let entries: Vec<ListingEntry> = self
             .in_order()

@@ -1,5 +1,5 @@
 //! The raw protocol's response codes: the four the old system sends, with
-//! the reasons it sends them with (WIRE.md section 2), plus plughost's 404
+//! the reasons it sends them with (docs/wire.md section 2), plus plughost's 404
 //! for a stop request naming no registered service.
 //!
 //! The numbers are HTTP's and mean what they mean there, so their class is an

@@ -1,5 +1,5 @@
 //! The header names of the old message model, as the raw protocol's
-//! messages carry them (WIRE.md section 2).
+//! messages carry them (docs/wire.md section 2).
 //!
 //! On the wire the raw protocol writes no header names: `From` and `To` are
 //! recognised by position and the ids by being the second line. The names

@@ -1,5 +1,5 @@
 //! The registry listing the old manager sends in its answers to INIT, HELLO
-//! and `mgmt l`: one line per service, each ended by `\n` (WIRE.md section 2):
+//! and `mgmt l`: one line per service, each ended by `\n` (docs/wire.md section 2):
 //!
 //! ```text
 //! [<i>] : service_name = <name> : service_id = <uuid> :time_since_lastUpdate = <seconds> : last_msg_type = <init|hello>

@@ -1,5 +1,5 @@
 //! The raw protocol, v1: the messages the old service tracker exchanges over
-//! ZeroMQ, byte for byte (WIRE.md section 2).
+//! ZeroMQ, byte for byte (docs/wire.md section 2).
 //!
 //! A message is a list of parts, each followed by CRLF:
 //!

@@ -1,4 +1,4 @@
-//! The old system's RPC text framing (WIRE.md section 1), byte for byte.
+//! The old system's RPC text framing (docs/wire.md section 1), byte for byte.
 //!
 //! Every v1 body is a list of parts, each followed by CRLF. The parsers here
 //! follow the old service's rules exactly (including its quirks: empty call
@@ -153,7 +153,7 @@ pub const HEAD_BYTES: usize = 4096;
 /// the exchange must be complete (followed by CRLF) within them.
 ///
 /// ```
-/// use plughost::rpc::wire::v1::reply_exchange_in_head;
+/// use plughost_proto::rpc::v1::reply_exchange_in_head;
 /// let mut body = b"echo\r\n\r\nrpc_exchange\r\n\r\n".to_vec();
 /// body.resize(100_000, b'x');
 /// assert_eq!(reply_exchange_in_head(&body), Some("rpc_exchange"));
@@ -201,7 +201,7 @@ impl CallReply {
     /// The size of [`CallReply::encode`]'s body, known before writing it.
     ///
     /// ```
-    /// use plughost::rpc::wire::v1::CallReply;
+    /// use plughost_proto::rpc::v1::CallReply;
     /// let reply = CallReply::Failure("no such method".into());
     /// assert_eq!(reply.encoded_len(), reply.encode().len());
     /// ```

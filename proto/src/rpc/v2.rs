@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// The codes of v2 error replies: the raw protocol's code table
-/// (`200`, `403`, `500`, `503`), extended as WIRE section 3 asks. Plugins see
+/// (`200`, `403`, `500`, `503`), extended as `docs/wire.md` section 3 asks. Plugins see
 /// the same numbers as `plughost_plugin_api::codes` (a host test checks that
 /// the two agree).
 pub mod codes {
@@ -120,7 +120,7 @@ pub fn encode_result(result_json: &str) -> Vec<u8> {
 /// oversized result is refused without copying it).
 ///
 /// ```
-/// use plughost::rpc::wire::v2::{encode_result, encoded_result_len};
+/// use plughost_proto::rpc::v2::{encode_result, encoded_result_len};
 /// assert_eq!(encoded_result_len("55"), encode_result("55").len());
 /// ```
 pub fn encoded_result_len(result_json: &str) -> usize {

@@ -46,9 +46,27 @@ impl HostProcess {
         }
     }
 
+    /// `plughost run` serving the math plugin, with `rabbitmq` as its
+    /// `[rabbitmq]` table (url, TLS files...): the caller-side fault tests'
+    /// host, reached through the same manifest (`--manifest`).
+    pub fn math(bin: impl AsRef<Path>, rabbitmq: &str) -> Self {
+        Self::start(
+            bin,
+            &format!(
+                "[host]\nname = \"test-host\"\n\n[rabbitmq]\n{rabbitmq}\n\n[roles]\nmanager = false\nservices = false\n\n[[plugins]]\npath = {:?}\n",
+                crate::plugin_lib("math").display().to_string()
+            ),
+        )
+    }
+
     /// The manifest the host runs.
     pub fn manifest(&self) -> &Path {
         self.manifest.path()
+    }
+
+    /// The manifest as a command-line argument.
+    pub fn manifest_arg(&self) -> &str {
+        self.manifest.path().to_str().unwrap_or_default()
     }
 
     /// The host's process id.

@@ -11,7 +11,6 @@ pub mod build;
 pub mod host_process;
 pub mod inspect;
 pub mod manifest;
-pub mod math_host;
 pub mod plughost_run;
 pub mod process;
 pub mod pyzmq;
@@ -25,7 +24,6 @@ pub use build::{
 pub use host_process::HostProcess;
 pub use inspect::QueueDepth;
 pub use manifest::TempManifest;
-pub use math_host::MathHost;
 pub use plughost_run::PlughostRun;
 pub use process::{free_port, KillOnDrop};
 pub use rabbit_node::{NodeConfig, RabbitNode};

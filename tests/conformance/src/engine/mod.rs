@@ -146,7 +146,7 @@ pub fn read_config_file(path: &Path) -> Result<Value, ConformanceError> {
 /// check failed and whose other checks were skipped.
 ///
 /// ```no_run
-/// use plughost_conformance::{run, Options};
+/// use plughost_conformance::{engine::run, Options};
 ///
 /// let report = run("target/release/libplugin_math.so".as_ref(), &Options::default());
 /// println!("{report}");
