@@ -12,9 +12,13 @@
 //! - [`logging`]: the process's `tracing` set-up from flags, a TOML config
 //!   and the environment.
 //! - [`versions`]: what this build is made of, for `plughost version`.
+//! - [`output`]: command output that survives a closed pipe.
+//! - [`human`]: times and ages in human form.
 
 pub mod bench;
 pub mod commands;
+pub mod human;
 pub mod logging;
+pub mod output;
 pub mod scaffold;
 pub mod versions;

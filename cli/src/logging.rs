@@ -44,7 +44,7 @@
 //! let options = LoggingOptions { format: Some(LogFormat::Json), ..LoggingOptions::default() };
 //! let env = LoggingEnv { plughost_log: None, rust_log: None };
 //! let effective = resolve(&options, &env, Some(("logging.toml".into(), Ok(config))));
-//! assert_eq!(effective.filter, "info,plughost_proto=debug");
+//! assert_eq!(effective.filter, "info,lapin=error,plughost_proto=debug");
 //! assert_eq!(effective.console_format, LogFormat::Json);
 //! assert!(effective.warnings.is_empty());
 //! ```
@@ -65,6 +65,12 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// The environment variable that names a logging config file.
 pub const CONFIG_ENV: &str = "PLUGHOST_LOG";
+/// Libraries whose own records stay below the default level unless asked
+/// for: lapin logs every message the broker returns at WARN with its raw
+/// `BasicReturnMessage` dump, and plughost already turns returns into
+/// errors that say what happened ("no service for route ...").
+pub const QUIET_TARGETS: &[(&str, &str)] = &[("lapin", "error")];
+
 /// The environment variable with level directives, as every `tracing` program reads it.
 pub const FILTER_ENV: &str = "RUST_LOG";
 
@@ -228,12 +234,19 @@ impl LoggingConfig {
     }
 
     /// The filter directives this config asks for, on top of `default_level`.
+    /// Targets in [`QUIET_TARGETS`] are held at their level unless the
+    /// config names them.
     fn directives(&self, default_level: LevelFilter) -> String {
         let level = self
             .level
             .clone()
             .unwrap_or_else(|| default_level.to_string().to_lowercase());
+        let quiet = QUIET_TARGETS
+            .iter()
+            .filter(|(target, _)| !self.targets.contains_key(*target))
+            .map(|(target, level)| format!("{target}={level}"));
         std::iter::once(level.to_lowercase())
+            .chain(quiet)
             .chain(
                 self.targets
                     .iter()
@@ -476,7 +489,8 @@ mod tests {
     #[test]
     fn without_anything_it_is_console_text_at_the_default_level() {
         let effective = resolve(&LoggingOptions::default(), &env(None, None), None);
-        assert_eq!(effective.filter, "warn");
+        // lapin's own records (a raw dump per returned message) stay out.
+        assert_eq!(effective.filter, "warn,lapin=error");
         assert_eq!(effective.console_format, LogFormat::Text);
         assert_eq!(effective.file, None);
         assert!(effective.warnings.is_empty());
@@ -532,7 +546,7 @@ mod tests {
             "[file]\nrotation = \"daily\"",
         ] {
             let effective = resolve(&LoggingOptions::default(), &env(None, None), config(text));
-            assert_eq!(effective.filter, "warn", "{text}");
+            assert_eq!(effective.filter, "warn,lapin=error", "{text}");
             assert_eq!(effective.console_format, LogFormat::Text, "{text}");
             assert_eq!(effective.file, None, "{text}");
             assert_eq!(effective.config_file, None, "{text}");
@@ -572,7 +586,7 @@ mod tests {
             &env(None, Some("plughost=[[")),
             config("level = \"info\""),
         );
-        assert_eq!(effective.filter, "info");
+        assert_eq!(effective.filter, "info,lapin=error");
         assert_eq!(effective.warnings.len(), 1);
         assert!(
             effective.warnings[0].contains("RUST_LOG"),
@@ -610,7 +624,7 @@ mod tests {
             &LoggingOptions::default(),
             &env(Some(path.to_str().unwrap()), None),
         );
-        assert_eq!(effective.filter, "debug");
+        assert_eq!(effective.filter, "debug,lapin=error");
         assert_eq!(effective.config_file, Some(path));
         assert!(effective.warnings.is_empty());
     }

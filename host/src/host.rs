@@ -26,9 +26,9 @@ use tracing::{error, info, warn};
 use crate::{
     admin::{self, AdminError, AdminHandler, AdminReply},
     faults::{self, Fault},
-    manifest::{HostSettings, Manifest, ManifestError, DEFAULT_AMQP_URL},
+    manifest::{BrokerOverrides, BrokerSettings, HostSettings, Manifest, ManifestError},
     plugins::{rebuild, Changes, PluginHandle, PluginState, Registry, RegistryError},
-    rpc::{self, BrokerState, Exchanges, RpcConfig, RpcHealth},
+    rpc::{self, BrokerState, RpcConfig, RpcHealth},
     shutdown::{self, ShutdownTrigger},
     status::{HostStatus, PluginStatus},
     tracker::{self, manager::ManagerConfig, services::ServicesConfig},
@@ -79,13 +79,15 @@ pub struct HostOptions {
     pub amqp_url: Option<String>,
 }
 
-/// The broker URL: explicit override, else the manifest's, else the default.
-pub fn amqp_url(options: &HostOptions, manifest: &Manifest) -> String {
-    options
-        .amqp_url
-        .clone()
-        .or_else(|| manifest.rabbitmq.url.clone())
-        .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned())
+/// The broker settings a host connects with: `options` over the
+/// manifest's `[rabbitmq]` over the defaults (the one rule, in
+/// [`BrokerOverrides::resolve`]).
+pub fn broker_settings(options: &HostOptions, manifest: &Manifest) -> BrokerSettings {
+    BrokerOverrides {
+        url: options.amqp_url.clone(),
+        ..BrokerOverrides::default()
+    }
+    .resolve(Some(&manifest.rabbitmq))
 }
 
 /// One role's task, with the role's name. The task returns what it had to
@@ -115,7 +117,6 @@ impl Host {
         let registry = Registry::from_manifest(manifest)?;
         for plugin in registry.plugins() {
             plugin.set_state(PluginState::Serving);
-            info!(plugin = plugin.name(), version = plugin.version(), file = %plugin.file().display(), "plugin serving");
         }
         let registry = Arc::new(registry);
         let (registry_tx, registry_rx) = watch::channel(Arc::clone(&registry));
@@ -133,13 +134,11 @@ impl Host {
         let health = Arc::new(RpcHealth::default());
         let roles = manifest.roles;
         if roles.name_service || roles.rpc {
+            let broker = broker_settings(options, manifest);
             let config = RpcConfig {
-                url: amqp_url(options, manifest),
-                tls: manifest.rabbitmq.tls_files(),
-                exchanges: Exchanges {
-                    rpc: manifest.rabbitmq.rpc_exchange.clone(),
-                    ns: manifest.rabbitmq.ns_exchange.clone(),
-                },
+                url: broker.url,
+                tls: broker.tls,
+                exchanges: broker.exchanges,
                 host_name: manifest.host.name.clone(),
                 prefetch: manifest.rabbitmq.prefetch,
                 name_service: roles.name_service,
@@ -433,6 +432,89 @@ fn bind_form(endpoint: &str) -> String {
     endpoint.replace("tcp://*:", "tcp://0.0.0.0:")
 }
 
+/// What a host says once at start, at the default log level: what it
+/// serves (plugins, versions, methods and their routes), which roles run,
+/// and where to reach it (broker, tracker endpoints, admin socket). One
+/// record, so an operator reading a log sees the whole picture at once.
+pub fn startup_summary(
+    manifest: &Manifest,
+    registry: &Registry,
+    broker: &BrokerSettings,
+    admin: Option<&std::path::Path>,
+) -> String {
+    use std::fmt::Write;
+    let roles = &manifest.roles;
+    let on: Vec<&str> = [
+        (roles.name_service, "name service"),
+        (roles.rpc, "RPC"),
+        (roles.manager, "service manager"),
+        (roles.services, "tracked services"),
+        (roles.admin, "admin"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    let mut text = format!(
+        "host {} serving {} plugin(s); roles: {}",
+        manifest.host.name,
+        registry.plugins().len(),
+        if on.is_empty() {
+            "none".to_owned()
+        } else {
+            on.join(", ")
+        }
+    );
+    for plugin in registry.plugins() {
+        let _ = write!(
+            text,
+            "\n  plugin {} {} ({})",
+            plugin.name(),
+            plugin.version(),
+            plugin.file().display()
+        );
+        for method in registry
+            .methods()
+            .filter(|m| Arc::ptr_eq(&m.plugin, plugin))
+        {
+            let _ = write!(
+                text,
+                "\n    method {} -> route {}",
+                method.name, method.route
+            );
+        }
+        for service in &plugin.descriptor().services {
+            let _ = write!(text, "\n    tracked service {}", service.name);
+        }
+    }
+    if roles.name_service || roles.rpc {
+        let _ = write!(
+            text,
+            "\n  broker {} (exchanges {} and {})",
+            plughost_client::connection::redact(&broker.url),
+            broker.exchanges.rpc,
+            broker.exchanges.ns
+        );
+    }
+    let zmq = &manifest.zeromq;
+    if roles.manager {
+        let _ = write!(
+            text,
+            "\n  service manager on {} (beacons) and {} (management)",
+            zmq.discovery, zmq.management
+        );
+    } else if roles.services {
+        let _ = write!(
+            text,
+            "\n  tracked services report to the manager at {}",
+            zmq.management
+        );
+    }
+    if let Some(admin) = admin {
+        let _ = write!(text, "\n  admin socket {}", admin.display());
+    }
+    text
+}
+
 /// Re-reads the manifest from disk and applies it, logging the outcome.
 async fn reload_from_disk(
     host: &Host,
@@ -579,7 +661,6 @@ pub async fn run(
     let admin_path = admin::socket_path(manifest);
     if manifest.roles.admin {
         let listener = admin::listen(&admin_path)?;
-        info!(socket = %admin_path.display(), "admin endpoint listening");
         let bridge = Arc::new(AdminBridge {
             host: Arc::clone(&host),
             reloads: reload_tx.clone(),
@@ -590,6 +671,16 @@ pub async fn run(
             triggers_stop.clone(),
         )));
     }
+    let broker = broker_settings(options, manifest);
+    info!(
+        "{}",
+        startup_summary(
+            manifest,
+            &host.registry(),
+            &broker,
+            manifest.roles.admin.then_some(admin_path.as_path())
+        )
+    );
     let (files_tx, files_rx) = watch::channel(followed_files(&path, &host));
     if manifest.host.watch {
         triggers.push(tokio::spawn(follow_files(files_rx, reload_tx.clone())));

@@ -14,6 +14,31 @@ use plughost_plugin_api::{
 thread_local! {
     /// The correlation id of the call this thread is running, if any.
     static CURRENT: RefCell<String> = const { RefCell::new(String::new()) };
+    /// Records a plugin logs while this thread creates its instance: the
+    /// plugin's name is known only once its builder has returned, so they
+    /// wait here and are emitted under that name (see [`initialising`]).
+    static DURING_INIT: RefCell<Option<Vec<(LogLevel, String)>>> = const { RefCell::new(None) };
+}
+
+/// Runs `init` (a plugin's instance constructor) holding back the records
+/// it logs through a [`TracingHost`] on this thread, then emits them under
+/// the name `name_of` finds in the outcome (the plugin's declared name), or
+/// `fallback` when there is none (init failed). Without this, records
+/// logged during init would carry the file's name (`libkvstore`) instead
+/// of the plugin's (`kvstore`).
+pub(crate) fn initialising<T>(
+    fallback: &str,
+    init: impl FnOnce() -> T,
+    name_of: impl FnOnce(&T) -> Option<String>,
+) -> T {
+    let outer = DURING_INIT.with(|d| d.borrow_mut().replace(Vec::new()));
+    let outcome = init();
+    let held = DURING_INIT.with(|d| std::mem::replace(&mut *d.borrow_mut(), outer));
+    let name = name_of(&outcome).unwrap_or_else(|| fallback.to_owned());
+    for (level, message) in held.unwrap_or_default() {
+        emit(&name, level, &message);
+    }
+    outcome
 }
 
 /// Marks this thread as running a call with `correlation_id` until the
@@ -63,7 +88,16 @@ impl TracingHost {
 
 impl HostApi for TracingHost {
     fn log(&self, level: LogLevel, message: RStr<'_>) {
-        with_current_correlation(|id| emit_for_call(&self.label, id, level, message.as_str()));
+        let held = DURING_INIT.with(|d| match d.borrow_mut().as_mut() {
+            Some(held) => {
+                held.push((level, message.as_str().to_owned()));
+                true
+            }
+            None => false,
+        });
+        if !held {
+            with_current_correlation(|id| emit_for_call(&self.label, id, level, message.as_str()));
+        }
     }
 }
 

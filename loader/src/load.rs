@@ -78,14 +78,24 @@ pub fn load(spec: &PluginSpec) -> Result<PluginHandle, LoadError> {
     load_with_host(spec, tracing_host(&spec.path))
 }
 
-/// The default host callbacks: log records go to `tracing`, labelled with
-/// the file's stem.
+/// The default host callbacks: log records go to `tracing` under
+/// [`crate::PLUGIN_LOG_TARGET`], labelled with the plugin's declared name
+/// (records logged during init are held until the name is known).
 pub fn tracing_host(path: &Path) -> HostApiBox {
-    let label = path
+    TracingHost::boxed(file_label(path))
+}
+
+/// What to call a plugin before (or without) its declared name: the file
+/// name without `lib` and the extension (`libkvstore.so` -> `kvstore`).
+fn file_label(path: &Path) -> String {
+    let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plugin".to_owned());
-    TracingHost::boxed(label)
+        .unwrap_or_default();
+    match stem.strip_prefix("lib").unwrap_or(&stem) {
+        "" => "plugin".to_owned(),
+        label => label.to_owned(),
+    }
 }
 
 /// Like [`load`], but the instance's log records go to `host` instead of
@@ -121,12 +131,20 @@ pub fn instantiate(
     let root = root_module_for(spec, &file)?;
 
     let config = spec.config.to_string();
-    let instance = (root.new_instance())(RStr::from_str(&config), host)
-        .into_result()
-        .map_err(|error| LoadError::Init {
-            path: path.clone(),
-            error,
-        })?;
+    let created = crate::host_api::initialising(
+        &file_label(path),
+        || (root.new_instance())(RStr::from_str(&config), host).into_result(),
+        |created| {
+            created
+                .as_ref()
+                .ok()
+                .map(|instance| instance.info().name.into_string())
+        },
+    );
+    let instance = created.map_err(|error| LoadError::Init {
+        path: path.clone(),
+        error,
+    })?;
 
     PluginHandle::new(
         path.clone(),

@@ -125,19 +125,19 @@ impl Cache {
             path: path.clone(),
             reason: format!("cannot write shadow copy: {e}"),
         };
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
+        let mut tmp = PartialCopy::create_in(&self.dir).map_err(io)?;
         let mut source = File::open(path).map_err(|e| LoadError::reading(path, e))?;
-        io::copy(&mut source, tmp.as_file_mut()).map_err(io)?;
-        tmp.as_file_mut().flush().map_err(io)?;
+        io::copy(&mut source, &mut tmp.file).map_err(io)?;
+        tmp.file.flush().map_err(io)?;
         settle::unchanged(path, &file.stamp).map_err(|e| LoadError::unsettled(path, e))?;
-        if crate::inspect::file_sha256(tmp.path())? != file.sha256 {
+        if crate::inspect::file_sha256(&tmp.path)? != file.sha256 {
             return Err(LoadError::StillBeingWritten {
                 path: path.clone(),
                 change: "its content changed between two reads".into(),
             });
         }
-        check_complete(path, tmp.as_file())?;
-        tmp.persist(target).map_err(|e| io(e.error))?;
+        check_complete(path, &tmp.file)?;
+        tmp.persist(target).map_err(io)?;
         Ok(())
     }
 
@@ -285,6 +285,64 @@ fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
+        }
+    }
+}
+
+/// A copy being written into the cache: a private file (0600, created
+/// exclusively) under a `.tmp` name that [`ShadowCache::prune`] never takes
+/// for a build, removed on drop unless it was renamed into place. (A few
+/// lines of std instead of the `tempfile` crate, which would otherwise sit
+/// in every plugin author's dependency graph through the kit.)
+struct PartialCopy {
+    path: PathBuf,
+    file: File,
+    persisted: bool,
+}
+
+impl PartialCopy {
+    fn create_in(dir: &Path) -> io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+            // Read too: the copy is hashed and its ELF structure checked
+            // through this handle before it is renamed into place.
+            match fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(Self {
+                        path,
+                        file,
+                        persisted: false,
+                    })
+                }
+                // Left behind by an earlier process with the same pid.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Renames the copy to `target` (atomically replacing it).
+    fn persist(mut self, target: &Path) -> io::Result<()> {
+        fs::rename(&self.path, target)?;
+        self.persisted = true;
+        Ok(())
+    }
+}
+
+impl Drop for PartialCopy {
+    fn drop(&mut self) {
+        if !self.persisted {
+            let _ = fs::remove_file(&self.path);
         }
     }
 }

@@ -42,17 +42,19 @@ impl AdminArgs {
 pub async fn reload(args: AdminArgs) -> Result<ExitCode> {
     let reply = admin::request(&args.socket()?, AdminRequest::Reload).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reply)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&reply)?);
     }
     match (reply.ok, reply.changes) {
         (true, Some(c)) => {
             if !args.json {
                 if c.is_empty() {
-                    println!("reloaded: nothing changed");
+                    crate::outln!("reloaded: nothing changed");
                 } else {
-                    println!(
+                    crate::outln!(
                         "reloaded: added {:?}, removed {:?}, replaced {:?}",
-                        c.added, c.removed, c.replaced
+                        c.added,
+                        c.removed,
+                        c.replaced
                     );
                 }
             }
@@ -80,31 +82,37 @@ pub async fn status(args: AdminArgs) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("host {}  broker: {}", status.host, status.broker);
-    println!(
-        "{:<10} {:<8} {:<9} {:<14} {:>9} {:>10}  calls",
-        "plugin", "version", "state", "sha256", "in-flight", "loaded-at"
+    crate::outln!("host {}  broker: {}", status.host, status.broker);
+    crate::outln!(
+        "{:<10} {:<8} {:<9} {:<14} {:>9}  {:<36}  calls",
+        "plugin",
+        "version",
+        "state",
+        "sha256",
+        "in-flight",
+        "loaded"
     );
+    let now = std::time::SystemTime::now();
     for p in &status.plugins {
         let calls: Vec<String> = p.calls.iter().map(|(m, n)| format!("{m}={n}")).collect();
-        println!(
-            "{:<10} {:<8} {:<9} {:<14} {:>9} {:>10}  {}",
+        crate::outln!(
+            "{:<10} {:<8} {:<9} {:<14} {:>9}  {:<36}  {}",
             p.name,
             p.version,
             p.state.to_string(),
             &p.sha256[..12.min(p.sha256.len())],
             p.in_flight,
-            p.loaded_at,
+            crate::human::time_ago(p.loaded_at, now),
             calls.join(" ")
         );
     }
     if !status.channels.is_empty() {
-        println!("{:<40} {:<14} problem", "channel", "state");
+        crate::outln!("{:<40} {:<14} problem", "channel", "state");
         for c in &status.channels {
-            println!(
+            crate::outln!(
                 "{:<40} {:<14} {}",
                 c.channel,
                 c.state,
@@ -119,9 +127,9 @@ pub async fn status(args: AdminArgs) -> Result<ExitCode> {
         .map(|(kind, n)| format!("{kind}={n}"))
         .collect();
     if faults.is_empty() {
-        println!("faults: none");
+        crate::outln!("faults: none");
     } else {
-        println!("faults: {}", faults.join(" "));
+        crate::outln!("faults: {}", faults.join(" "));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -128,7 +128,7 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
                 Duration::try_from_secs_f64(b.duration)?,
             )
             .await?;
-            println!("{}", serde_json::to_string_pretty(&load)?);
+            crate::outln!("{}", serde_json::to_string_pretty(&load)?);
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Baseline(b) => {
@@ -180,9 +180,9 @@ fn start(load: &Load) -> Result<(LoadShape, Progress, tokio::task::JoinHandle<()
 fn finish(bar: tokio::task::JoinHandle<()>, report: BenchReport, load: &Load) -> Result<ExitCode> {
     bar.abort();
     if load.json {
-        println!("{}", serde_json::to_string_pretty(&report.summary())?);
+        crate::outln!("{}", serde_json::to_string_pretty(&report.summary())?);
     } else {
-        println!("{report}");
+        crate::outln!("{report}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -61,14 +61,14 @@ pub fn run(args: ConformanceArgs) -> Result<ExitCode> {
     let report = conformance::run(&args.plugin, &options);
 
     if args.json {
-        println!("{}", render::json(&report));
+        crate::outln!("{}", render::json(&report));
     } else {
-        print!("{}", render::table(&report));
+        crate::out!("{}", render::table(&report));
     }
     if let Some(file) = &args.junit {
         std::fs::write(file, render::junit(&report))
             .with_context(|| format!("writing the JUnit report to {}", file.display()))?;
-        println!("JUnit report written to {}", file.display());
+        crate::outln!("JUnit report written to {}", file.display());
     }
     if report.passed() {
         return Ok(ExitCode::SUCCESS);

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod admin;
 mod bench;
 mod conformance;
+pub mod exit;
 mod new;
 mod plugins;
 pub mod proto;
@@ -22,10 +23,11 @@ mod version;
 /// against plughost-plugin-api) listed in a TOML manifest, serves them over
 /// RabbitMQ and tracks services over ZeroMQ.
 #[derive(Debug, Parser)]
-#[command(name = "plughost", version, propagate_version = true)]
+#[command(name = "plughost", version, propagate_version = true, after_help = exit::HELP)]
 pub(crate) struct Cli {
     /// Log output format on stderr: text or json (default: the log config's, else text).
-    /// RUST_LOG sets levels, e.g. RUST_LOG=plughost=debug.
+    /// RUST_LOG sets levels, e.g. RUST_LOG=plughost=debug (default: info for
+    /// `run`, warn otherwise; plugins log under the target plughost::plugin).
     #[arg(long, global = true, value_name = "FORMAT")]
     pub(crate) log_format: Option<LogFormat>,
 
@@ -48,8 +50,10 @@ pub(crate) enum Command {
     /// Run a host: load the manifest's plugins and serve them (RPC over RabbitMQ) until ctrl-c.
     Run(rpc::RunArgs),
     /// Ask the name services which route serves a method and print it.
+    #[command(after_help = exit::HELP)]
     Find(rpc::FindArgs),
     /// Call a method over RabbitMQ (find, then call) and print its JSON result.
+    #[command(after_help = exit::HELP)]
     Call(rpc::CallArgs),
     /// Load generators: calls/s and latency of plughost, and of the bare broker as a baseline.
     #[command(subcommand)]
@@ -75,10 +79,16 @@ pub(crate) enum Command {
 /// Parses the command line, runs the command, and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A host says what it serves and what happens to it; one-shot commands
+    // print their result and stay quiet otherwise.
+    let default_level = match cli.command {
+        Command::Run(_) => tracing::level_filters::LevelFilter::INFO,
+        _ => tracing::level_filters::LevelFilter::WARN,
+    };
     let _logging = logging::init(LoggingOptions {
         format: cli.log_format,
         config_file: cli.log_config,
-        ..LoggingOptions::default()
+        default_level,
     });
     let result = match cli.command {
         Command::Plugins(args) => plugins::list(args),

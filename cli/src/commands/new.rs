@@ -40,24 +40,24 @@ pub fn run(args: NewArgs) -> Result<ExitCode> {
     };
     let s = scaffold::create(&args.name, &args.path, api)?;
     let files: Vec<String> = s.files.iter().map(|f| f.display().to_string()).collect();
-    println!(
+    crate::outln!(
         "created plugin crate `{}` in {}",
         args.name,
         s.root.display()
     );
-    println!("  depends on: {}", s.api.describe());
-    println!("  files: {}", files.join(", "));
-    println!();
-    println!("next:");
-    println!("  cd {}", s.root.display());
-    println!(
+    crate::outln!("  depends on: {}", s.api.describe());
+    crate::outln!("  files: {}", files.join(", "));
+    crate::outln!();
+    crate::outln!("next:");
+    crate::outln!("  cd {}", s.root.display());
+    crate::outln!(
         "  cargo test                 # unit tests, then the conformance kit on the built library"
     );
-    println!("  cargo build --release");
-    println!("  plughost conformance {}", s.release_library.display());
-    println!();
-    println!("manifest snippet (also in {}):", scaffold::SNIPPET_FILE);
-    println!();
-    print!("{}", s.snippet);
+    crate::outln!("  cargo build --release");
+    crate::outln!("  plughost conformance {}", s.release_library.display());
+    crate::outln!();
+    crate::outln!("manifest snippet (also in {}):", scaffold::SNIPPET_FILE);
+    crate::outln!();
+    crate::out!("{}", s.snippet);
     Ok(ExitCode::SUCCESS)
 }

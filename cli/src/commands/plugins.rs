@@ -41,7 +41,7 @@ pub fn list(args: PluginsArgs) -> Result<ExitCode> {
     let manifest = Manifest::load(&args.manifest)?;
     let registry = Registry::from_manifest(&manifest)?;
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&registry_json(&registry))?
         );
@@ -49,20 +49,20 @@ pub fn list(args: PluginsArgs) -> Result<ExitCode> {
     }
     for plugin in registry.plugins() {
         let d = plugin.descriptor();
-        println!("{} {}  ({})", d.name, d.version, plugin.file().display());
+        crate::outln!("{} {}  ({})", d.name, d.version, plugin.file().display());
         if !d.doc.is_empty() {
-            println!("  {}", d.doc);
+            crate::outln!("  {}", d.doc);
         }
-        println!("  methods:");
+        crate::outln!("  methods:");
         for m in registry.methods().filter(|m| m.plugin.name() == d.name) {
-            println!("    {:<12} {:<36} {}", m.name, m.route, m.doc);
+            crate::outln!("    {:<12} {:<36} {}", m.name, m.route, m.doc);
         }
-        println!("  services:");
+        crate::outln!("  services:");
         if d.services.is_empty() {
-            println!("    (none)");
+            crate::outln!("    (none)");
         }
         for s in &d.services {
-            println!("    {:<12} {}", s.name, s.doc);
+            crate::outln!("    {:<12} {}", s.name, s.doc);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -121,7 +121,7 @@ pub fn invoke(args: InvokeArgs) -> Result<ExitCode> {
     };
     match result {
         Ok(value) => {
-            println!("{value}");
+            crate::outln!("{value}");
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {

@@ -119,7 +119,7 @@ fn parse(args: &ParseArgs) -> anyhow::Result<ExitCode> {
         ),
         other => bail!("no JSON view for {other:?}"),
     }?;
-    println!("{text}");
+    crate::outln!("{text}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -176,7 +176,7 @@ fn codes(args: &CodesArgs) -> anyhow::Result<ExitCode> {
         CodeTable::Sip => sip_codes(args.code, digit)?,
     };
     for line in lines {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,12 +6,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use plughost::{
     host::{self, HostOptions},
-    manifest::{Manifest, DEFAULT_AMQP_URL},
+    manifest::{BrokerOverrides, Manifest},
 };
-use plughost_client::{
-    connection::{check_settings, TlsFiles},
-    Client, ClientOptions, Exchanges, RpcError,
-};
+use plughost_client::{connection::check_settings, Client, ClientOptions, RpcError};
 use tokio::time::Instant;
 
 use super::plugins::parse_arg;
@@ -53,39 +50,21 @@ pub struct BrokerArgs {
 }
 
 impl BrokerArgs {
+    /// Client options from the flags, the manifest and the defaults, by the
+    /// library's one precedence rule ([`BrokerOverrides::resolve`]).
     pub fn client_options(&self) -> Result<ClientOptions> {
         let manifest = self.manifest.as_deref().map(Manifest::load).transpose()?;
-        let url = self
-            .amqp
-            .clone()
-            .or_else(|| manifest.as_ref().and_then(|m| m.rabbitmq.url.clone()))
-            .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned());
-        let defaults = Exchanges::default();
-        let exchanges = Exchanges {
-            rpc: self
-                .rpc_exchange
-                .clone()
-                .or_else(|| manifest.as_ref().map(|m| m.rabbitmq.rpc_exchange.clone()))
-                .unwrap_or(defaults.rpc),
-            ns: self
-                .ns_exchange
-                .clone()
-                .or_else(|| manifest.as_ref().map(|m| m.rabbitmq.ns_exchange.clone()))
-                .unwrap_or(defaults.ns),
+        let overrides = BrokerOverrides {
+            url: self.amqp.clone(),
+            rpc_exchange: self.rpc_exchange.clone(),
+            ns_exchange: self.ns_exchange.clone(),
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
         };
-        let from_manifest = manifest
-            .as_ref()
-            .map(|m| m.rabbitmq.tls_files())
-            .unwrap_or_default();
-        let tls = TlsFiles {
-            ca_file: self.ca_file.clone().or(from_manifest.ca_file),
-            client_cert: self.client_cert.clone().or(from_manifest.client_cert),
-            client_key: self.client_key.clone().or(from_manifest.client_key),
-        };
-        let mut options = ClientOptions::new(url);
-        options.exchanges = exchanges;
-        options.tls = tls;
-        Ok(options)
+        Ok(overrides
+            .resolve(manifest.as_ref().map(|m| &m.rabbitmq))
+            .client_options())
     }
 }
 
@@ -122,10 +101,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         amqp_url: args.amqp,
     };
     // A URL or TLS file that can never work fails the start, not the reconnect loop.
-    check_settings(
-        &host::amqp_url(&options, &manifest),
-        &manifest.rabbitmq.tls_files(),
-    )?;
+    let broker = host::broker_settings(&options, &manifest);
+    check_settings(&broker.url, &broker.tls)?;
     host::run(&manifest, &options, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -161,7 +138,7 @@ pub async fn find(args: FindArgs) -> Result<ExitCode> {
         })
     }) {
         Ok(route) => {
-            println!("{route}");
+            crate::outln!("{route}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => report(e),
@@ -185,8 +162,8 @@ pub async fn call(args: CallArgs) -> Result<ExitCode> {
         Err(e) => Err(e),
     };
     match (result, args.json) {
-        (Ok(value), false) => println!("{value}"),
-        (Ok(value), true) => println!("{}", serde_json::json!({ "result": value })),
+        (Ok(value), false) => crate::outln!("{value}"),
+        (Ok(value), true) => crate::outln!("{}", serde_json::json!({ "result": value })),
         (Err(e), true) => {
             let mut error = serde_json::json!({ "code": e.code(), "message": e.to_string() });
             if let RpcError::Remote {
@@ -195,15 +172,23 @@ pub async fn call(args: CallArgs) -> Result<ExitCode> {
             {
                 error["help"] = help.clone().into();
             }
-            println!("{}", serde_json::json!({ "error": error }));
-            return Ok(ExitCode::FAILURE);
+            crate::outln!("{}", serde_json::json!({ "error": error }));
+            return Ok(super::exit::for_rpc(&e));
         }
         (Err(e), false) => return report(e),
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Prints an RPC failure for a person (the message, its code, the
+/// method's help when it gave one) and picks the exit code for its kind.
 fn report(e: RpcError) -> Result<ExitCode> {
     eprintln!("error: {e} [{}]", e.code());
-    Ok(ExitCode::FAILURE)
+    if let RpcError::Remote {
+        help: Some(help), ..
+    } = &e
+    {
+        eprintln!("help: {help}");
+    }
+    Ok(super::exit::for_rpc(&e))
 }

@@ -137,14 +137,25 @@ pub struct CmdProcArgs {
 }
 
 fn print_table(services: &[ServiceInfo]) {
-    println!(
-        "{:<40} {:<36} {:<6} {:>8} {:<3}",
-        "name", "uuid", "last", "age (s)", "v"
+    crate::outln!(
+        "{:<40} {:<36} {:<6} {:>11} {:<3}",
+        "name",
+        "uuid",
+        "last",
+        "heard",
+        "v"
     );
     for s in services {
-        println!(
-            "{:<40} {:<36} {:<6} {:>8.1} {:<3}",
-            s.name, s.uuid, s.last_msg_type, s.age_secs, s.protocol
+        let heard = std::time::Duration::try_from_secs_f64(s.age_secs)
+            .map(|age| format!("{} ago", crate::human::age(age)))
+            .unwrap_or_else(|_| "-".into());
+        crate::outln!(
+            "{:<40} {:<36} {:<6} {:>11} {:<3}",
+            s.name,
+            s.uuid,
+            s.last_msg_type,
+            heard,
+            s.protocol
         );
     }
 }
@@ -154,7 +165,7 @@ pub async fn run(cmd: ServicesCommand) -> Result<ExitCode> {
         ServicesCommand::List { json, manager } => {
             let services = manager.connect().await?.list().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&services)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&services)?);
             } else {
                 print_table(&services);
             }
@@ -167,15 +178,19 @@ pub async fn run(cmd: ServicesCommand) -> Result<ExitCode> {
             let text = answer.trimmed_body().join(" ");
             if !answer.is_success() {
                 eprintln!("error: {} {}: {text}", answer.code(), answer.reason());
-                return Ok(ExitCode::FAILURE);
+                let code = match answer.code() {
+                    404 => super::exit::NOT_FOUND,
+                    _ => super::exit::FAILED,
+                };
+                return Ok(ExitCode::from(code));
             }
-            println!("{text}");
+            crate::outln!("{text}");
         }
         ServicesCommand::Watch { manager } => {
             let mut client = manager.connect().await?;
             loop {
                 let services = client.list().await?;
-                print!("\x1b[2J\x1b[H");
+                crate::out!("\x1b[2J\x1b[H");
                 print_table(&services);
                 std::io::stdout().flush()?;
                 tokio::select! {
@@ -206,7 +221,7 @@ fn keygen(file: &std::path::Path) -> Result<()> {
     };
     std::fs::write(&public_file, public.to_certificate())
         .with_context(|| format!("cannot write {}", public_file.display()))?;
-    println!("{}", pair.public);
+    crate::outln!("{}", pair.public);
     Ok(())
 }
 
@@ -217,25 +232,25 @@ pub async fn cmd_proc(args: CmdProcArgs) -> Result<ExitCode> {
     let token = args.manager.token()?;
     let mut client = args.manager.connect().await?;
     let stdin = std::io::stdin();
-    println!("commands: l = list services, s <uuid> = stop a service, e = exit");
+    crate::outln!("commands: l = list services, s <uuid> = stop a service, e = exit");
     for line in stdin.lock().lines() {
         let line = line?;
         match line.trim() {
-            "l" => print!("{}", client.list_text().await?),
+            "l" => crate::out!("{}", client.list_text().await?),
             "e" => break,
             "" => {}
             other => match other.strip_prefix("s ").map(|u| Uid::parse(u.trim())) {
                 Some(Ok(uid)) => match client.stop(uid, token.as_deref()).await {
-                    Ok(answer) => println!(
+                    Ok(answer) => crate::outln!(
                         "{} {}: {}",
                         answer.code(),
                         answer.reason(),
                         answer.trimmed_body().join(" ")
                     ),
-                    Err(e) => println!("{e}"),
+                    Err(e) => crate::outln!("{e}"),
                 },
-                Some(Err(e)) => println!("not a service uuid: {e}"),
-                None => println!("unknown command {other:?}: l, s <uuid> or e"),
+                Some(Err(e)) => crate::outln!("not a service uuid: {e}"),
+                None => crate::outln!("unknown command {other:?}: l, s <uuid> or e"),
             },
         }
         std::io::stdout().flush()?;

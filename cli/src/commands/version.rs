@@ -15,15 +15,17 @@ pub struct VersionArgs {
 pub fn run(args: VersionArgs) -> Result<ExitCode> {
     let v = crate::versions::versions();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("plughost   {}", v.plughost);
-        println!("plugin-api {} (abi_stable {})", v.plugin_api, v.abi_stable);
-        println!("lapin      {}", v.lapin);
+        crate::outln!("plughost   {}", v.plughost);
+        crate::outln!("plugin-api {} (abi_stable {})", v.plugin_api, v.abi_stable);
+        crate::outln!("lapin      {}", v.lapin);
         let curve = if v.curve { "CURVE" } else { "no CURVE" };
-        println!(
+        crate::outln!(
             "libzmq     {} ({}, {curve}; zmq crate {})",
-            v.libzmq, v.zmtp, v.zmq_crate
+            v.libzmq,
+            v.zmtp,
+            v.zmq_crate
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -23,8 +23,11 @@
 //! assert_eq!(m.plugins[0].methods["fibo"].timeout_ms, Some(2000));
 //! ```
 
+mod broker;
 mod error;
 mod model;
+
+pub use broker::{BrokerOverrides, BrokerSettings};
 
 pub use error::ManifestError;
 pub use model::{

@@ -42,6 +42,9 @@ fn ticker(ctx: &ServiceContext, tick_ms: u64) -> Result<(), PluginError> {
 pub fn plugin(config: &Config) -> Result<Plugin, PluginError> {
     let tick_ms = config.get::<u64>("tick_ms")?.unwrap_or(1000);
     let name = option_env!("ECHO_PLUGIN_NAME").unwrap_or("echo");
+    // Logged while the host creates the instance, before it knows the
+    // plugin's name: the host still files it under `echo`.
+    log(LogLevel::Info, format!("ticker set to every {tick_ms} ms"));
     Ok(Plugin::new(name, env!("CARGO_PKG_VERSION"))
         .doc("Echo methods and a ticker service, for demos and tests")
         .sample_config(json!({ "tick_ms": 500 }))

@@ -226,8 +226,26 @@ fn config_comes_from_a_toml_or_json_file_and_bad_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let toml = dir.path().join("echo.toml");
     std::fs::write(&toml, "tick_ms = 20\n").unwrap();
+    if cfg!(feature = "toml") {
+        let report = Conformance::new(plugin_lib("echo"))
+            .config_file(&toml)
+            .unwrap()
+            .concurrency(2, 10)
+            .assert();
+        assert_eq!(outcome(&report, Check::Services), Outcome::Pass);
+    } else {
+        // Without the feature (a plugin author's build) TOML is refused
+        // with what to do, never misread.
+        let err = Conformance::new(plugin_lib("echo"))
+            .config_file(&toml)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`toml` feature"), "{err}");
+    }
+    let json_file = dir.path().join("echo.json");
+    std::fs::write(&json_file, r#"{ "tick_ms": 20 }"#).unwrap();
     let report = Conformance::new(plugin_lib("echo"))
-        .config_file(&toml)
+        .config_file(&json_file)
         .unwrap()
         .concurrency(2, 10)
         .assert();

@@ -34,6 +34,39 @@ impl TestExchanges {
     }
 }
 
+impl TestExchanges {
+    /// Declares both exchanges as the old tools do (topic and fanout, not
+    /// durable), for a test that needs them to exist with nobody behind
+    /// them (a caller with no host anywhere).
+    pub fn declare(&self) {
+        let names = [
+            (self.rpc.clone(), lapin::ExchangeKind::Topic),
+            (self.ns.clone(), lapin::ExchangeKind::Fanout),
+        ];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let conn = lapin::Connection::connect(AMQP_URL, Default::default())
+                .await
+                .unwrap();
+            let ch = conn.create_channel().await.unwrap();
+            for (name, kind) in names {
+                ch.exchange_declare(
+                    name.as_str().into(),
+                    kind,
+                    Default::default(),
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+            }
+            let _ = conn.close(200, "test set-up".into()).await;
+        });
+    }
+}
+
 impl Drop for TestExchanges {
     fn drop(&mut self) {
         let names = [self.rpc.clone(), self.ns.clone()];

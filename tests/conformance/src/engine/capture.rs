@@ -77,8 +77,8 @@ struct OutputCapture {
 impl OutputCapture {
     fn new() -> io::Result<Self> {
         Ok(Self {
-            stdout: tempfile::tempfile()?,
-            stderr: tempfile::tempfile()?,
+            stdout: anonymous_file(c"plughost-capture-stdout")?,
+            stderr: anonymous_file(c"plughost-capture-stderr")?,
         })
     }
 
@@ -102,6 +102,19 @@ impl OutputCapture {
         }
         Ok((value, captured))
     }
+}
+
+/// A file with no name (`memfd_create`): nothing to clean up, nothing
+/// another process can open, and no `tempfile` crate in plugin authors'
+/// dependency graphs.
+fn anonymous_file(name: &std::ffi::CStr) -> io::Result<File> {
+    // SAFETY: `name` is a valid NUL-terminated string; the call only reads it.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and is owned by nothing else.
+    Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
 
 /// Reads (at most [`KEEP_BYTES`] of) a capture file and empties it;

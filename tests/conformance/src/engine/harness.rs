@@ -162,9 +162,27 @@ pub(crate) fn service_host(signal: &Arc<StopSignal>, sink: &Arc<LogSink>) -> Ser
     let host = KitServiceHost {
         signal: Arc::clone(signal),
         sink: Arc::clone(sink),
-        id: uuid::Uuid::new_v4().to_string(),
+        id: service_id(),
     };
     ServiceHost_TO::from_value(host, TD_Opaque)
+}
+
+/// A service id in the tracker's uuid text form, unique in this process
+/// (the kit has no manager to hand out ids, and needs no randomness: no
+/// `uuid` crate in plugin authors' dependency graphs).
+fn service_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let pid = u64::from(std::process::id());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        pid & 0xffff_ffff,
+        (n >> 48) & 0xffff,
+        (n >> 36) & 0xfff,
+        (n >> 24) & 0xfff,
+        n & 0xff_ffff
+    )
 }
 
 /// What one call answered.

@@ -113,12 +113,13 @@ pub enum ConformanceError {
 }
 
 /// Reads a plugin configuration: JSON when the file ends in `.json`, else
-/// TOML (the same table as the plugin's `[plugins.config]` in a manifest).
+/// TOML (the same table as the plugin's `[plugins.config]` in a manifest;
+/// TOML needs the `toml` feature, which `plughost conformance` has).
 ///
 /// ```
 /// let dir = tempfile::tempdir()?;
-/// let file = dir.path().join("echo.toml");
-/// std::fs::write(&file, "tick_ms = 250\n")?;
+/// let file = dir.path().join("echo.json");
+/// std::fs::write(&file, r#"{ "tick_ms": 250 }"#)?;
 /// let config = plughost_conformance::read_config_file(&file)?;
 /// assert_eq!(config, serde_json::json!({ "tick_ms": 250 }));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -135,9 +136,20 @@ pub fn read_config_file(path: &Path) -> Result<Value, ConformanceError> {
     {
         return serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")));
     }
-    let table: toml::Table =
-        toml::from_str(&text).map_err(|e| bad(format!("not valid TOML: {e}")))?;
-    serde_json::to_value(table).map_err(|e| bad(format!("cannot convert to JSON: {e}")))
+    toml_to_json(&text).map_err(bad)
+}
+
+#[cfg(feature = "toml")]
+fn toml_to_json(text: &str) -> Result<Value, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| format!("not valid TOML: {e}"))?;
+    serde_json::to_value(table).map_err(|e| format!("cannot convert to JSON: {e}"))
+}
+
+#[cfg(not(feature = "toml"))]
+fn toml_to_json(_text: &str) -> Result<Value, String> {
+    Err("reading TOML needs plughost-conformance's `toml` feature; \
+         enable it or give the config as a .json file"
+        .into())
 }
 
 /// Runs every check against the plugin library at `file`.

@@ -1,0 +1,167 @@
+//! Where a host or a caller finds the broker, decided in one place.
+//!
+//! The rule is the same for `plughost run`, `find`, `call`, `bench` and an
+//! embedded host: an explicit setting (a CLI flag, its environment
+//! variable, [`crate::host::HostOptions`]) wins over the manifest's
+//! `[rabbitmq]`, which wins over the defaults (the local broker, the old
+//! tools' exchange names, no TLS files). Keeping it here means a new
+//! setting cannot end up with a different precedence in the CLI.
+
+use std::path::PathBuf;
+
+use plughost_client::{ClientOptions, Exchanges, TlsFiles};
+
+use super::{RabbitSettings, DEFAULT_AMQP_URL};
+
+/// Broker settings given explicitly, each overriding the manifest's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerOverrides {
+    /// Broker URL (`--amqp`, `PLUGHOST_AMQP_URL`).
+    pub url: Option<String>,
+    /// The RPC (topic) exchange.
+    pub rpc_exchange: Option<String>,
+    /// The name-service (fanout) exchange.
+    pub ns_exchange: Option<String>,
+    /// CA file trusted for `amqps://`.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate for `amqps://`.
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's key.
+    pub client_key: Option<PathBuf>,
+}
+
+/// The broker settings in force: what a host's RPC roles and a caller's
+/// client connect with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerSettings {
+    /// Broker URL.
+    pub url: String,
+    /// Exchange names.
+    pub exchanges: Exchanges,
+    /// TLS files for `amqps://`.
+    pub tls: TlsFiles,
+}
+
+impl BrokerOverrides {
+    /// Applies the precedence rule: these overrides, then `manifest`'s
+    /// `[rabbitmq]` (when there is a manifest), then the defaults.
+    ///
+    /// ```
+    /// use plughost::manifest::{BrokerOverrides, Manifest, DEFAULT_AMQP_URL};
+    ///
+    /// let m = Manifest::parse("[rabbitmq]\nurl = \"amqp://m:5672\"\nrpc_exchange = \"x\"\n", "/".as_ref(), "m.toml").unwrap();
+    /// let flags = BrokerOverrides { url: Some("amqp://flag:5672".into()), ..Default::default() };
+    /// let settings = flags.resolve(Some(&m.rabbitmq));
+    /// assert_eq!(settings.url, "amqp://flag:5672");
+    /// assert_eq!(settings.exchanges.rpc, "x");
+    /// assert_eq!(settings.exchanges.ns, "rpc_ns_exchange");
+    /// assert_eq!(BrokerOverrides::default().resolve(None).url, DEFAULT_AMQP_URL);
+    /// ```
+    pub fn resolve(&self, manifest: Option<&RabbitSettings>) -> BrokerSettings {
+        let defaults = Exchanges::default();
+        let from_manifest = manifest.map(RabbitSettings::tls_files).unwrap_or_default();
+        BrokerSettings {
+            url: self
+                .url
+                .clone()
+                .or_else(|| manifest.and_then(|m| m.url.clone()))
+                .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned()),
+            exchanges: Exchanges {
+                rpc: self
+                    .rpc_exchange
+                    .clone()
+                    .or_else(|| manifest.map(|m| m.rpc_exchange.clone()))
+                    .unwrap_or(defaults.rpc),
+                ns: self
+                    .ns_exchange
+                    .clone()
+                    .or_else(|| manifest.map(|m| m.ns_exchange.clone()))
+                    .unwrap_or(defaults.ns),
+            },
+            tls: TlsFiles {
+                ca_file: self.ca_file.clone().or(from_manifest.ca_file),
+                client_cert: self.client_cert.clone().or(from_manifest.client_cert),
+                client_key: self.client_key.clone().or(from_manifest.client_key),
+            },
+        }
+    }
+}
+
+impl BrokerSettings {
+    /// Client options for these settings (the client's other defaults).
+    pub fn client_options(&self) -> ClientOptions {
+        let mut options = ClientOptions::new(self.url.clone());
+        options.exchanges = self.exchanges.clone();
+        options.tls = self.tls.clone();
+        options
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+
+    fn manifest(text: &str) -> Manifest {
+        Manifest::parse(text, "/base".as_ref(), "m.toml").unwrap()
+    }
+
+    #[test]
+    fn each_setting_comes_from_the_override_then_the_manifest_then_the_default() {
+        let m = manifest(
+            "[rabbitmq]\nurl = \"amqps://m:5671\"\nrpc_exchange = \"mx\"\nns_exchange = \"mns\"\nca_file = \"ca.pem\"\n",
+        );
+        let none = BrokerOverrides::default();
+        let from_manifest = none.resolve(Some(&m.rabbitmq));
+        assert_eq!(from_manifest.url, "amqps://m:5671");
+        assert_eq!(from_manifest.exchanges.rpc, "mx");
+        assert_eq!(from_manifest.exchanges.ns, "mns");
+        assert_eq!(
+            from_manifest.tls.ca_file.as_deref(),
+            Some(std::path::Path::new("/base/ca.pem"))
+        );
+
+        let all = BrokerOverrides {
+            url: Some("amqps://flag:5671".into()),
+            rpc_exchange: Some("fx".into()),
+            ns_exchange: Some("fns".into()),
+            ca_file: Some("/flag/ca.pem".into()),
+            client_cert: Some("/flag/c.pem".into()),
+            client_key: Some("/flag/k.pem".into()),
+        };
+        let overridden = all.resolve(Some(&m.rabbitmq));
+        assert_eq!(overridden.url, "amqps://flag:5671");
+        assert_eq!(overridden.exchanges.rpc, "fx");
+        assert_eq!(overridden.exchanges.ns, "fns");
+        assert_eq!(
+            overridden.tls.ca_file.as_deref(),
+            Some("/flag/ca.pem".as_ref())
+        );
+        assert_eq!(
+            overridden.tls.client_key.as_deref(),
+            Some("/flag/k.pem".as_ref())
+        );
+
+        let defaults = none.resolve(None);
+        assert_eq!(defaults.url, DEFAULT_AMQP_URL);
+        assert_eq!(defaults.exchanges, Exchanges::default());
+        assert!(defaults.tls.is_empty());
+        // A manifest without a URL leaves the default in force.
+        assert_eq!(
+            none.resolve(Some(&manifest("")).rabbitmq).url,
+            DEFAULT_AMQP_URL
+        );
+    }
+
+    #[test]
+    fn client_options_carry_the_resolved_settings() {
+        let settings = BrokerOverrides {
+            url: Some("amqp://h:1".into()),
+            ..Default::default()
+        }
+        .resolve(None);
+        let options = settings.client_options();
+        assert_eq!(options.url, "amqp://h:1");
+        assert_eq!(options.exchanges, Exchanges::default());
+    }
+}
