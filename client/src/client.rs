@@ -35,7 +35,9 @@
 //! let client = Client::connect(ClientOptions::new("amqp://guest:guest@127.0.0.1:5672/%2f")).await?;
 //! let route = client.find("fibo").await?;
 //! assert_eq!(route, "com.goffersoft.math.algo.fibo");
-//! let value = client.call("fibo", &[10.into()]).await?;
+//! let n: u64 = client.call("fibo", (10,)).await?;        // typed
+//! assert_eq!(n, 55);
+//! let value = client.call_json("fibo", &[10.into()]).await?; // JSON in, JSON out
 //! assert_eq!(value, serde_json::json!(55));
 //! client.close().await;
 //! # Ok(()) }
@@ -54,6 +56,7 @@ use lapin::{
     types::{AMQPValue, FieldTable},
     BasicProperties, Channel, Connection,
 };
+use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use tokio::{
     sync::{mpsc, watch},
@@ -128,11 +131,12 @@ impl ClientOptions {
     }
 }
 
-/// The v2 call body, serialised straight from borrowed arguments.
+/// The v2 call body, serialised straight from borrowed arguments (a JSON
+/// array of positional arguments, or an object of named ones).
 #[derive(serde::Serialize)]
-struct OutgoingCall<'a> {
+struct OutgoingCall<'a, A: ?Sized> {
     method: &'a str,
-    args: &'a [Value],
+    args: &'a A,
 }
 
 type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Vec<u8>>>>>;
@@ -426,15 +430,44 @@ impl Client {
         }
     }
 
-    /// Finds (or takes from the cache) the route of `method` and calls it
-    /// with the default timeout.
-    pub async fn call(&self, method: &str, args: &[Value]) -> Result<Value, RpcError> {
+    /// Calls `method` with typed arguments and returns its result decoded
+    /// as `T`, with the default timeout (find included).
+    ///
+    /// `args` is anything serde turns into a JSON array (positional
+    /// arguments: a tuple, a `Vec`, a slice) or object (named arguments: a
+    /// struct or map). Use `T = serde_json::Value` to take the result as it
+    /// came.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), plughost_client::RpcError> {
+    /// use plughost_client::{Client, ClientOptions};
+    ///
+    /// let client = Client::connect(ClientOptions::new("amqp://guest:guest@127.0.0.1:5672/%2f")).await?;
+    /// let n: u64 = client.call("fibo", (10,)).await?;
+    /// assert_eq!(n, 55);
+    /// client.close().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        args: impl Serialize,
+    ) -> Result<T, RpcError> {
+        let args = encode_args(method, &args)?;
+        let deadline = Instant::now() + self.options.timeout;
+        let value = self.call_value_until(method, &args, deadline).await?;
+        decode_result(method, value)
+    }
+
+    /// Calls `method` with JSON arguments and returns the JSON result, with
+    /// the default timeout (find included).
+    pub async fn call_json(&self, method: &str, args: &[Value]) -> Result<Value, RpcError> {
         self.call_with_timeout(method, args, self.options.timeout)
             .await
     }
 
-    /// [`Client::call`] with an explicit timeout (find and any reconnect
-    /// included).
+    /// [`Client::call_json`] with an explicit timeout (find and any
+    /// reconnect included).
     pub async fn call_with_timeout(
         &self,
         method: &str,
@@ -445,12 +478,24 @@ impl Client {
             .await
     }
 
-    /// [`Client::call`] ending at `deadline`, for a caller whose deadline
-    /// also covered earlier steps (the CLI's `--timeout` covers its connect).
+    /// [`Client::call_json`] ending at `deadline`, for a caller whose
+    /// deadline also covered earlier steps (the CLI's `--timeout` covers its
+    /// connect).
     pub async fn call_until(
         &self,
         method: &str,
         args: &[Value],
+        deadline: Instant,
+    ) -> Result<Value, RpcError> {
+        self.call_value_until(method, args, deadline).await
+    }
+
+    /// Finds (or takes from the cache) the route and calls it; `args` is
+    /// a slice or a JSON array or object.
+    async fn call_value_until<A: Serialize + ?Sized>(
+        &self,
+        method: &str,
+        args: &A,
         deadline: Instant,
     ) -> Result<Value, RpcError> {
         let cached = lock(&self.routes).get(method).cloned();
@@ -492,11 +537,11 @@ impl Client {
             .await
     }
 
-    async fn call_route_until(
+    async fn call_route_until<A: Serialize + ?Sized>(
         &self,
         route: &str,
         method: &str,
-        args: &[Value],
+        args: &A,
         deadline: Instant,
     ) -> Result<Value, RpcError> {
         let timeout = deadline.saturating_duration_since(Instant::now());
@@ -510,8 +555,12 @@ impl Client {
         }
         let session = self.session(deadline).await?;
         let (id, mut replies, _guard) = session.expect_replies();
-        let body = serde_json::to_vec(&OutgoingCall { method, args })
-            .map_err(|e| RpcError::BadReply(format!("arguments do not encode: {e}")))?;
+        let body = serde_json::to_vec(&OutgoingCall { method, args }).map_err(|e| {
+            RpcError::Arguments {
+                method: method.to_owned(),
+                reason: format!("they do not encode as JSON: {e}"),
+            }
+        })?;
         let props = session.request_props(&id, timeout);
         let returned = session
             .publish(&self.options.exchanges.rpc, route, &body, props, deadline)
@@ -537,6 +586,33 @@ impl Client {
             Err(e) => Err(RpcError::BadReply(e.to_string())),
         }
     }
+}
+
+/// Typed arguments as the JSON the wire carries: an array (positional)
+/// or an object (named); anything else is refused before a message is sent.
+fn encode_args(method: &str, args: &impl Serialize) -> Result<Value, RpcError> {
+    let refuse = |reason: String| RpcError::Arguments {
+        method: method.to_owned(),
+        reason,
+    };
+    match serde_json::to_value(args) {
+        Ok(value @ (Value::Array(_) | Value::Object(_))) => Ok(value),
+        Ok(Value::Null) => Ok(Value::Array(Vec::new())),
+        Ok(other) => Err(refuse(format!(
+            "they must be a JSON array (positional: a tuple such as `(10,)`) or object (named), not `{other}`"
+        ))),
+        Err(e) => Err(refuse(format!("they do not encode as JSON: {e}"))),
+    }
+}
+
+/// A result decoded as the type the caller asked for.
+fn decode_result<T: DeserializeOwned>(method: &str, value: Value) -> Result<T, RpcError> {
+    serde_json::from_value(value.clone()).map_err(|e| RpcError::UnexpectedResult {
+        method: method.to_owned(),
+        expected: std::any::type_name::<T>(),
+        result: value.to_string().chars().take(200).collect(),
+        reason: e.to_string(),
+    })
 }
 
 impl Session {

@@ -87,13 +87,35 @@ pub enum RpcError {
     /// A reply that is not valid v2.
     #[error("malformed reply: {0}")]
     BadReply(String),
+    /// The arguments cannot be sent (400): they do not encode, or not as
+    /// a JSON array or object. Nothing was sent.
+    #[error("arguments of `{method}` refused: {reason}")]
+    Arguments {
+        /// The method.
+        method: String,
+        /// Why.
+        reason: String,
+    },
+    /// The method answered, but not with the type the caller asked for
+    /// (the call ran: do not simply retry).
+    #[error("`{method}` returned {result}, which is not a {expected}: {reason}")]
+    UnexpectedResult {
+        /// The method.
+        method: String,
+        /// The Rust type asked for.
+        expected: &'static str,
+        /// The result (its first 200 characters).
+        result: String,
+        /// serde's reason.
+        reason: String,
+    },
 }
 
 impl RpcError {
     /// The wire code for this error (400, 404, 500, 503, 504).
     pub fn code(&self) -> u16 {
         match self {
-            Self::BrokerConfig { .. } => codes::BAD_ARGUMENTS,
+            Self::BrokerConfig { .. } | Self::Arguments { .. } => codes::BAD_ARGUMENTS,
             Self::BrokerUnavailable { .. }
             | Self::Tls { .. }
             | Self::Blocked { .. }
@@ -101,7 +123,7 @@ impl RpcError {
             Self::MethodNotFound { .. } | Self::NoRoute { .. } => codes::NOT_FOUND,
             Self::Timeout { .. } => codes::DEADLINE_EXCEEDED,
             Self::Remote { code, .. } => *code,
-            Self::BadReply(_) => codes::FAILED,
+            Self::BadReply(_) | Self::UnexpectedResult { .. } => codes::FAILED,
         }
     }
 }

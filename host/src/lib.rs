@@ -20,6 +20,7 @@
 //! - [`faults`]: fault counters (shown by `plughost status`) and rate-limited fault logging.
 //! - [`watch`]: following the manifest and plugin files (debounced).
 //! - [`shutdown`]: the one shutdown signal every role listens to.
+//! - [`runtime`]: the tokio runtime a host runs on, with its limits.
 //!
 //! The crates around it: `plughost-plugin-api` (the ABI plugins build
 //! against), `plughost-loader` (opening and checking plugin files),
@@ -31,6 +32,7 @@ pub mod host;
 pub mod manifest;
 pub mod plugins;
 pub mod rpc;
+pub mod runtime;
 pub mod shutdown;
 pub mod status;
 pub mod tracker;

@@ -193,7 +193,7 @@ async fn a_call_waiting_for_a_thread_times_out_from_its_delivery_and_never_runs(
     // The thread frees up when `sleep_ms` returns; a call queued after
     // `upper` is answered only after `upper`'s turn has come and gone.
     stuck.await.unwrap();
-    assert!(client.call("version", &[]).await.is_ok());
+    assert!(client.call_json("version", &[]).await.is_ok());
     let s = status(m.path()).await.unwrap();
     assert_eq!(calls_of(&s, "echo", "upper"), 0, "upper never ran");
 }

@@ -22,7 +22,7 @@ fn slow_call(
     c: &Arc<plughost_client::Client>,
 ) -> tokio::task::JoinHandle<Result<serde_json::Value, plughost_client::RpcError>> {
     let c = Arc::clone(c);
-    tokio::spawn(async move { c.call("sleep_ms", &[json!(1000)]).await })
+    tokio::spawn(async move { c.call_json("sleep_ms", &[json!(1000)]).await })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,13 +38,16 @@ async fn add_replace_and_remove_under_load_with_zero_failed_calls() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Add: faulty's methods become callable.
-    assert_eq!(c.call("huge", &[json!(0)]).await.unwrap_err().code(), 404);
+    assert_eq!(
+        c.call_json("huge", &[json!(0)]).await.unwrap_err().code(),
+        404
+    );
     let reply = host
         .reload_with(&(entry(&math) + &entry(&one) + &entry(&faulty)))
         .await;
     assert!(reply.ok, "{reply:?}");
     assert_eq!(reply.changes.unwrap().added, ["faulty"]);
-    assert_eq!(c.call("huge", &[json!(0)]).await.unwrap(), json!(""));
+    assert_eq!(c.call_json("huge", &[json!(0)]).await.unwrap(), json!(""));
 
     // Replace echo with a rebuild while a slow call runs on the old one.
     let slow = slow_call(&c);
@@ -88,7 +91,10 @@ async fn add_replace_and_remove_under_load_with_zero_failed_calls() {
         "calls running on a removed plugin complete"
     );
     assert_eq!(
-        c.call("upper", &[json!("x")]).await.unwrap_err().code(),
+        c.call_json("upper", &[json!("x")])
+            .await
+            .unwrap_err()
+            .code(),
         404
     );
 
@@ -175,7 +181,10 @@ async fn bad_changes_leave_the_old_set_serving_with_a_clear_error() {
 
     // Still the old set: fibo served all along, echo never arrived.
     assert_eq!(
-        c.call("upper", &[json!("x")]).await.unwrap_err().code(),
+        c.call_json("upper", &[json!("x")])
+            .await
+            .unwrap_err()
+            .code(),
         404
     );
     let (ok, failures, _) = load.finish().await;
@@ -197,7 +206,7 @@ async fn editing_the_manifest_file_is_enough() {
     .unwrap();
     let started = Instant::now();
     loop {
-        match c.call("upper", &[json!("watched")]).await {
+        match c.call_json("upper", &[json!("watched")]).await {
             Ok(v) => {
                 assert_eq!(v, json!("WATCHED"));
                 break;

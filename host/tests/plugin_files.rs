@@ -139,7 +139,7 @@ impl Deployment {
             self.client = Some(self.rt.block_on(Client::connect(options)).unwrap());
         }
         let client = self.client.as_ref().unwrap();
-        self.rt.block_on(client.call("version", &[]))
+        self.rt.block_on(client.call_json("version", &[]))
     }
 
     /// Calls `version` until it answers `expected` (the host may still be

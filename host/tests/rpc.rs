@@ -80,9 +80,9 @@ async fn find_and_call() {
         (reply.host.as_str(), reply.plugin.as_deref()),
         ("rpc-find-call", Some("math"))
     );
-    assert_eq!(c.call("fibo", &[json!(10)]).await.unwrap(), json!(55));
+    assert_eq!(c.call_json("fibo", &[json!(10)]).await.unwrap(), json!(55));
     assert_eq!(
-        c.call("upper", &[json!("abc")]).await.unwrap(),
+        c.call_json("upper", &[json!("abc")]).await.unwrap(),
         json!("ABC")
     );
     assert_eq!(
@@ -100,11 +100,14 @@ async fn errors_carry_their_codes() {
     let h = start_host("rpc-errors", &ex, "").await;
     let c = client(&ex).await;
 
-    let bad = c.call("fibo", &[json!("abc")]).await.unwrap_err();
+    let bad = c.call_json("fibo", &[json!("abc")]).await.unwrap_err();
     assert_eq!(bad.code(), 400, "{bad}");
     assert!(bad.to_string().contains("argument 1"), "{bad}");
 
-    let panic = c.call("panic", &[json!("on purpose")]).await.unwrap_err();
+    let panic = c
+        .call_json("panic", &[json!("on purpose")])
+        .await
+        .unwrap_err();
     assert_eq!(panic.code(), 500, "{panic}");
     assert!(
         panic.to_string().contains("panicked: on purpose"),
@@ -112,7 +115,7 @@ async fn errors_carry_their_codes() {
     );
 
     // sleep_ms has a 500 ms timeout in the manifest: the host answers 504.
-    let slow = c.call("sleep_ms", &[json!(2000)]).await.unwrap_err();
+    let slow = c.call_json("sleep_ms", &[json!(2000)]).await.unwrap_err();
     assert_eq!(slow.code(), 504, "{slow}");
     assert!(
         matches!(slow, RpcError::Remote { .. }),
@@ -127,7 +130,10 @@ async fn errors_carry_their_codes() {
     assert_eq!(slow.code(), 504, "{slow}");
 
     // The host still serves after all of that.
-    assert_eq!(c.call("fibo", &[json!(20)]).await.unwrap(), json!(6765));
+    assert_eq!(
+        c.call_json("fibo", &[json!(20)]).await.unwrap(),
+        json!(6765)
+    );
     h.host.shutdown().await;
 }
 
@@ -137,7 +143,7 @@ async fn unknown_method_is_404_without_waiting_for_the_timeout() {
     let h = start_host("rpc-unknown", &ex, "").await;
     let c = client(&ex).await; // find timeout 10 s
     let started = Instant::now();
-    let err = c.call("nosuch", &[]).await.unwrap_err();
+    let err = c.call_json("nosuch", &[]).await.unwrap_err();
     assert_eq!(err.code(), 404, "{err}");
     assert!(matches!(err, RpcError::MethodNotFound { .. }), "{err:?}");
     // The "not here" answer ends the wait, not the 10 s find timeout.
@@ -171,7 +177,7 @@ async fn no_name_service_is_503() {
     .await
     .unwrap();
     let c = client(&ex).await;
-    let err = c.call("fibo", &[json!(1)]).await.unwrap_err();
+    let err = c.call_json("fibo", &[json!(1)]).await.unwrap_err();
     assert_eq!(err.code(), 503, "{err}");
     assert!(matches!(err, RpcError::NoNameService { .. }), "{err:?}");
 }
@@ -235,7 +241,7 @@ async fn a_thousand_concurrent_calls_over_one_client() {
     let calls: Vec<_> = (0..1000)
         .map(|i| {
             let c = Arc::clone(&c);
-            tokio::spawn(async move { (i, c.call("echo", &[json!(i), json!("tag")]).await) })
+            tokio::spawn(async move { (i, c.call_json("echo", &[json!(i), json!("tag")]).await) })
         })
         .collect();
     for call in calls {
@@ -425,7 +431,7 @@ async fn host_serves_again_after_losing_its_broker_connection() {
     let name = format!("rpc-reconnect-{}", uuid::Uuid::new_v4().simple());
     let h = start_host(&name, &ex, "").await;
     let c = client(&ex).await;
-    assert_eq!(c.call("fibo", &[json!(10)]).await.unwrap(), json!(55));
+    assert_eq!(c.call_json("fibo", &[json!(10)]).await.unwrap(), json!(55));
 
     let mut state = h.host.broker_state();
     let closed = tokio::task::spawn_blocking({
@@ -451,7 +457,7 @@ async fn host_serves_again_after_losing_its_broker_connection() {
     .unwrap();
 
     // Same client, same cached route: the host consumes again.
-    assert_eq!(c.call("fibo", &[json!(11)]).await.unwrap(), json!(89));
+    assert_eq!(c.call_json("fibo", &[json!(11)]).await.unwrap(), json!(89));
     h.host.shutdown().await;
 }
 

@@ -402,7 +402,7 @@ async fn ten_thousand_malformed_messages_cost_only_themselves() {
     let c = client(&node.url(), Exchanges::default(), Duration::from_secs(120)).await;
     let calls = (0..100u32).map(|n| {
         let c = &c;
-        async move { c.call("fibo", &[json!(n % 20)]).await }
+        async move { c.call_json("fibo", &[json!(n % 20)]).await }
     });
     let results = futures_util::future::join_all(calls).await;
     let failed: Vec<String> = results
@@ -497,15 +497,15 @@ async fn a_reply_over_the_brokers_limit_is_a_413_and_later_calls_work() {
             let text = "y".repeat(300_000);
             async move {
                 if n % 5 == 0 {
-                    c.call("echo", &[json!(text)]).await
+                    c.call_json("echo", &[json!(text)]).await
                 } else {
-                    c.call("fibo", &[json!(n % 30)]).await
+                    c.call_json("fibo", &[json!(n % 30)]).await
                 }
             }
         });
         let huge_args = [json!(2)];
         let (huge, others) = tokio::join!(
-            c.call("huge", &huge_args),
+            c.call_json("huge", &huge_args),
             futures_util::future::join_all(bystanders)
         );
         let lost: Vec<_> = others.iter().filter(|r| r.is_err()).collect();
@@ -525,12 +525,12 @@ async fn a_reply_over_the_brokers_limit_is_a_413_and_later_calls_work() {
         }
         for n in 0..20u32 {
             assert!(
-                c.call("fibo", &[json!(n)]).await.is_ok(),
+                c.call_json("fibo", &[json!(n)]).await.is_ok(),
                 "later calls work"
             );
         }
     }
-    assert_eq!(c.call("huge", &[json!(0)]).await.unwrap(), json!(""));
+    assert_eq!(c.call_json("huge", &[json!(0)]).await.unwrap(), json!(""));
     let status = block_in_place(|| host.wait_serving());
     assert!(fault(&status, "reply_too_large") >= 2, "{status:#}");
     assert_eq!(
@@ -553,7 +553,7 @@ async fn a_reply_the_broker_does_not_confirm_is_requeued_not_acked() {
     );
     let call = tokio::spawn({
         let c = std::sync::Arc::clone(&c);
-        async move { c.call("sleep_ms", &[json!(1500)]).await }
+        async move { c.call_json("sleep_ms", &[json!(1500)]).await }
     });
     // Once the host runs the call, freeze the broker: the reply is written
     // but never confirmed, and the host gives up on it after 5 s.
@@ -616,14 +616,14 @@ async fn a_reply_over_the_hosts_limit_is_a_413_for_v2_and_v1() {
     block_in_place(|| host.wait_serving());
     let c = client(AMQP_URL, shared_exchanges(&ex), Duration::from_secs(20)).await;
     // Default max_reply_bytes is 8 MiB (below every broker's limit).
-    match c.call("huge", &[json!(9)]).await {
+    match c.call_json("huge", &[json!(9)]).await {
         Err(RpcError::Remote { code, message, .. }) => {
             assert_eq!(code, 413, "{message}");
             assert!(message.contains("this host's limit"), "{message}");
         }
         other => panic!("a 9 MiB reply must be a 413, got {other:?}"),
     }
-    assert_eq!(c.call("fibo", &[json!(10)]).await.unwrap(), json!(55));
+    assert_eq!(c.call_json("fibo", &[json!(10)]).await.unwrap(), json!(55));
 
     let mut old = RawClient::new(AMQP_URL).await;
     old.bind(&ex.rpc, "plughost.faulty.huge.result").await;
@@ -649,7 +649,7 @@ async fn a_deleted_route_queue_is_declared_and_consumed_again() {
     );
     block_in_place(|| host.wait_serving());
     let c = client(AMQP_URL, shared_exchanges(&ex), Duration::from_secs(5)).await;
-    assert_eq!(c.call("fibo", &[json!(10)]).await.unwrap(), json!(55));
+    assert_eq!(c.call_json("fibo", &[json!(10)]).await.unwrap(), json!(55));
 
     let ctl = |args: &[&str]| {
         let out = std::process::Command::new("rabbitmqctl")
@@ -662,7 +662,7 @@ async fn a_deleted_route_queue_is_declared_and_consumed_again() {
     let route_queue = format!("plughost.{}.route.{FIBO_ROUTE}", ex.rpc);
     block_in_place(|| ctl(&["delete_queue", &route_queue]));
     let started = Instant::now();
-    while c.call("fibo", &[json!(11)]).await.ok() != Some(json!(89)) {
+    while c.call_json("fibo", &[json!(11)]).await.ok() != Some(json!(89)) {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the host never consumed its route again\nlog:\n{}",
@@ -759,14 +759,14 @@ async fn status_tells_the_truth_about_each_channel() {
         "{text}"
     );
     let c = client(AMQP_URL, shared_exchanges(&ex), Duration::from_secs(10)).await;
-    assert_eq!(c.call("fibo", &[json!(10)]).await.unwrap(), json!(55));
+    assert_eq!(c.call_json("fibo", &[json!(10)]).await.unwrap(), json!(55));
 
     // Once the queue is free, the host declares and consumes it on its own.
     ch.queue_delete(taken.as_str().into(), Default::default())
         .await
         .unwrap();
     block_in_place(|| host.wait_serving());
-    match c.call("fail", &[json!("on purpose")]).await {
+    match c.call_json("fail", &[json!("on purpose")]).await {
         Err(RpcError::Remote { code, message, .. }) => {
             assert_eq!((code, message.as_str()), (500, "on purpose"));
         }
@@ -785,7 +785,7 @@ async fn ten_thousand_panics_give_a_few_log_lines_with_a_count() {
     let c = client(AMQP_URL, shared_exchanges(&ex), Duration::from_secs(60)).await;
     let args = [json!("boom")];
     for batch in 0..20 {
-        let calls = (0..500).map(|_| c.call("panic", &args));
+        let calls = (0..500).map(|_| c.call_json("panic", &args));
         for result in futures_util::future::join_all(calls).await {
             match result {
                 Err(RpcError::Remote {

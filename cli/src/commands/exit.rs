@@ -43,7 +43,10 @@ pub fn for_rpc(error: &RpcError) -> ExitCode {
         | RpcError::Tls { .. }
         | RpcError::Blocked { .. }
         | RpcError::NoNameService { .. } => UNAVAILABLE,
-        RpcError::BrokerConfig { .. } | RpcError::BadReply(_) => FAILED,
+        RpcError::BrokerConfig { .. }
+        | RpcError::Arguments { .. }
+        | RpcError::BadReply(_)
+        | RpcError::UnexpectedResult { .. } => FAILED,
     })
 }
 

@@ -115,16 +115,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Runs an async command on the one runtime of the process. Plugin code runs
-/// on its bounded blocking pool, never on the worker threads.
+/// Runs an async command on the one runtime of the process, built by the
+/// library with the host's limits. Plugin code runs on its plugin's own
+/// bounded threads, never on the runtime's.
 fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
     future: F,
 ) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(256)
-        .thread_name("plughost")
-        .build()?;
+    let runtime = plughost::runtime::build()?;
     let result = runtime.block_on(future);
     // Whatever still runs on the blocking pool (a reload being built, say)
     // must not keep the process from exiting.

@@ -148,7 +148,7 @@ mod tests {
         assert!(defaults.tls.is_empty());
         // A manifest without a URL leaves the default in force.
         assert_eq!(
-            none.resolve(Some(&manifest("")).rabbitmq).url,
+            none.resolve(Some(&manifest("").rabbitmq)).url,
             DEFAULT_AMQP_URL
         );
     }

@@ -140,7 +140,7 @@ impl Load {
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         let asked = Instant::now();
-                        match client.call(method, &args).await {
+                        match client.call_json(method, &args).await {
                             Ok(v) => {
                                 ok.fetch_add(1, Ordering::Relaxed);
                                 results.lock().unwrap().push((asked, v));

@@ -30,6 +30,24 @@ fn cargo() -> Command {
     cmd
 }
 
+/// Runs `cargo run -q -p <package> --example <example> -- <args>` in the
+/// workspace with extra environment `env`: for tests that run an example
+/// program as its reader would.
+pub fn run_example(
+    package: &str,
+    example: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut cmd = cargo();
+    cmd.args(["run", "-q", "-p", package, "--example", example, "--"])
+        .args(args);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    cmd.output().unwrap()
+}
+
 /// Runs `cargo build` with JSON messages and returns cdylib paths by crate name.
 fn build_cdylibs(mut cmd: Command) -> HashMap<String, PathBuf> {
     let out = cmd

@@ -19,7 +19,7 @@ pub mod tls;
 
 pub use broker::{close_broker_connection, TestExchanges, AMQP_URL};
 pub use build::{
-    plughost_bin, plugin_lib, variant_lib, SourcePatch, Variant, CONFORMANCE_FIXTURES,
+    plughost_bin, plugin_lib, run_example, variant_lib, SourcePatch, Variant, CONFORMANCE_FIXTURES,
 };
 pub use host_process::HostProcess;
 pub use inspect::QueueDepth;
