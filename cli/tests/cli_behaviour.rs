@@ -88,6 +88,9 @@ fn exit_codes_tell_failures_apart_and_a_methods_help_is_printed() {
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(v["error"]["help"], "n must be at most 93", "{v}");
 
+    // No broker, and no host on this local socket either.
+    let nowhere = tempfile::tempdir().unwrap();
+    let no_socket = nowhere.path().join("none.sock");
     let unavailable = process::output(
         BIN,
         &[
@@ -96,6 +99,8 @@ fn exit_codes_tell_failures_apart_and_a_methods_help_is_printed() {
             "1",
             "--amqp",
             "amqp://guest:guest@127.0.0.1:1/%2f",
+            "--local-socket",
+            no_socket.to_str().unwrap(),
         ],
     );
     assert_eq!(code(&unavailable), Some(6), "{unavailable:?}");

@@ -51,17 +51,22 @@ fn run_then_find_and_call_from_the_cli() {
 
 #[test]
 fn call_without_a_broker_says_so() {
+    // No host on this local socket either: the caller is told about the broker.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("none.sock");
     let out = plughost(&[
         "call",
         "fibo",
         "1",
         "--amqp",
         "amqp://guest:guest@127.0.0.1:1/%2f",
+        "--local-socket",
+        socket.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
-        err.contains("broker unavailable") && err.contains("guest:***@127.0.0.1:1"),
+        err.contains("no broker at") && err.contains("guest:***@127.0.0.1:1"),
         "{err}"
     );
     assert!(

@@ -46,6 +46,7 @@
 use std::{
     collections::HashMap,
     future::Future,
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -69,6 +70,7 @@ use plughost_proto::rpc::v2;
 
 use crate::{
     connection::{connect, redact, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
+    local::LocalClient,
     topology::{declare_private_queue, Exchanges},
     RpcError,
 };
@@ -111,6 +113,47 @@ pub struct ClientOptions {
     /// handshake and the client's channel); a call's own deadline bounds a
     /// reconnect further.
     pub connect_timeout: Duration,
+    /// When to use a host's local socket instead of the broker.
+    pub local: LocalMode,
+}
+
+/// When a [`Client`] talks to a host's local socket (`docs/protocol.md`,
+/// "Local transport") instead of the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalMode {
+    /// Only the broker.
+    Never,
+    /// The broker; the local socket at this path when nothing listens at
+    /// the broker's address (no broker on this machine). A broker that is
+    /// there but fails (frozen, alarmed, refusing TLS) is reported, never
+    /// bypassed.
+    Fallback(PathBuf),
+    /// Only the local socket at this path (`--local`).
+    Only(PathBuf),
+}
+
+impl Default for LocalMode {
+    fn default() -> Self {
+        Self::Fallback(crate::local::default_socket())
+    }
+}
+
+/// Which transport a [`Client`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// RabbitMQ.
+    Broker,
+    /// A host's local socket.
+    Local,
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Broker => "broker",
+            Self::Local => "local",
+        })
+    }
 }
 
 impl ClientOptions {
@@ -127,6 +170,7 @@ impl ClientOptions {
             find_timeout: Duration::from_secs(5),
             not_found_grace: Duration::from_millis(250),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            local: LocalMode::default(),
         }
     }
 }
@@ -236,6 +280,8 @@ pub struct Client {
     /// Serialises reconnects so one lost connection causes one new one.
     reconnect: tokio::sync::Mutex<()>,
     routes: Mutex<HashMap<String, String>>,
+    /// Set when the client talks to a local socket instead of the broker.
+    local: Option<LocalClient>,
 }
 
 /// Removes a pending entry when the call ends, however it ends.
@@ -268,14 +314,45 @@ impl Client {
     /// handshake fails).
     pub async fn connect(options: ClientOptions) -> Result<Self, RpcError> {
         let deadline = Instant::now() + options.connect_timeout;
-        let client = Self {
+        let mut client = Self {
             options,
             current: std::sync::RwLock::new(None),
             reconnect: tokio::sync::Mutex::new(()),
             routes: Mutex::new(HashMap::new()),
+            local: None,
         };
-        client.session(deadline).await?;
+        match client.options.local.clone() {
+            LocalMode::Only(socket) => {
+                client.local = Some(LocalClient::connect(&socket, deadline).await?);
+            }
+            LocalMode::Never => {
+                client.session(deadline).await?;
+            }
+            LocalMode::Fallback(socket) => match client.session(deadline).await {
+                Ok(_) => {}
+                Err(no_broker @ RpcError::NoBroker { .. }) => {
+                    match LocalClient::connect(&socket, deadline).await {
+                        Ok(local) => {
+                            info!(socket = %socket.display(), "no broker: calling the host on this machine's local socket");
+                            client.local = Some(local);
+                        }
+                        // Neither: the broker is what the caller configured.
+                        Err(_) => return Err(no_broker),
+                    }
+                }
+                Err(e) => return Err(e),
+            },
+        }
         Ok(client)
+    }
+
+    /// The transport this client uses: the broker, or a host's local socket.
+    pub fn transport(&self) -> Transport {
+        if self.local.is_some() {
+            Transport::Local
+        } else {
+            Transport::Broker
+        }
     }
 
     /// The options it was made with.
@@ -383,6 +460,9 @@ impl Client {
         timeout: Duration,
     ) -> Result<v2::FindReply, RpcError> {
         let deadline = Instant::now() + timeout;
+        if let Some(local) = &self.local {
+            return local.find(method, deadline).await;
+        }
         let what = format!("find {method}");
         let session = self.session(deadline).await?;
         let (id, mut replies, _guard) = session.expect_replies();
@@ -552,6 +632,10 @@ impl Client {
                 timeout,
                 "a route",
             ));
+        }
+        if let Some(local) = &self.local {
+            // One host: the route names nothing to choose between.
+            return local.call(method, args, deadline).await;
         }
         let session = self.session(deadline).await?;
         let (id, mut replies, _guard) = session.expect_replies();

@@ -213,9 +213,18 @@ fn classify(url: &str, scheme: AMQPScheme, tls: &TlsFiles, e: lapin::Error) -> R
             Io::InvalidData | Io::UnexpectedEof | Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe
         ));
     if !tls_failure {
-        return RpcError::BrokerUnavailable {
-            url: redact(url),
-            reason: e.to_string(),
+        let refused =
+            matches!(e.kind(), lapin::ErrorKind::IOError(io) if io.kind() == Io::ConnectionRefused);
+        return if refused {
+            RpcError::NoBroker {
+                url: redact(url),
+                reason: e.to_string(),
+            }
+        } else {
+            RpcError::BrokerUnavailable {
+                url: redact(url),
+                reason: e.to_string(),
+            }
         };
     }
     let reason = e.to_string();

@@ -14,6 +14,24 @@ pub enum RpcError {
         /// What failed.
         reason: String,
     },
+    /// Nothing listens at the broker's address (503): no broker runs
+    /// there. Unlike [`RpcError::BrokerUnavailable`] (a broker that does
+    /// not answer), this is when a caller falls back to the local socket.
+    #[error("no broker at {url}: {reason} (is RabbitMQ running? start it with `rabbitmq-server -detached`, or call a host on this machine with --local)")]
+    NoBroker {
+        /// The broker URL (without credentials).
+        url: String,
+        /// What the connect said.
+        reason: String,
+    },
+    /// No host answers on the local socket (503).
+    #[error("no local host on {socket}: {reason} (is `plughost run` running on this machine?)")]
+    LocalUnavailable {
+        /// The socket's path.
+        socket: String,
+        /// What failed.
+        reason: String,
+    },
     /// The broker URL or its TLS settings cannot be honoured as written
     /// (400): refused before any socket is opened, never downgraded.
     #[error("broker settings for {url} refused: {reason}")]
@@ -117,6 +135,8 @@ impl RpcError {
         match self {
             Self::BrokerConfig { .. } | Self::Arguments { .. } => codes::BAD_ARGUMENTS,
             Self::BrokerUnavailable { .. }
+            | Self::NoBroker { .. }
+            | Self::LocalUnavailable { .. }
             | Self::Tls { .. }
             | Self::Blocked { .. }
             | Self::NoNameService { .. } => codes::UNAVAILABLE,

@@ -16,14 +16,16 @@
 //! - [`connection`]: one way to open a broker connection (TLS, deadlines,
 //!   names the broker shows), shared with the host's own roles.
 //! - [`topology`]: the exchanges plughost and the old tools share.
+//! - [`local`]: a host's local socket, for machines without a broker.
 //! - [`RpcError`]: what can go wrong, each with its wire code.
 
 pub mod client;
 pub mod connection;
 mod error;
+pub mod local;
 pub mod topology;
 
-pub use client::{Client, ClientOptions, ReplyMode};
+pub use client::{Client, ClientOptions, LocalMode, ReplyMode, Transport};
 pub use connection::TlsFiles;
 pub use error::RpcError;
 /// The wire codecs the client speaks (re-exported for callers that look

@@ -121,10 +121,7 @@ pub enum AdminError {
 /// The private folder default admin sockets live in:
 /// `$XDG_RUNTIME_DIR/plughost`, else `<tmp>/plughost-<uid>`.
 pub fn runtime_dir() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir).join("plughost"),
-        None => std::env::temp_dir().join(format!("plughost-{}", current_uid())),
-    }
+    plughost_client::local::runtime_dir()
 }
 
 fn current_uid() -> u32 {

@@ -73,11 +73,14 @@ pub enum Fault {
     Requeued,
     /// A channel the broker closed (or a consumer it cancelled), repaired on its own.
     ChannelRepaired,
+    /// A local-socket frame that is not a request (answered 400 when it
+    /// names a correlation id, else dropped).
+    MalformedLocalRequest,
 }
 
 impl Fault {
     /// Every kind, in the order `plughost status` prints them.
-    pub const ALL: [Fault; 15] = [
+    pub const ALL: [Fault; 16] = [
         Fault::MalformedV1Call,
         Fault::MalformedV1Find,
         Fault::MalformedV2Call,
@@ -93,6 +96,7 @@ impl Fault {
         Fault::ReplyNotPublished,
         Fault::Requeued,
         Fault::ChannelRepaired,
+        Fault::MalformedLocalRequest,
     ];
 
     /// The counter's name in `plughost status`.
@@ -108,6 +112,7 @@ impl Fault {
             Fault::RequestTooLarge => "request_too_large",
             Fault::ReplyTooLarge => "reply_too_large",
             Fault::FindMethodTooLong => "find_method_too_long",
+            Fault::MalformedLocalRequest => "malformed_local_request",
             Fault::ReloadRefused => "reload_refused",
             Fault::PluginPanic => "plugin_panic",
             Fault::ReplyNotPublished => "reply_not_published",
@@ -134,6 +139,7 @@ impl Fault {
             Fault::ReplyNotPublished => "replies that could not be published",
             Fault::Requeued => "requeued requests",
             Fault::ChannelRepaired => "channel repairs",
+            Fault::MalformedLocalRequest => "malformed local requests",
         }
     }
 

@@ -69,6 +69,11 @@ pub enum HostError {
     },
 }
 
+/// How long a host waits for its broker at start before it says it runs
+/// in local mode (a refused connection fails at once; this covers a broker
+/// that is slow to answer too).
+const LOCAL_MODE_NOTICE_AFTER: Duration = Duration::from_secs(3);
+
 /// How many retired plugins `plughost status` remembers.
 const KEEP_RETIRED: usize = 16;
 
@@ -87,7 +92,7 @@ pub fn broker_settings(options: &HostOptions, manifest: &Manifest) -> BrokerSett
         url: options.amqp_url.clone(),
         ..BrokerOverrides::default()
     }
-    .resolve(Some(&manifest.rabbitmq))
+    .resolve(Some(manifest))
 }
 
 /// One role's task, with the role's name. The task returns what it had to
@@ -109,6 +114,8 @@ pub struct Host {
     retired: Arc<Mutex<Vec<Arc<PluginHandle>>>>,
     reloading: tokio::sync::Mutex<()>,
     started_with: Manifest,
+    /// The local socket this host serves, if any.
+    local_socket: Option<PathBuf>,
 }
 
 impl Host {
@@ -160,6 +167,41 @@ impl Host {
                     Vec::new()
                 }),
             ));
+        }
+        let mut local_socket = None;
+        if manifest.local.enabled {
+            let path = crate::local::socket_path(manifest);
+            if let Some(listener) = crate::local::listen(&path) {
+                local_socket = Some(path.clone());
+                if roles.name_service || roles.rpc {
+                    tokio::spawn(crate::local::announce_local_mode(
+                        broker_rx.clone(),
+                        path.clone(),
+                        plughost_client::connection::redact(
+                            &broker_settings(options, manifest).url,
+                        ),
+                        LOCAL_MODE_NOTICE_AFTER,
+                    ));
+                }
+                let config = crate::local::LocalConfig {
+                    host_name: manifest.host.name.clone(),
+                    limits: manifest.limits,
+                };
+                let serve = crate::local::serve(
+                    listener,
+                    path,
+                    config,
+                    registry_tx.subscribe(),
+                    shutdown.clone(),
+                );
+                tasks.push((
+                    "local socket",
+                    tokio::spawn(async move {
+                        serve.await;
+                        Vec::new()
+                    }),
+                ));
+            }
         }
         let served = (roles.name_service || roles.rpc).then_some(served_rx);
         let zmq = &manifest.zeromq;
@@ -213,7 +255,14 @@ impl Host {
             retired: Arc::default(),
             reloading: tokio::sync::Mutex::new(()),
             started_with: manifest.clone(),
+            local_socket,
         })
+    }
+
+    /// The local socket this host serves (None: `[local] enabled = false`,
+    /// or another host serves that path).
+    pub fn local_socket(&self) -> Option<&std::path::Path> {
+        self.local_socket.as_deref()
     }
 
     /// The plugin set being served now.
@@ -441,6 +490,7 @@ pub fn startup_summary(
     registry: &Registry,
     broker: &BrokerSettings,
     admin: Option<&std::path::Path>,
+    local: Option<&std::path::Path>,
 ) -> String {
     use std::fmt::Write;
     let roles = &manifest.roles;
@@ -507,6 +557,13 @@ pub fn startup_summary(
             text,
             "\n  tracked services report to the manager at {}",
             zmq.management
+        );
+    }
+    if let Some(local) = local {
+        let _ = write!(
+            text,
+            "\n  local socket {} (finds and calls from this machine)",
+            local.display()
         );
     }
     if let Some(admin) = admin {
@@ -678,7 +735,8 @@ pub async fn run(
             manifest,
             &host.registry(),
             &broker,
-            manifest.roles.admin.then_some(admin_path.as_path())
+            manifest.roles.admin.then_some(admin_path.as_path()),
+            host.local_socket(),
         )
     );
     let (files_tx, files_rx) = watch::channel(followed_files(&path, &host));

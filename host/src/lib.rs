@@ -10,6 +10,8 @@
 //!   reloads one at a time, shut down within a grace.
 //! - [`status`]: what `plughost status` shows (plugins, states, counters).
 //! - [`admin`]: the local admin socket behind `plughost reload` and `plughost status`.
+//! - [`local`]: the local transport: finds and calls over a Unix socket on
+//!   this machine, through the same dispatch path, with or without a broker.
 //! - [`manifest`]: the TOML manifest: parse, validate, where the broker is.
 //! - [`plugins`]: the plugin set of a host (registry), and the next one a
 //!   reload builds beside it; loading itself is `plughost-loader`'s.
@@ -29,6 +31,7 @@
 pub mod admin;
 pub mod faults;
 pub mod host;
+pub mod local;
 pub mod manifest;
 pub mod plugins;
 pub mod rpc;

@@ -106,6 +106,20 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             let mut options = b.broker.client_options()?;
             options.reply_mode = b.load.reply.into();
             let client = Arc::new(Client::connect(options).await?);
+            eprintln!(
+                "bench: calling through the {}",
+                match client.transport() {
+                    plughost_client::Transport::Broker => "broker".to_owned(),
+                    plughost_client::Transport::Local => format!(
+                        "local socket ({})",
+                        match &client.options().local {
+                            plughost_client::LocalMode::Only(p)
+                            | plughost_client::LocalMode::Fallback(p) => p.display().to_string(),
+                            plughost_client::LocalMode::Never => String::new(),
+                        }
+                    ),
+                }
+            );
             let args = b.args.iter().map(|a| parse_arg(a)).collect();
             let (shape, progress, bar) = start(&b.load)?;
             let report = bench::run_calls(

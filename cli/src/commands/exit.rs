@@ -40,6 +40,8 @@ pub fn for_rpc(error: &RpcError) -> ExitCode {
         RpcError::Remote { code: 504, .. } | RpcError::Timeout { .. } => TIMEOUT,
         RpcError::Remote { .. } => REMOTE_ERROR,
         RpcError::BrokerUnavailable { .. }
+        | RpcError::NoBroker { .. }
+        | RpcError::LocalUnavailable { .. }
         | RpcError::Tls { .. }
         | RpcError::Blocked { .. }
         | RpcError::NoNameService { .. } => UNAVAILABLE,

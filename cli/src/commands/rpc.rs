@@ -8,7 +8,9 @@ use plughost::{
     host::{self, HostOptions},
     manifest::{BrokerOverrides, Manifest},
 };
-use plughost_client::{connection::check_settings, Client, ClientOptions, RpcError};
+use plughost_client::{
+    connection::check_settings, Client, ClientOptions, LocalMode, RpcError, Transport,
+};
 use tokio::time::Instant;
 
 use super::plugins::parse_arg;
@@ -47,6 +49,14 @@ pub struct BrokerArgs {
     /// Private key (PEM) of --client-cert [default: the manifest's client_key].
     #[arg(long, env = "PLUGHOST_AMQP_CLIENT_KEY", requires = "client_cert")]
     client_key: Option<PathBuf>,
+    /// Use the host on this machine's local socket, not the broker. Without
+    /// it, the local socket is used only when no broker listens at the URL.
+    #[arg(long)]
+    local: bool,
+    /// The local socket [default: the manifest's [local] socket, else
+    /// $XDG_RUNTIME_DIR/plughost/local.sock or /tmp/plughost-<uid>/local.sock].
+    #[arg(long, env = "PLUGHOST_LOCAL_SOCKET", value_name = "PATH")]
+    local_socket: Option<PathBuf>,
 }
 
 impl BrokerArgs {
@@ -61,10 +71,14 @@ impl BrokerArgs {
             ca_file: self.ca_file.clone(),
             client_cert: self.client_cert.clone(),
             client_key: self.client_key.clone(),
+            local_socket: self.local_socket.clone(),
         };
-        Ok(overrides
-            .resolve(manifest.as_ref().map(|m| &m.rabbitmq))
-            .client_options())
+        let settings = overrides.resolve(manifest.as_ref());
+        let mut options = settings.client_options();
+        if self.local {
+            options.local = LocalMode::Only(settings.local_socket);
+        }
+        Ok(options)
     }
 }
 
@@ -129,6 +143,7 @@ pub async fn find(args: FindArgs) -> Result<ExitCode> {
         Ok(client) => client,
         Err(e) => return report(e),
     };
+    say_transport(&client);
     let left = deadline.saturating_duration_since(Instant::now());
     let found = client.find_reply(&args.method, left).await;
     client.close().await;
@@ -153,17 +168,26 @@ pub async fn call(args: CallArgs) -> Result<ExitCode> {
     let mut options = args.broker.client_options()?;
     options.connect_timeout = timeout;
     let call_args: Vec<_> = args.args.iter().map(|a| parse_arg(a)).collect();
+    let mut transport = None;
     let result = match Client::connect(options).await {
         Ok(client) => {
+            if !args.json {
+                say_transport(&client);
+            }
+            transport = Some(client.transport());
             let result = client.call_until(&args.method, &call_args, deadline).await;
             client.close().await;
             result
         }
         Err(e) => Err(e),
     };
+    let transport = transport.map(|t| t.to_string());
     match (result, args.json) {
         (Ok(value), false) => crate::outln!("{value}"),
-        (Ok(value), true) => crate::outln!("{}", serde_json::json!({ "result": value })),
+        (Ok(value), true) => crate::outln!(
+            "{}",
+            serde_json::json!({ "result": value, "transport": transport })
+        ),
         (Err(e), true) => {
             let mut error = serde_json::json!({ "code": e.code(), "message": e.to_string() });
             if let RpcError::Remote {
@@ -172,12 +196,25 @@ pub async fn call(args: CallArgs) -> Result<ExitCode> {
             {
                 error["help"] = help.clone().into();
             }
-            crate::outln!("{}", serde_json::json!({ "error": error }));
+            crate::outln!(
+                "{}",
+                serde_json::json!({ "error": error, "transport": transport })
+            );
             return Ok(super::exit::for_rpc(&e));
         }
         (Err(e), false) => return report(e),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says on stderr when the answer comes from a host's local socket rather
+/// than the broker (stdout stays the result alone, for scripts).
+pub fn say_transport(client: &Client) {
+    if client.transport() == Transport::Local {
+        if let LocalMode::Only(socket) | LocalMode::Fallback(socket) = &client.options().local {
+            eprintln!("note: answered by the local host on {}", socket.display());
+        }
+    }
 }
 
 /// Prints an RPC failure for a person (the message, its code, the

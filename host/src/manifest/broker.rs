@@ -9,9 +9,9 @@
 
 use std::path::PathBuf;
 
-use plughost_client::{ClientOptions, Exchanges, TlsFiles};
+use plughost_client::{ClientOptions, Exchanges, LocalMode, TlsFiles};
 
-use super::{RabbitSettings, DEFAULT_AMQP_URL};
+use super::{Manifest, RabbitSettings, DEFAULT_AMQP_URL};
 
 /// Broker settings given explicitly, each overriding the manifest's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,6 +28,8 @@ pub struct BrokerOverrides {
     pub client_cert: Option<PathBuf>,
     /// The client certificate's key.
     pub client_key: Option<PathBuf>,
+    /// A host's local socket (`--local-socket`, `PLUGHOST_LOCAL_SOCKET`).
+    pub local_socket: Option<PathBuf>,
 }
 
 /// The broker settings in force: what a host's RPC roles and a caller's
@@ -40,24 +42,33 @@ pub struct BrokerSettings {
     pub exchanges: Exchanges,
     /// TLS files for `amqps://`.
     pub tls: TlsFiles,
+    /// The local socket callers fall back to, or use with `--local`.
+    pub local_socket: PathBuf,
 }
 
 impl BrokerOverrides {
-    /// Applies the precedence rule: these overrides, then `manifest`'s
-    /// `[rabbitmq]` (when there is a manifest), then the defaults.
+    /// Applies the precedence rule: these overrides, then the manifest's
+    /// `[rabbitmq]` and `[local]` (when there is a manifest), then the
+    /// defaults.
     ///
     /// ```
     /// use plughost::manifest::{BrokerOverrides, Manifest, DEFAULT_AMQP_URL};
     ///
     /// let m = Manifest::parse("[rabbitmq]\nurl = \"amqp://m:5672\"\nrpc_exchange = \"x\"\n", "/".as_ref(), "m.toml").unwrap();
     /// let flags = BrokerOverrides { url: Some("amqp://flag:5672".into()), ..Default::default() };
-    /// let settings = flags.resolve(Some(&m.rabbitmq));
+    /// let settings = flags.resolve(Some(&m));
     /// assert_eq!(settings.url, "amqp://flag:5672");
     /// assert_eq!(settings.exchanges.rpc, "x");
     /// assert_eq!(settings.exchanges.ns, "rpc_ns_exchange");
     /// assert_eq!(BrokerOverrides::default().resolve(None).url, DEFAULT_AMQP_URL);
     /// ```
-    pub fn resolve(&self, manifest: Option<&RabbitSettings>) -> BrokerSettings {
+    pub fn resolve(&self, manifest: Option<&Manifest>) -> BrokerSettings {
+        let local_socket = self
+            .local_socket
+            .clone()
+            .or_else(|| manifest.and_then(|m| m.local.socket.clone()))
+            .unwrap_or_else(plughost_client::local::default_socket);
+        let manifest = manifest.map(|m| &m.rabbitmq);
         let defaults = Exchanges::default();
         let from_manifest = manifest.map(RabbitSettings::tls_files).unwrap_or_default();
         BrokerSettings {
@@ -83,16 +94,19 @@ impl BrokerOverrides {
                 client_cert: self.client_cert.clone().or(from_manifest.client_cert),
                 client_key: self.client_key.clone().or(from_manifest.client_key),
             },
+            local_socket,
         }
     }
 }
 
 impl BrokerSettings {
-    /// Client options for these settings (the client's other defaults).
+    /// Client options for these settings (the client's other defaults):
+    /// the broker, falling back to the local socket when no broker runs.
     pub fn client_options(&self) -> ClientOptions {
         let mut options = ClientOptions::new(self.url.clone());
         options.exchanges = self.exchanges.clone();
         options.tls = self.tls.clone();
+        options.local = LocalMode::Fallback(self.local_socket.clone());
         options
     }
 }
@@ -112,7 +126,7 @@ mod tests {
             "[rabbitmq]\nurl = \"amqps://m:5671\"\nrpc_exchange = \"mx\"\nns_exchange = \"mns\"\nca_file = \"ca.pem\"\n",
         );
         let none = BrokerOverrides::default();
-        let from_manifest = none.resolve(Some(&m.rabbitmq));
+        let from_manifest = none.resolve(Some(&m));
         assert_eq!(from_manifest.url, "amqps://m:5671");
         assert_eq!(from_manifest.exchanges.rpc, "mx");
         assert_eq!(from_manifest.exchanges.ns, "mns");
@@ -128,8 +142,9 @@ mod tests {
             ca_file: Some("/flag/ca.pem".into()),
             client_cert: Some("/flag/c.pem".into()),
             client_key: Some("/flag/k.pem".into()),
+            local_socket: Some("/flag/local.sock".into()),
         };
-        let overridden = all.resolve(Some(&m.rabbitmq));
+        let overridden = all.resolve(Some(&m));
         assert_eq!(overridden.url, "amqps://flag:5671");
         assert_eq!(overridden.exchanges.rpc, "fx");
         assert_eq!(overridden.exchanges.ns, "fns");
@@ -146,11 +161,12 @@ mod tests {
         assert_eq!(defaults.url, DEFAULT_AMQP_URL);
         assert_eq!(defaults.exchanges, Exchanges::default());
         assert!(defaults.tls.is_empty());
-        // A manifest without a URL leaves the default in force.
         assert_eq!(
-            none.resolve(Some(&manifest("").rabbitmq)).url,
-            DEFAULT_AMQP_URL
+            defaults.local_socket,
+            plughost_client::local::default_socket()
         );
+        // A manifest without a URL leaves the default in force.
+        assert_eq!(none.resolve(Some(&manifest(""))).url, DEFAULT_AMQP_URL);
     }
 
     #[test]

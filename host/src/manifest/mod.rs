@@ -31,8 +31,8 @@ pub use broker::{BrokerOverrides, BrokerSettings};
 
 pub use error::ManifestError;
 pub use model::{
-    HostSettings, Limits, Manifest, MethodOverride, PluginEntry, RabbitSettings, Roles,
-    ZmqSettings, DEFAULT_AMQP_URL, DEFAULT_MAX_PLUGIN_THREADS, DEFAULT_SHUTDOWN_GRACE_MS,
+    HostSettings, Limits, LocalSettings, Manifest, MethodOverride, PluginEntry, RabbitSettings,
+    Roles, ZmqSettings, DEFAULT_AMQP_URL, DEFAULT_MAX_PLUGIN_THREADS, DEFAULT_SHUTDOWN_GRACE_MS,
 };
 
 /// Route syntax is a plugin-metadata rule; its one home is the loader.

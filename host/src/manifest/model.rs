@@ -30,6 +30,8 @@ pub struct Manifest {
     pub roles: Roles,
     /// `[limits]`
     pub limits: Limits,
+    /// `[local]`
+    pub local: LocalSettings,
     /// `[[plugins]]`, in file order.
     pub plugins: Vec<PluginEntry>,
 }
@@ -65,6 +67,27 @@ pub const DEFAULT_MAX_PLUGIN_THREADS: usize = 512;
 
 /// Shutdown grace when `[host] shutdown_grace_ms` says nothing.
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
+
+/// `[local]`: the local transport, a Unix socket that serves this host's
+/// methods on this machine with or without a broker (`docs/protocol.md`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalSettings {
+    /// Serve the local socket (default true; it costs nothing unused).
+    pub enabled: bool,
+    /// Its path (default: `local.sock` in the private runtime folder, where
+    /// callers look without being told); resolved against the manifest's
+    /// folder.
+    pub socket: Option<PathBuf>,
+}
+
+impl Default for LocalSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            socket: None,
+        }
+    }
+}
 
 /// `[rabbitmq]`: the RPC transport.
 #[derive(Debug, Clone, PartialEq)]
@@ -236,7 +259,16 @@ struct RawManifest {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
+    local: RawLocal,
+    #[serde(default)]
     plugins: Vec<RawPlugin>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLocal {
+    enabled: Option<bool>,
+    socket: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -688,6 +720,17 @@ impl Manifest {
             )?,
         };
 
+        let local = LocalSettings {
+            enabled: raw.local.enabled.unwrap_or(true),
+            socket: match raw.local.socket {
+                Some(s) if s.get_ref().trim().is_empty() => {
+                    return Err(v.invalid("local.socket", &s, "must not be empty"))
+                }
+                Some(s) => Some(resolve_path(s.get_ref(), base_dir)),
+                None => None,
+            },
+        };
+
         let plugins = raw
             .plugins
             .into_iter()
@@ -702,6 +745,7 @@ impl Manifest {
             zeromq,
             roles: raw.roles,
             limits,
+            local,
             plugins,
         })
     }
@@ -1033,6 +1077,26 @@ mod tests {
             err.contains("curve_server_key_file") && err.contains("line 2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_local_socket_is_on_by_default_and_its_path_resolves_against_the_manifest() {
+        let m = parse("").unwrap();
+        assert_eq!(m.local, LocalSettings::default());
+        assert!(m.local.enabled);
+        let m = parse("[local]\nenabled = false\nsocket = \"run/local.sock\"\n").unwrap();
+        assert!(!m.local.enabled);
+        assert_eq!(
+            m.local.socket.as_deref(),
+            Some(Path::new("/base/run/local.sock"))
+        );
+        let err = parse("[local]\nsocket = \"\"\n").unwrap_err().to_string();
+        assert!(
+            err.contains("local.socket") && err.contains("line 2"),
+            "{err}"
+        );
+        let err = parse("[local]\nport = 1\n").unwrap_err().to_string();
+        assert!(err.contains("port"), "{err}");
     }
 
     #[test]

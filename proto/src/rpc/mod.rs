@@ -5,6 +5,7 @@
 //! A host tells them apart by the AMQP `content_type` property: v2 messages
 //! carry [`v2::CONTENT_TYPE`], v1 messages carry none.
 
+pub mod local;
 pub mod v1;
 pub mod v2;
 
