@@ -158,6 +158,35 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_bytes_of_fibo_10() {
+        // docs/protocol.md, "Local transport".
+        let request = LocalRequest {
+            correlation_id: "2".into(),
+            deadline_ms: Some(1_796_534_412_000),
+            body: LocalBody::Call {
+                method: "fibo".into(),
+                args: json!([10]),
+            },
+        };
+        let bytes = encode(&request);
+        assert_eq!(&bytes[..4], &[0, 0, 0, 0x57]);
+        assert_eq!(
+            &bytes[4..],
+            br#"{"correlation_id":"2","deadline_ms":1796534412000,"call":{"method":"fibo","args":[10]}}"#
+        );
+        let reply = LocalReply {
+            correlation_id: "2".into(),
+            body: LocalReplyBody::Called(CallReply::Result(json!(55))),
+        };
+        let bytes = encode(&reply);
+        assert_eq!(&bytes[..4], &[0, 0, 0, 0x2d]);
+        assert_eq!(
+            &bytes[4..],
+            br#"{"correlation_id":"2","called":{"result":55}}"#
+        );
+    }
+
+    #[test]
     fn oversized_and_malformed_frames_are_refused_with_the_reason() {
         assert_eq!(
             frame_len(u32::MAX.to_be_bytes(), 8 << 20),
