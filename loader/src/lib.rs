@@ -40,10 +40,10 @@ pub mod settle;
 pub mod shadow;
 mod trust;
 
-pub use call::HostCall;
+pub use call::{CancelReason, CancelScope, HostCall};
 pub use error::LoadError;
 pub use handle::{
-    Example, MethodDescriptor, Outcome, ParamDescriptor, PluginDescriptor, PluginHandle,
+    Admission, Example, InstanceId, NotAdmitted, MethodDescriptor, Outcome, ParamDescriptor, PluginDescriptor, PluginHandle,
     PluginState, ScenarioDescriptor, ServiceDescriptor,
 };
 pub use host_api::PLUGIN_LOG_TARGET;

@@ -111,7 +111,7 @@ pub const CONFORMANCE_FIXTURES: [&str; 4] = [
     "fixture-prints-stdout",
 ];
 
-/// The built cdylib of a workspace plugin: `math`, `echo`, `faulty`, the
+/// The built cdylib of a workspace plugin: `math`, `echo`, `faulty`, `kvstore`, the
 /// fixture `not-a-plugin`, or a conformance fixture (`fixture-missing-doc`,
 /// ..., see [`CONFORMANCE_FIXTURES`]).
 pub fn plugin_lib(name: &str) -> PathBuf {
@@ -126,6 +126,8 @@ pub fn plugin_lib(name: &str) -> PathBuf {
             "plugin-echo",
             "-p",
             "plugin-faulty",
+            "-p",
+            "plugin-kvstore",
             "-p",
             "not-a-plugin",
         ]);
