@@ -36,7 +36,11 @@ use crate::{
     rpc::{self, BrokerState, Exchanges, RpcConfig, RpcHealth},
     shutdown::{self, ShutdownTrigger},
     status::{HostStatus, PluginStatus},
-    tracker::{self, manager::ManagerConfig, services::ServicesConfig},
+    tracker::{
+        self,
+        manager::ManagerConfig,
+        services::{ServiceBoard, ServicesConfig},
+    },
     watch::FileWatch,
 };
 
@@ -115,6 +119,8 @@ pub struct Host {
     broker: watch::Receiver<BrokerState>,
     /// The RPC roles' channels, for status.
     health: Arc<RpcHealth>,
+    /// The tracked services' states and restart counts, for status.
+    services: Arc<ServiceBoard>,
     trigger: ShutdownTrigger,
     tasks: Mutex<Vec<RoleTask>>,
     /// Plugins that left the serving set: draining, then retired.
@@ -145,6 +151,7 @@ impl Host {
             }),
         )];
         let health = Arc::new(RpcHealth::default());
+        let services = Arc::new(ServiceBoard::default());
         let roles = manifest.roles;
         if roles.name_service || roles.rpc {
             let config = RpcConfig {
@@ -213,6 +220,7 @@ impl Host {
                 tokio::spawn(tracker::services::run(
                     config,
                     registry_tx.subscribe(),
+                    Arc::clone(&services),
                     shutdown.clone(),
                 )),
             ));
@@ -223,6 +231,7 @@ impl Host {
             served,
             broker: broker_rx,
             health,
+            services,
             trigger,
             tasks: Mutex::new(tasks),
             retired: Arc::default(),
@@ -402,6 +411,7 @@ impl Host {
             broker: broker.to_owned(),
             plugins,
             channels: self.health.report(),
+            services: self.services.snapshot(),
             faults: faults::global().counts(),
         }
     }
