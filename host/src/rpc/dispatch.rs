@@ -23,9 +23,9 @@ use std::{
 
 use plughost_plugin_api::{codes, PluginError};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
-use tracing::info;
+use tracing::{info, warn};
 
-use plughost_loader::{pool::PoolJob, Admission, HostCall, NotAdmitted, PluginState};
+use plughost_loader::{pool::PoolJob, Admission, CancelReason, HostCall, NotAdmitted, PluginState};
 use plughost_proto::rpc::v2::ErrorBody;
 
 use crate::plugins::{PluginHandle, Registry};
@@ -193,21 +193,24 @@ fn log_cancelled(
     admission: &Admission,
     method: &str,
     context: &HostCall,
-    reason: plughost_loader::CancelReason,
+    reason: CancelReason,
 ) {
     let after_deadline_ms = context
         .deadline_at()
         .map(|d| Instant::now().saturating_duration_since(d).as_millis() as u64);
     let id = context.caller_correlation_id();
-    info!(
-        plugin = admission.plugin().name(),
-        instance = admission.plugin().id().get(),
-        method,
-        correlation_id = (!id.is_empty()).then_some(id),
-        reason = reason.as_str(),
-        after_deadline_ms,
-        "call cancelled; the plugin returned after its cancellation"
-    );
+    let (plugin, instance) = (admission.plugin().name(), admission.plugin().id().get());
+    let correlation_id = (!id.is_empty()).then_some(id);
+    let message = "call cancelled; the plugin returned after its cancellation";
+    match reason {
+        // The caller was answered 504: worth an operator's eye.
+        CancelReason::DeadlinePassed => warn!(
+            plugin, instance, method, correlation_id, reason = reason.as_str(), after_deadline_ms, "{message}"
+        ),
+        CancelReason::Host => info!(
+            plugin, instance, method, correlation_id, reason = reason.as_str(), after_deadline_ms, "{message}"
+        ),
+    }
 }
 
 /// A plugin's error as a v2 error reply: the same three fields.
