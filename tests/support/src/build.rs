@@ -104,11 +104,16 @@ pub fn plughost_bin() -> &'static str {
 }
 
 /// The conformance kit's rule-breaking fixtures (`tests/conformance/fixtures/`).
-pub const CONFORMANCE_FIXTURES: [&str; 4] = [
+pub const CONFORMANCE_FIXTURES: [&str; 9] = [
     "fixture-missing-doc",
     "fixture-bad-args-500",
     "fixture-ignores-stop",
     "fixture-prints-stdout",
+    "fixture-examples-share-state",
+    "fixture-wrong-error-code",
+    "fixture-scenario-fails",
+    "fixture-loses-state",
+    "fixture-poisons-lock",
 ];
 
 /// The built cdylib of a workspace plugin: `math`, `echo`, `faulty`, `kvstore`, the
