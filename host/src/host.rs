@@ -489,7 +489,12 @@ fn handovers(current: &Registry, next: &Registry) -> Vec<Handover> {
             match (old.descriptor().keeps_state, new.descriptor().keeps_state) {
                 (true, true) => Some((Arc::clone(old), Arc::clone(new))),
                 (true, false) => {
-                    warn!(plugin = new.name(), from = old.version(), to = new.version(), "the new version keeps no state; the old instance's state is dropped");
+                    warn!(
+                        plugin = new.name(),
+                        from = old.version(),
+                        to = new.version(),
+                        "the new version keeps no state; the old instance's state is dropped"
+                    );
                     None
                 }
                 _ => None,
@@ -509,7 +514,12 @@ async fn hand_state_over(current: &Registry, handovers: &[Handover]) -> Result<(
     }
     for (old, _) in handovers {
         old.set_state(PluginState::Draining);
-        info!(plugin = old.name(), instance = old.id().get(), in_flight = old.in_flight(), "plugin draining to hand its state over");
+        info!(
+            plugin = old.name(),
+            instance = old.id().get(),
+            in_flight = old.in_flight(),
+            "plugin draining to hand its state over"
+        );
     }
     let resume = |reason: String, plugin: &str| {
         for (old, _) in handovers {

@@ -129,14 +129,25 @@ fn keys_survive_a_hot_upgrade_under_load_and_a_refused_import_keeps_the_old_vers
     }
     let host = HostProcess::start(plughost_bin(), &manifest(&ex, RPC_ONLY, &v1, "", ""));
     host.wait_serving();
-    assert_eq!(call(&host, 10.0, "kv_fill", &["before/", "10000"])["result"], 10_000);
+    assert_eq!(
+        call(&host, 10.0, "kv_fill", &["before/", "10000"])["result"],
+        10_000
+    );
     assert_eq!(call(&host, 10.0, "kv_build", &[])["result"], "default");
 
     // Write (and read back) distinct keys at concurrency 16 while the new
     // build is hot-loaded.
     let bench = Command::new(plughost_bin())
         .args(["bench", "call", "kv_put", "during/{n}", "{n}"])
-        .args(["--read-back", "kv_get", "--concurrency", "16", "--duration", "8", "--json"])
+        .args([
+            "--read-back",
+            "kv_get",
+            "--concurrency",
+            "16",
+            "--duration",
+            "8",
+            "--json",
+        ])
         .arg("--manifest")
         .arg(host.manifest())
         .stdout(std::process::Stdio::piped())
@@ -153,18 +164,39 @@ fn keys_survive_a_hot_upgrade_under_load_and_a_refused_import_keeps_the_old_vers
         host.log_text()
     );
     let out = bench.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let calls = report["calls"].as_u64().unwrap();
     assert!(calls > 0, "{report}");
-    assert_eq!(report["errors"], serde_json::json!({}), "bench saw errors: {report}\n{}", host.log_text());
+    assert_eq!(
+        report["errors"],
+        serde_json::json!({}),
+        "bench saw errors: {report}\n{}",
+        host.log_text()
+    );
 
-    assert_eq!(call(&host, 10.0, "kv_build", &[])["result"], "v2", "the new build serves");
+    assert_eq!(
+        call(&host, 10.0, "kv_build", &[])["result"],
+        "v2",
+        "the new build serves"
+    );
     let missing = |prefix: &str, to: u64| {
         call(&host, 10.0, "kv_missing", &[prefix, "0", &to.to_string()])["result"].clone()
     };
-    assert_eq!(missing("before/", 10_000), serde_json::json!([]), "keys written before the upgrade");
-    assert_eq!(missing("during/", calls), serde_json::json!([]), "keys written during the upgrade");
+    assert_eq!(
+        missing("before/", 10_000),
+        serde_json::json!([]),
+        "keys written before the upgrade"
+    );
+    assert_eq!(
+        missing("during/", calls),
+        serde_json::json!([]),
+        "keys written during the upgrade"
+    );
     // A new configuration whose instance refuses the state: the reload is
     // refused and the v2 instance goes on serving with every key.
     let before = kvstore_state(&host.status().unwrap());
@@ -174,12 +206,16 @@ fn keys_survive_a_hot_upgrade_under_load_and_a_refused_import_keeps_the_old_vers
     host.rewrite_manifest(&manifest(&ex, RPC_ONLY, &v2, "refuse_import = true", ""));
     let out = reload(&host);
     assert!(!out.status.success(), "the reload must be refused");
-    let said = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let said =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("refused the state"), "{said}");
     let after = kvstore_state(&host.status().unwrap());
     assert_eq!(after, before, "the old instance serves as it did");
     assert_eq!(call(&host, 10.0, "kv_build", &[])["result"], "v2");
-    assert_eq!(call(&host, 10.0, "kv_get", &["before/9999"])["result"], "9999");
+    assert_eq!(
+        call(&host, 10.0, "kv_get", &["before/9999"])["result"],
+        "9999"
+    );
     assert_eq!(missing("during/", calls), serde_json::json!([]));
 }
 
@@ -212,12 +248,19 @@ fn a_service_that_panics_twice_is_restarted_twice_then_keeps_running() {
     let (disc, mgmt) = (free_port(), free_port());
     let host = HostProcess::start(plughost_bin(), &supervised(&ex, disc, mgmt, 2, ""));
     // Backoff 1 s, then 2 s: running again after about 3 s.
-    let status = host.wait_status(Duration::from_secs(30), "restarted the compactor twice", |s| {
-        let c = compactor(s);
-        c["restarts"] == 2 && c["state"] == "running"
-    });
+    let status = host.wait_status(
+        Duration::from_secs(30),
+        "restarted the compactor twice",
+        |s| {
+            let c = compactor(s);
+            c["restarts"] == 2 && c["state"] == "running"
+        },
+    );
     let first = compactor(&status);
-    assert!(first["last_error"].as_str().unwrap().contains("panic"), "{first}");
+    assert!(
+        first["last_error"].as_str().unwrap().contains("panic"),
+        "{first}"
+    );
     // It keeps running: no third restart.
     std::thread::sleep(Duration::from_secs(3));
     let later = compactor(&host.status().unwrap());
@@ -252,13 +295,21 @@ fn a_service_stopped_on_purpose_stays_stopped_across_an_unrelated_reload() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["name"].as_str().is_some_and(|n| n.starts_with("kvstore.compactor")))
+        .find(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("kvstore.compactor"))
+        })
         .unwrap_or_else(|| panic!("{list}"))["uuid"]
         .as_str()
         .unwrap()
         .to_owned();
     let out = host.plughost(&["services", "stop", &uuid]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     host.wait_status(Duration::from_secs(10), "stopped the compactor", |s| {
         compactor(s)["state"] == "stopped"
     });
@@ -269,7 +320,11 @@ fn a_service_stopped_on_purpose_stays_stopped_across_an_unrelated_reload() {
     );
     host.rewrite_manifest(&supervised(&ex, disc, mgmt, 0, &math));
     let out = reload(&host);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::thread::sleep(Duration::from_secs(3));
     let c = compactor(&host.status().unwrap());
     assert_eq!(c["state"], "stopped", "{c}");

@@ -416,7 +416,12 @@ impl PluginHandle {
         result
     }
 
-    fn invoke(&self, method: &str, args_json: &str, call: &HostCall) -> Result<String, PluginError> {
+    fn invoke(
+        &self,
+        method: &str,
+        args_json: &str,
+        call: &HostCall,
+    ) -> Result<String, PluginError> {
         if let Some(counter) = self.calls.get(method) {
             counter.fetch_add(1, Ordering::Relaxed);
         }

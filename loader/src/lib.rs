@@ -43,8 +43,8 @@ mod trust;
 pub use call::{CancelReason, CancelScope, HostCall};
 pub use error::LoadError;
 pub use handle::{
-    Admission, Example, InstanceId, NotAdmitted, MethodDescriptor, Outcome, ParamDescriptor, PluginDescriptor, PluginHandle,
-    PluginState, ScenarioDescriptor, ServiceDescriptor,
+    Admission, Example, InstanceId, MethodDescriptor, NotAdmitted, Outcome, ParamDescriptor,
+    PluginDescriptor, PluginHandle, PluginState, ScenarioDescriptor, ServiceDescriptor,
 };
 pub use host_api::PLUGIN_LOG_TARGET;
 pub use inspect::{file_sha256, inspect, PluginFile};

@@ -117,7 +117,10 @@ pub async fn run_calls(
 ) -> Result<BenchReport, RpcError> {
     let route = client.find(method).await?;
     let read_route = match &plan.read_back {
-        Some(m) => Some((Arc::<str>::from(m.as_str()), Arc::<str>::from(client.find(m).await?))),
+        Some(m) => Some((
+            Arc::<str>::from(m.as_str()),
+            Arc::<str>::from(client.find(m).await?),
+        )),
         None => None,
     };
     let numbered_args = args

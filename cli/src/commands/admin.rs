@@ -113,7 +113,10 @@ pub async fn status(args: AdminArgs) -> Result<ExitCode> {
         }
     }
     if !status.services.is_empty() {
-        println!("{:<30} {:<11} {:>8}  last error", "service", "state", "restarts");
+        println!(
+            "{:<30} {:<11} {:>8}  last error",
+            "service", "state", "restarts"
+        );
         for s in &status.services {
             println!(
                 "{:<30} {:<11} {:>8}  {}",

@@ -29,7 +29,8 @@ mod model;
 pub use error::ManifestError;
 pub use model::{
     HostSettings, Limits, Manifest, MethodOverride, PluginEntry, RabbitSettings, RestartPolicy,
-    Roles, ServiceSettings, ZmqSettings, DEFAULT_AMQP_URL, DEFAULT_MAX_PLUGIN_THREADS, DEFAULT_SHUTDOWN_GRACE_MS,
+    Roles, ServiceSettings, ZmqSettings, DEFAULT_AMQP_URL, DEFAULT_MAX_PLUGIN_THREADS,
+    DEFAULT_SHUTDOWN_GRACE_MS,
 };
 
 /// Route syntax is a plugin-metadata rule; its one home is the loader.

@@ -196,8 +196,10 @@ impl Registry {
                         .join(", "),
                 });
             }
-            self.restart
-                .insert((plugin.name().to_owned(), service.clone()), settings.restart);
+            self.restart.insert(
+                (plugin.name().to_owned(), service.clone()),
+                settings.restart,
+            );
         }
         Ok(())
     }
@@ -217,7 +219,8 @@ impl Registry {
     pub fn keep_limiters_from(&mut self, previous: &Registry) {
         for (name, entry) in &mut self.methods {
             if let Some(old) = previous.methods.get(name) {
-                if old.plugin.name() == entry.plugin.name() && old.concurrency == entry.concurrency {
+                if old.plugin.name() == entry.plugin.name() && old.concurrency == entry.concurrency
+                {
                     entry.limiter = Arc::clone(&old.limiter);
                 }
             }

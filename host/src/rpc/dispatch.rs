@@ -189,12 +189,7 @@ impl PoolJob for PluginCall {
 
 /// A call that returned after it was cancelled: named as cancelled (and how
 /// long after its deadline it returned), so it does not read as stuck.
-fn log_cancelled(
-    admission: &Admission,
-    method: &str,
-    context: &HostCall,
-    reason: CancelReason,
-) {
+fn log_cancelled(admission: &Admission, method: &str, context: &HostCall, reason: CancelReason) {
     let after_deadline_ms = context
         .deadline_at()
         .map(|d| Instant::now().saturating_duration_since(d).as_millis() as u64);
@@ -205,10 +200,22 @@ fn log_cancelled(
     match reason {
         // The caller was answered 504: worth an operator's eye.
         CancelReason::DeadlinePassed => warn!(
-            plugin, instance, method, correlation_id, reason = reason.as_str(), after_deadline_ms, "{message}"
+            plugin,
+            instance,
+            method,
+            correlation_id,
+            reason = reason.as_str(),
+            after_deadline_ms,
+            "{message}"
         ),
         CancelReason::Host => info!(
-            plugin, instance, method, correlation_id, reason = reason.as_str(), after_deadline_ms, "{message}"
+            plugin,
+            instance,
+            method,
+            correlation_id,
+            reason = reason.as_str(),
+            after_deadline_ms,
+            "{message}"
         ),
     }
 }

@@ -29,11 +29,11 @@ use abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RResult, RStr, RString},
 };
+use plughost_loader::InstanceId;
 use plughost_plugin_api::{
     ffi::{ServiceHost, ServiceHost_TO},
     LogLevel, PluginError,
 };
-use plughost_loader::InstanceId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -114,7 +114,9 @@ impl ServiceBoard {
     pub fn snapshot(&self) -> Vec<ServiceStatus> {
         let board = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let mut all: Vec<_> = board.values().cloned().collect();
-        all.sort_by(|a, b| (&a.plugin, &a.service, a.instance).cmp(&(&b.plugin, &b.service, b.instance)));
+        all.sort_by(|a, b| {
+            (&a.plugin, &a.service, a.instance).cmp(&(&b.plugin, &b.service, b.instance))
+        });
         all
     }
 

@@ -42,12 +42,20 @@ impl Store {
     /// The map, also after a method panicked while holding it: every write
     /// below is a single insert or remove, so the map is never half-changed.
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn put(&self, key: String, value: String, ttl_ms: Option<u64>) {
         let expires_at_ms = ttl_ms.map(|ttl| now_ms().saturating_add(ttl));
-        self.lock().insert(key, Entry { value, expires_at_ms });
+        self.lock().insert(
+            key,
+            Entry {
+                value,
+                expires_at_ms,
+            },
+        );
     }
 
     fn get(&self, key: &str) -> Option<String> {
@@ -268,11 +276,15 @@ mod tests {
     fn keys_survive_a_hand_over_and_expire_on_time() {
         let old = plugin(&Config::default()).unwrap();
         old.call("kv_put", vec![json!("a"), json!("1")]).unwrap();
-        old.call("kv_put", vec![json!("gone"), json!("x"), json!(0)]).unwrap();
+        old.call("kv_put", vec![json!("gone"), json!("x"), json!(0)])
+            .unwrap();
         let new = plugin(&Config::default()).unwrap();
         old.hand_over_to(&new).unwrap();
         assert_eq!(new.call("kv_get", vec![json!("a")]).unwrap(), json!("1"));
-        assert_eq!(new.call("kv_get", vec![json!("gone")]).unwrap_err().code, 404);
+        assert_eq!(
+            new.call("kv_get", vec![json!("gone")]).unwrap_err().code,
+            404
+        );
     }
 
     #[test]

@@ -51,7 +51,11 @@ fn math_passes_every_check_it_can_and_skips_services_scenarios_and_state() {
 fn echo_passes_everything_including_its_ticker_service() {
     let report = plughost_conformance::assert_conformant(plugin_lib("echo"));
     // Stateless: no scenarios, no state to hand over.
-    assert_eq!(report.count(Outcome::Pass), Check::ALL.len() - 2, "{report}");
+    assert_eq!(
+        report.count(Outcome::Pass),
+        Check::ALL.len() - 2,
+        "{report}"
+    );
     assert_eq!(outcome(&report, Check::Scenarios), Outcome::Skip);
     assert_eq!(outcome(&report, Check::State), Outcome::Skip);
     let services = finding(&report, Check::Services);
@@ -350,7 +354,10 @@ fn hints_name_the_cause_a_panic_and_then_a_poisoned_lock() {
         "{report}"
     );
     let found = finding(&report, Check::BadArguments);
-    assert!(found.contains("the method panicked: check its arguments"), "{found}");
+    assert!(
+        found.contains("the method panicked: check its arguments"),
+        "{found}"
+    );
     assert!(
         found.contains("a lock was poisoned by an earlier panic"),
         "{found}"

@@ -64,9 +64,14 @@ impl Session<'_> {
         let mut steps = 0;
         for scenario in &d.scenarios {
             steps += scenario.steps.len();
-            let Some(plugin) = self.fresh(&format!("a fresh instance for scenario `{}`", scenario.name))
-            else {
-                failures.push(format!("scenario `{}`: no fresh instance could be created", scenario.name));
+            let Some(plugin) = self.fresh(&format!(
+                "a fresh instance for scenario `{}`",
+                scenario.name
+            )) else {
+                failures.push(format!(
+                    "scenario `{}`: no fresh instance could be created",
+                    scenario.name
+                ));
                 continue;
             };
             if let Err(e) = self.run_steps(&plugin, &scenario.name, &scenario.steps, 0) {
@@ -77,12 +82,18 @@ impl Session<'_> {
         if failures.is_empty() {
             CheckResult::pass(
                 Check::Scenarios,
-                format!("{n} scenario{} ({steps} steps) gave their outcomes in order", plural(n)),
+                format!(
+                    "{n} scenario{} ({steps} steps) gave their outcomes in order",
+                    plural(n)
+                ),
             )
         } else {
             CheckResult::fail(
                 Check::Scenarios,
-                format!("{} of {n} scenarios did not give their outcomes", failures.len()),
+                format!(
+                    "{} of {n} scenarios did not give their outcomes",
+                    failures.len()
+                ),
             )
             .with_details(failures)
         }
@@ -162,7 +173,11 @@ impl Session<'_> {
     }
 
     /// Exports `old`'s state and imports it into a fresh instance.
-    fn hand_over(&mut self, old: &Arc<PluginHandle>, what: &str) -> Result<Arc<PluginHandle>, String> {
+    fn hand_over(
+        &mut self,
+        old: &Arc<PluginHandle>,
+        what: &str,
+    ) -> Result<Arc<PluginHandle>, String> {
         let exported = self
             .quiet
             .watch(&format!("state export ({what})"), || old.export_state());
@@ -173,13 +188,21 @@ impl Session<'_> {
                     "{what}: the plugin says it keeps state but exported none"
                 ))
             }
-            Err(e) => return Err(format!("{what}: export failed with {} {}", e.code, excerpt(&e.message, 200))),
+            Err(e) => {
+                return Err(format!(
+                    "{what}: export failed with {} {}",
+                    e.code,
+                    excerpt(&e.message, 200)
+                ))
+            }
         };
         let new = self
             .fresh(&format!("a fresh instance importing state ({what})"))
             .ok_or_else(|| format!("{what}: no fresh instance could be created"))?;
         self.quiet
-            .watch(&format!("state import ({what})"), || new.import_state(snapshot.clone()))
+            .watch(&format!("state import ({what})"), || {
+                new.import_state(snapshot.clone())
+            })
             .map_err(|e| {
                 format!(
                     "{what}: a fresh instance refused the state it exported itself: {} {}",
