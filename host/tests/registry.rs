@@ -125,7 +125,10 @@ fn restart_policies_come_from_the_manifest_and_unknown_services_are_refused() {
         "[[plugins]]\npath = {echo:?}\n[plugins.services.tickr]\nrestart = \"always\"\n"
     ));
     let err = Registry::from_manifest(&Manifest::load(m.path()).unwrap()).unwrap_err();
-    assert!(matches!(err, RegistryError::UnknownService { .. }), "{err:?}");
+    assert!(
+        matches!(err, RegistryError::UnknownService { .. }),
+        "{err:?}"
+    );
     assert!(
         err.to_string()
             .contains("plugin echo has no tracked service `tickr` (named in [plugins.services]); its services: ticker"),
@@ -143,7 +146,9 @@ fn restart_policies_come_from_the_manifest_and_unknown_services_are_refused() {
 fn a_reload_keeps_the_concurrency_limiter_of_a_method_served_the_same_way() {
     let math = plugin_lib("math").display().to_string();
     let with = |concurrency: usize| {
-        format!("[[plugins]]\npath = {math:?}\n[plugins.methods.fibo]\nconcurrency = {concurrency}\n")
+        format!(
+            "[[plugins]]\npath = {math:?}\n[plugins.methods.fibo]\nconcurrency = {concurrency}\n"
+        )
     };
     let m = TempManifest::new(&with(4));
     let current = Registry::from_manifest(&Manifest::load(m.path()).unwrap()).unwrap();
@@ -162,6 +167,9 @@ fn a_reload_keeps_the_concurrency_limiter_of_a_method_served_the_same_way() {
     m.rewrite(&with(2));
     let (other, _) =
         plughost::plugins::rebuild(&current, &Manifest::load(m.path()).unwrap()).unwrap();
-    assert!(!std::sync::Arc::ptr_eq(&limiter(&current), &limiter(&other)));
+    assert!(!std::sync::Arc::ptr_eq(
+        &limiter(&current),
+        &limiter(&other)
+    ));
     assert_eq!(other.method("fibo").unwrap().limiter.available_permits(), 2);
 }

@@ -14,7 +14,8 @@ use std::{
 use serde_json::Value;
 
 use plughost_test_support::{
-    free_port, plughost_bin, plugin_lib, variant_lib, HostProcess, TestExchanges, Variant,
+    free_port, plughost_bin, plugin_lib, variant_lib, HostProcess, PlughostRun, TempManifest,
+    TestExchanges, Variant,
 };
 
 /// A manifest serving kvstore from `lib` with `config` (TOML lines of its
@@ -101,6 +102,65 @@ fn a_method_waiting_on_cancellation_returns_at_its_callers_deadline_and_is_logge
     assert!(
         late < 100,
         "the method returned {late} ms after its deadline: {cancelled}"
+    );
+}
+
+#[test]
+fn shutdown_cancels_a_call_that_waits_on_cancellation_so_the_host_stops_in_its_grace() {
+    let ex = TestExchanges::new("kvshutdown");
+    let text = manifest(&ex, RPC_ONLY, &plugin_lib("kvstore"), "", "").replace(
+        "watch = false\n",
+        "watch = false\nshutdown_grace_ms = 5000\n",
+    );
+    let m = TempManifest::new(&text);
+    let mut host = PlughostRun::start(plughost_bin(), m.path(), &[]);
+    let status = |m: &TempManifest| -> Option<Value> {
+        let out = Command::new(plughost_bin())
+            .args(["status", "--json", "--manifest"])
+            .arg(m.path())
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).ok()
+    };
+    let wait = |what: &str, done: &dyn Fn(&Value) -> bool| {
+        let started = Instant::now();
+        while !status(&m).is_some_and(|s| done(&s)) {
+            assert!(started.elapsed() < Duration::from_secs(60), "never {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait("served", &|s| s["broker"] == "serving");
+    // A caller with a minute to spare: only shutdown can end the call early.
+    let caller = Command::new(plughost_bin())
+        .args([
+            "call",
+            "--timeout",
+            "60",
+            "kv_watch",
+            "nobody-writes-this",
+            "--manifest",
+        ])
+        .arg(m.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _caller = plughost_test_support::KillOnDrop(caller);
+    wait("ran the call", &|s| s["plugins"][0]["in_flight"] == 1);
+    let term = Command::new("kill")
+        .args(["-TERM", &host.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exit = host.wait_exit(Duration::from_secs(30));
+    let log = host.log_text();
+    assert!(
+        exit.success(),
+        "the host gave up on the call: {exit:?}\n{log}"
+    );
+    assert!(
+        log.contains("call cancelled") && log.contains("cancelled by the host"),
+        "{log}"
     );
 }
 

@@ -18,7 +18,11 @@ fn math() -> Arc<plughost_loader::PluginHandle> {
 async fn a_draining_instance_admits_nothing_and_is_drained_by_its_last_call() {
     let old = math();
     assert_eq!(old.state(), PluginState::Loaded);
-    assert_eq!(old.admit().unwrap_err(), NotAdmitted::Wait, "not serving yet");
+    assert_eq!(
+        old.admit().unwrap_err(),
+        NotAdmitted::Wait,
+        "not serving yet"
+    );
     old.set_state(PluginState::Serving);
     let call = old.admit().unwrap();
     assert_eq!(old.in_flight(), 1);
