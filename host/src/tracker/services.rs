@@ -227,11 +227,70 @@ struct Running {
     started: tokio::time::Instant,
 }
 
-/// A service waiting out its backoff before it starts again.
-struct Pending {
-    plugin: Arc<PluginHandle>,
+/// Services waiting out their backoff before they start again, keyed by
+/// `K`, each with what it needs to start (`T`). Time is tokio's, so tests
+/// drive it with `tokio::time::pause`.
+struct Restarts<K, T> {
+    pending: HashMap<K, Pending<T>>,
+}
+
+/// One service waiting out its backoff.
+struct Pending<T> {
+    start_with: T,
+    /// Restarts once it starts again.
     restarts: u32,
     at: tokio::time::Instant,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, T> Restarts<K, T> {
+    fn new() -> Self {
+        Self {
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Schedules restart number `restarts + 1` of a service whose run
+    /// lasted `ran`; returns the delay. A run that lasted a minute starts
+    /// the backoff over.
+    fn schedule(&mut self, key: K, start_with: T, restarts: u32, ran: Duration) -> Duration {
+        let step = if ran >= MAX_BACKOFF { 0 } else { restarts };
+        let delay = backoff(step);
+        self.pending.insert(
+            key,
+            Pending {
+                start_with,
+                restarts: restarts + 1,
+                at: tokio::time::Instant::now() + delay,
+            },
+        );
+        delay
+    }
+
+    /// The services whose backoff is over, with their restart counts.
+    fn take_due(&mut self) -> Vec<(K, T, u32)> {
+        let now = tokio::time::Instant::now();
+        let due: Vec<K> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        due.into_iter()
+            .filter_map(|k| {
+                self.pending
+                    .remove(&k)
+                    .map(|p| (k, p.start_with, p.restarts))
+            })
+            .collect()
+    }
+
+    fn contains(&self, key: &K) -> bool {
+        self.pending.contains_key(key)
+    }
+
+    fn retain(&mut self, keep: impl Fn(&K) -> bool) {
+        self.pending.retain(|k, _| keep(k));
+    }
 }
 
 /// Runs the host's own registration and its plugins' tracked services until
@@ -255,7 +314,7 @@ pub async fn run(
         board: &board,
         running: HashMap::new(),
         stopped: StoppedByManager::new(),
-        pending: HashMap::new(),
+        pending: Restarts::new(),
     };
     let mut check = tokio::time::interval(Duration::from_millis(100));
     services.sync(&first).await;
@@ -333,7 +392,7 @@ struct Services<'a> {
     board: &'a ServiceBoard,
     running: HashMap<ServiceKey, Running>,
     stopped: StoppedByManager,
-    pending: HashMap<ServiceKey, Pending>,
+    pending: Restarts<ServiceKey, Arc<PluginHandle>>,
 }
 
 impl Services<'_> {
@@ -360,10 +419,10 @@ impl Services<'_> {
             }
         }
         self.stopped.retain(|key| keys.contains(key));
-        self.pending.retain(|key, _| keys.contains(key));
+        self.pending.retain(|key| keys.contains(key));
         self.board.forget_except(&keys);
         for (key, plugin) in wanted {
-            if self.stopped.contains(&key) || self.pending.contains_key(&key) {
+            if self.stopped.contains(&key) || self.pending.contains(&key) {
                 continue;
             }
             if !self.running.contains_key(&key) {
@@ -431,9 +490,9 @@ impl Services<'_> {
                 });
                 continue;
             }
-            // A run that lasted a while starts the backoff over.
-            let step = if ran >= MAX_BACKOFF { 0 } else { restarts };
-            let delay = backoff(step);
+            let delay = self
+                .pending
+                .schedule(key.clone(), Arc::clone(&plugin), restarts, ran);
             warn!(
                 service = %name,
                 restart = restarts + 1,
@@ -445,30 +504,13 @@ impl Services<'_> {
                 s.state = "restarting".to_owned();
                 s.last_error = error;
             });
-            self.pending.insert(
-                key,
-                Pending {
-                    plugin,
-                    restarts: restarts + 1,
-                    at: tokio::time::Instant::now() + delay,
-                },
-            );
         }
     }
 
     /// Starts the services whose backoff is over.
     fn restart_due(&mut self) {
-        let now = tokio::time::Instant::now();
-        let due: Vec<ServiceKey> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.at <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due {
-            if let Some(pending) = self.pending.remove(&key) {
-                self.start(key, pending.plugin, pending.restarts);
-            }
+        for (key, plugin, restarts) in self.pending.take_due() {
+            self.start(key, plugin, restarts);
         }
     }
 }
@@ -567,5 +609,47 @@ mod tests {
         let delays: Vec<u64> = (0..9).map(|n| backoff(n).as_secs()).collect();
         assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
         assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    /// Advances the paused clock by `ms` and returns what is due then.
+    async fn after(restarts: &mut Restarts<&'static str, ()>, ms: u64) -> Vec<u32> {
+        tokio::time::advance(Duration::from_millis(ms)).await;
+        restarts.take_due().into_iter().map(|(_, _, n)| n).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restarts_wait_one_second_then_two_and_a_long_run_starts_over() {
+        let mut restarts = Restarts::new();
+        let short = Duration::from_millis(10);
+        assert_eq!(
+            restarts.schedule("svc", (), 0, short),
+            Duration::from_secs(1)
+        );
+        assert!(restarts.contains(&"svc"));
+        assert_eq!(after(&mut restarts, 999).await, Vec::<u32>::new());
+        assert_eq!(after(&mut restarts, 1).await, [1], "restart 1 after 1 s");
+        assert_eq!(
+            restarts.schedule("svc", (), 1, short),
+            Duration::from_secs(2)
+        );
+        assert_eq!(after(&mut restarts, 1999).await, Vec::<u32>::new());
+        assert_eq!(after(&mut restarts, 1).await, [2], "restart 2 after 2 more");
+        assert_eq!(
+            restarts.schedule("svc", (), 6, short),
+            MAX_BACKOFF,
+            "capped"
+        );
+        assert_eq!(after(&mut restarts, 59_999).await, Vec::<u32>::new());
+        assert_eq!(after(&mut restarts, 1).await, [7]);
+        // A run that lasted a minute was healthy: back to 1 s.
+        assert_eq!(
+            restarts.schedule("svc", (), 7, MAX_BACKOFF),
+            Duration::from_secs(1)
+        );
+        restarts.retain(|_| false);
+        assert!(
+            !restarts.contains(&"svc"),
+            "a service that left is forgotten"
+        );
     }
 }
