@@ -7,7 +7,12 @@
 //! A reload builds the next registry beside the current one
 //! ([`crate::plugins::rebuild`]) and swaps it in whole, or not at all.
 //! Plugins that leave the set go from serving to draining, and to retired
-//! when their last in-flight call returns.
+//! when their last in-flight call returns. A replacement of a plugin that
+//! keeps state is handed the old instance's state first (see
+//! [`Host::reload`]): the old instance stops taking calls, finishes those in
+//! flight, exports; the new one imports before its first call. Calls that
+//! arrive meanwhile wait at the old instance's gate and then follow it to
+//! the new one.
 
 use std::{
     future::Future,
@@ -31,7 +36,11 @@ use crate::{
     rpc::{self, BrokerState, RpcConfig, RpcHealth},
     shutdown::{self, ShutdownTrigger},
     status::{HostStatus, PluginStatus},
-    tracker::{self, manager::ManagerConfig, services::ServicesConfig},
+    tracker::{
+        self,
+        manager::ManagerConfig,
+        services::{ServiceBoard, ServicesConfig},
+    },
     watch::FileWatch,
 };
 
@@ -50,6 +59,15 @@ pub enum HostError {
         /// The manifest.
         path: PathBuf,
         /// What happened to the reload task.
+        reason: String,
+    },
+    /// A replacement could not take over its predecessor's state; the old
+    /// instance goes on serving and the reload is refused.
+    #[error("reload refused: state hand-over of plugin {plugin}: {reason}")]
+    Handover {
+        /// The plugin.
+        plugin: String,
+        /// What failed (export, import, or the drain).
         reason: String,
     },
     /// The service manager could not start.
@@ -108,6 +126,8 @@ pub struct Host {
     broker: watch::Receiver<BrokerState>,
     /// The RPC roles' channels, for status.
     health: Arc<RpcHealth>,
+    /// The tracked services' states and restart counts, for status.
+    services: Arc<ServiceBoard>,
     trigger: ShutdownTrigger,
     tasks: Mutex<Vec<RoleTask>>,
     /// Plugins that left the serving set: draining, then retired.
@@ -139,6 +159,7 @@ impl Host {
             }),
         )];
         let health = Arc::new(RpcHealth::default());
+        let services = Arc::new(ServiceBoard::default());
         let roles = manifest.roles;
         if roles.name_service || roles.rpc {
             let broker = broker_settings(options, manifest);
@@ -240,6 +261,7 @@ impl Host {
                 tokio::spawn(tracker::services::run(
                     config,
                     registry_tx.subscribe(),
+                    Arc::clone(&services),
                     shutdown.clone(),
                 )),
             ));
@@ -250,6 +272,7 @@ impl Host {
             served,
             broker: broker_rx,
             health,
+            services,
             trigger,
             tasks: Mutex::new(tasks),
             retired: Arc::default(),
@@ -271,12 +294,15 @@ impl Host {
     }
 
     /// Applies a changed manifest: loads what is new or changed beside what
-    /// runs, then swaps the whole set. On error nothing changes.
+    /// runs, hands state over to replacements that keep it, then swaps the
+    /// whole set. On error nothing changes: a refused state import leaves
+    /// the old instance serving.
     pub async fn reload(&self, manifest: &Manifest) -> Result<Changes, HostError> {
         let _one_at_a_time = self.reloading.lock().await;
         let current = self.registry();
         let target = manifest.clone();
-        let (next, changes) = tokio::task::spawn_blocking(move || rebuild(&current, &target))
+        let rebuilt = Arc::clone(&current);
+        let (next, changes) = tokio::task::spawn_blocking(move || rebuild(&rebuilt, &target))
             .await
             .map_err(|e| HostError::Reload {
                 path: manifest.source.clone(),
@@ -286,12 +312,15 @@ impl Host {
         if changes.is_empty() {
             return Ok(changes);
         }
+        let handovers = handovers(&current, &next);
+        hand_state_over(&current, &handovers).await?;
         for plugin in next.plugins() {
             if plugin.state() != PluginState::Serving {
                 plugin.set_state(PluginState::Serving);
                 info!(
                     plugin = plugin.name(),
                     version = plugin.version(),
+                    instance = plugin.id().get(),
                     sha256 = &plugin.sha256()[..12],
                     "plugin serving"
                 );
@@ -299,12 +328,25 @@ impl Host {
         }
         let next = Arc::new(next);
         let old = self.registry.send_replace(Arc::clone(&next));
-        self.wait_live(&next).await;
-        let now = self.registry();
-        for plugin in old.plugins() {
-            if !now.plugins().iter().any(|p| Arc::ptr_eq(p, plugin)) {
-                self.retire(Arc::clone(plugin));
+        let gone = old
+            .plugins()
+            .iter()
+            .filter(|p| !next.plugins().iter().any(|n| n.id() == p.id()));
+        let mut removed = Vec::new();
+        for plugin in gone {
+            match next.plugins().iter().find(|p| p.name() == plugin.name()) {
+                Some(successor) => {
+                    // Calls that found the old instance go to the new one.
+                    plugin.hand_over_to(Arc::clone(successor));
+                    self.retire(Arc::clone(plugin), false);
+                }
+                None => removed.push(Arc::clone(plugin)),
             }
+        }
+        // A removed plugin serves until the RPC roles stop routing to it.
+        self.wait_live(&next).await;
+        for plugin in removed {
+            self.retire(plugin, true);
         }
         info!(added = ?changes.added, removed = ?changes.removed, replaced = ?changes.replaced, "reload applied");
         Ok(changes)
@@ -332,15 +374,24 @@ impl Host {
         }
     }
 
-    /// Marks a plugin draining, and retired once its in-flight calls are done.
-    fn retire(&self, plugin: Arc<PluginHandle>) {
-        plugin.set_state(PluginState::Draining);
-        info!(
-            plugin = plugin.name(),
-            version = plugin.version(),
-            in_flight = plugin.in_flight(),
-            "plugin draining"
-        );
+    /// Marks a plugin draining, and retired once its in-flight calls are
+    /// done (woken by the last one, not polled). A removed plugin's calls
+    /// are cancelled (their methods may give up early); a replaced one's
+    /// finish as they are.
+    fn retire(&self, plugin: Arc<PluginHandle>, removed: bool) {
+        if plugin.state() != PluginState::Retired {
+            plugin.set_state(PluginState::Draining);
+            info!(
+                plugin = plugin.name(),
+                version = plugin.version(),
+                instance = plugin.id().get(),
+                in_flight = plugin.in_flight(),
+                "plugin draining"
+            );
+        }
+        if removed {
+            plugin.cancel_scope().cancel();
+        }
         if let Ok(mut retired) = self.retired.lock() {
             // Status shows every draining plugin and the last few retired ones;
             // older records go, so repeated reloads do not grow the list.
@@ -356,13 +407,12 @@ impl Host {
             retired.push(Arc::clone(&plugin));
         }
         tokio::spawn(async move {
-            while plugin.in_flight() > 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            plugin.drained().await;
             plugin.set_state(PluginState::Retired);
             info!(
                 plugin = plugin.name(),
                 version = plugin.version(),
+                instance = plugin.id().get(),
                 "plugin retired (its library stays mapped)"
             );
         });
@@ -409,6 +459,7 @@ impl Host {
             broker: broker.to_owned(),
             plugins,
             channels: self.health.report(),
+            services: self.services.snapshot(),
             faults: faults::global().counts(),
         }
     }
@@ -438,6 +489,11 @@ impl Host {
     /// [`Host::shutdown`] with another grace than the manifest's.
     pub async fn shutdown_within(&self, grace: Duration) -> Vec<String> {
         self.trigger.fire();
+        // Methods that watch their call's cancellation give up now.
+        let retired = self.retired.lock().map(|r| r.clone()).unwrap_or_default();
+        for plugin in self.registry().plugins().iter().chain(&retired) {
+            plugin.cancel_scope().cancel();
+        }
         let deadline = Instant::now() + grace;
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         let mut abandoned = Vec::new();
@@ -464,6 +520,119 @@ impl Host {
         }
         abandoned
     }
+}
+
+/// A replacement that takes over its predecessor's state: `(old, new)`.
+type Handover = (Arc<PluginHandle>, Arc<PluginHandle>);
+
+/// The replacements in `next` whose old and new instance both keep state.
+fn handovers(current: &Registry, next: &Registry) -> Vec<Handover> {
+    next.plugins()
+        .iter()
+        .filter_map(|new| {
+            let old = current.plugins().iter().find(|p| p.name() == new.name())?;
+            if old.id() == new.id() {
+                return None;
+            }
+            match (old.descriptor().keeps_state, new.descriptor().keeps_state) {
+                (true, true) => Some((Arc::clone(old), Arc::clone(new))),
+                (true, false) => {
+                    warn!(
+                        plugin = new.name(),
+                        from = old.version(),
+                        to = new.version(),
+                        "the new version keeps no state; the old instance's state is dropped"
+                    );
+                    None
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Hands each old instance's state to its replacement: the old ones stop
+/// taking calls (new calls wait at their gate), their calls in flight
+/// finish, they export, the new ones import. On any failure every old
+/// instance serves again and the reload is refused; the new instances
+/// never served a call.
+async fn hand_state_over(current: &Registry, handovers: &[Handover]) -> Result<(), HostError> {
+    if handovers.is_empty() {
+        return Ok(());
+    }
+    for (old, _) in handovers {
+        old.set_state(PluginState::Draining);
+        info!(
+            plugin = old.name(),
+            instance = old.id().get(),
+            in_flight = old.in_flight(),
+            "plugin draining to hand its state over"
+        );
+    }
+    let resume = |reason: String, plugin: &str| {
+        for (old, _) in handovers {
+            old.set_state(PluginState::Serving);
+        }
+        faults::note(Fault::ReloadRefused);
+        HostError::Handover {
+            plugin: plugin.to_owned(),
+            reason,
+        }
+    };
+    for (old, _) in handovers {
+        // In-flight calls end by their method's timeout; a plugin that
+        // overruns it by far must not hold the reload (and the calls
+        // waiting at its gate) forever.
+        let limit = drain_limit(current, old);
+        if tokio::time::timeout(limit, old.drained()).await.is_err() {
+            return Err(resume(
+                format!(
+                    "{} call(s) still running after {} ms; the old instance goes on serving",
+                    old.in_flight(),
+                    limit.as_millis()
+                ),
+                old.name(),
+            ));
+        }
+    }
+    let pairs = handovers.to_vec();
+    let moved = tokio::task::spawn_blocking(move || {
+        for (old, new) in &pairs {
+            let started = Instant::now();
+            let snapshot = old.export_state().map_err(|e| {
+                (old.name().to_owned(), format!("export from version {} failed: {e}", old.version()))
+            })?;
+            let Some(snapshot) = snapshot else { continue };
+            let bytes = snapshot.data.len();
+            new.import_state(snapshot).map_err(|e| {
+                (new.name().to_owned(), format!(
+                    "version {} refused the state of version {}: {e}; the old instance goes on serving",
+                    new.version(),
+                    old.version()
+                ))
+            })?;
+            info!(plugin = new.name(), from = old.version(), to = new.version(), bytes, took_ms = started.elapsed().as_millis() as u64, "state handed over");
+        }
+        Ok::<(), (String, String)>(())
+    })
+    .await;
+    match moved {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err((plugin, reason))) => Err(resume(reason, &plugin)),
+        Err(e) => Err(resume(format!("the hand-over task failed: {e}"), "?")),
+    }
+}
+
+/// How long a hand-over waits for an old instance's calls: its slowest
+/// method's timeout, and a little more.
+fn drain_limit(registry: &Registry, plugin: &PluginHandle) -> Duration {
+    registry
+        .methods()
+        .filter(|m| m.plugin.id() == plugin.id())
+        .map(|m| m.timeout)
+        .max()
+        .unwrap_or(crate::plugins::registry::DEFAULT_TIMEOUT)
+        + Duration::from_secs(1)
 }
 
 /// How long the tracked services may take to stop: most of the host's

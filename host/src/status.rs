@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     plugins::{PluginHandle, PluginState},
     rpc::ChannelReport,
+    tracker::services::ServiceStatus,
 };
 
 /// One plugin as `plughost status` shows it.
@@ -21,6 +22,9 @@ pub struct PluginStatus {
     pub name: String,
     /// Plugin version.
     pub version: String,
+    /// The instance's identity in this process (see [`plughost_loader::InstanceId`]).
+    #[serde(default)]
+    pub instance: u64,
     /// Its file.
     pub file: PathBuf,
     /// SHA-256 of the file when loaded.
@@ -50,6 +54,9 @@ pub struct HostStatus {
     /// consumer, one consumer per route) and its state now.
     #[serde(default)]
     pub channels: Vec<ChannelReport>,
+    /// The tracked services this host runs: state and restart count.
+    #[serde(default)]
+    pub services: Vec<ServiceStatus>,
     /// Faults since the process started, by kind ([`crate::faults::Fault::name`]):
     /// refused messages, plugin panics, refused reloads, requeues, repairs.
     #[serde(default)]
@@ -62,6 +69,7 @@ impl PluginStatus {
         Self {
             name: p.name().to_owned(),
             version: p.version().to_owned(),
+            instance: p.id().get(),
             file: p.file().to_path_buf(),
             sha256: p.sha256().to_owned(),
             loaded_at: p

@@ -103,3 +103,73 @@ fn example_manifest_parses_and_names_release_builds() {
         .collect();
     assert_eq!(files, ["libplugin_math.so", "libplugin_echo.so"]);
 }
+
+#[test]
+fn restart_policies_come_from_the_manifest_and_unknown_services_are_refused() {
+    let echo = plugin_lib("echo").display().to_string();
+    let m = TempManifest::new(&format!(
+        "[[plugins]]\npath = {echo:?}\n[plugins.services.ticker]\nrestart = \"never\"\n"
+    ));
+    let registry = Registry::from_manifest(&Manifest::load(m.path()).unwrap()).unwrap();
+    assert_eq!(
+        registry.restart_policy("echo", "ticker"),
+        plughost::manifest::RestartPolicy::Never
+    );
+    assert_eq!(
+        registry.restart_policy("echo", "other"),
+        plughost::manifest::RestartPolicy::OnFailure,
+        "the default"
+    );
+
+    m.rewrite(&format!(
+        "[[plugins]]\npath = {echo:?}\n[plugins.services.tickr]\nrestart = \"always\"\n"
+    ));
+    let err = Registry::from_manifest(&Manifest::load(m.path()).unwrap()).unwrap_err();
+    assert!(
+        matches!(err, RegistryError::UnknownService { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("plugin echo has no tracked service `tickr` (named in [plugins.services]); its services: ticker"),
+        "{err}"
+    );
+
+    m.rewrite(&format!(
+        "[[plugins]]\npath = {echo:?}\n[plugins.services.ticker]\nrestart = \"sometimes\"\n"
+    ));
+    let err = Manifest::load(m.path()).unwrap_err().to_string();
+    assert!(err.contains("sometimes"), "{err}");
+}
+
+#[test]
+fn a_reload_keeps_the_concurrency_limiter_of_a_method_served_the_same_way() {
+    let math = plugin_lib("math").display().to_string();
+    let with = |concurrency: usize| {
+        format!(
+            "[[plugins]]\npath = {math:?}\n[plugins.methods.fibo]\nconcurrency = {concurrency}\n"
+        )
+    };
+    let m = TempManifest::new(&with(4));
+    let current = Registry::from_manifest(&Manifest::load(m.path()).unwrap()).unwrap();
+    let limiter = |r: &Registry| std::sync::Arc::clone(&r.method("fibo").unwrap().limiter);
+
+    // A new instance (another config), same limit: calls still running on
+    // the old instance keep counting against the limit.
+    m.rewrite(&format!("{}[plugins.config]\nx = 1\n", with(4)));
+    let (next, changes) =
+        plughost::plugins::rebuild(&current, &Manifest::load(m.path()).unwrap()).unwrap();
+    assert_eq!(changes.replaced, ["math"]);
+    assert_ne!(next.plugins()[0].id(), current.plugins()[0].id());
+    assert!(std::sync::Arc::ptr_eq(&limiter(&current), &limiter(&next)));
+
+    // Another limit: a limiter of its own.
+    m.rewrite(&with(2));
+    let (other, _) =
+        plughost::plugins::rebuild(&current, &Manifest::load(m.path()).unwrap()).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(
+        &limiter(&current),
+        &limiter(&other)
+    ));
+    assert_eq!(other.method("fibo").unwrap().limiter.available_permits(), 2);
+}

@@ -3,8 +3,12 @@
 //!
 //! A call is cancelled when its deadline passes (no timer is needed: every
 //! question compares the clock with the deadline, and `wait_cancelled`
-//! sleeps no longer than the time left) or when the host cancels it
-//! ([`HostCall::cancel`]: shutdown, or retiring the instance).
+//! sleeps no longer than the time left), when the host cancels it
+//! ([`HostCall::cancel`]), or when the host cancels every call of its
+//! instance at once ([`CancelScope::cancel`]: shutdown, or retiring the
+//! instance). The calls of one instance share their scope's lock and
+//! condition variable, so cancelling the scope wakes every waiting call
+//! without the host keeping a list of them.
 //!
 //! Log records a plugin writes while serving a call carry the call's
 //! correlation id, also when the plugin logs through the plain
@@ -15,7 +19,7 @@
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
-        Condvar, Mutex,
+        Arc, Condvar, Mutex,
     },
     time::{Duration, Instant},
 };
@@ -24,6 +28,39 @@ use abi_stable::std_types::RStr;
 use plughost_plugin_api::{context::remaining_ms, ffi::CallContext, LogLevel};
 
 use crate::host_api::{emit_for_call, enter_call, Entered};
+
+/// Cancels every call of one plugin instance at once (shutdown, or the
+/// instance retiring), and is the lock and condition variable those calls
+/// wait on.
+#[derive(Debug, Default)]
+pub struct CancelScope {
+    cancelled: AtomicBool,
+    lock: Mutex<()>,
+    changed: Condvar,
+}
+
+impl CancelScope {
+    /// A scope nothing has cancelled.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Cancels every call in the scope, now and later, waking those that wait.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// True once the scope is cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    fn wake(&self) {
+        let _guard = self.lock.lock();
+        self.changed.notify_all();
+    }
+}
 
 /// One call as the host tells a plugin about it.
 #[derive(Debug)]
@@ -34,8 +71,27 @@ pub struct HostCall {
     method: String,
     plugin: String,
     cancelled: AtomicBool,
-    lock: Mutex<()>,
-    changed: Condvar,
+    scope: Arc<CancelScope>,
+}
+
+/// Why a call counts as cancelled, for the host's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// Its deadline (the caller's, or the method's timeout) passed.
+    DeadlinePassed,
+    /// The host cancelled it, or every call of its instance (shutdown,
+    /// retiring the instance).
+    Host,
+}
+
+impl CancelReason {
+    /// How the log names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DeadlinePassed => "deadline passed",
+            Self::Host => "cancelled by the host",
+        }
+    }
 }
 
 impl HostCall {
@@ -49,9 +105,14 @@ impl HostCall {
             method: format!("{plugin}.{method}"),
             plugin: plugin.to_owned(),
             cancelled: AtomicBool::new(false),
-            lock: Mutex::new(()),
-            changed: Condvar::new(),
+            scope: CancelScope::new(),
         }
+    }
+
+    /// Puts it in `scope`: cancelling the scope cancels it.
+    pub fn scope(mut self, scope: Arc<CancelScope>) -> Self {
+        self.scope = scope;
+        self
     }
 
     /// Gives it a deadline.
@@ -69,13 +130,37 @@ impl HostCall {
     /// Cancels it, waking the plugin if it waits on the signal.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
-        let _guard = self.lock.lock();
-        self.changed.notify_all();
+        self.scope.wake();
     }
 
     /// True once cancelled or past its deadline.
     pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::SeqCst) || self.remaining().is_some_and(|r| r.is_zero())
+        self.cancel_reason().is_some()
+    }
+
+    /// Why it is cancelled, or `None` while it is not.
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        if self.cancelled_by_host() {
+            Some(CancelReason::Host)
+        } else if self.remaining().is_some_and(|r| r.is_zero()) {
+            Some(CancelReason::DeadlinePassed)
+        } else {
+            None
+        }
+    }
+
+    /// Its deadline, if it has one.
+    pub fn deadline_at(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The caller's correlation id.
+    pub fn caller_correlation_id(&self) -> &str {
+        &self.correlation_id
+    }
+
+    fn cancelled_by_host(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst) || self.scope.is_cancelled()
     }
 
     fn remaining(&self) -> Option<Duration> {
@@ -102,10 +187,11 @@ impl CallContext for HostCall {
     fn wait_cancelled(&self, timeout_ms: u64) -> bool {
         let timeout = Duration::from_millis(timeout_ms);
         let timeout = self.remaining().map_or(timeout, |r| r.min(timeout));
-        let guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = self.scope.lock.lock().unwrap_or_else(|p| p.into_inner());
         let _ = self
+            .scope
             .changed
-            .wait_timeout_while(guard, timeout, |_| !self.cancelled.load(Ordering::SeqCst));
+            .wait_timeout_while(guard, timeout, |_| !self.cancelled_by_host());
         HostCall::is_cancelled(self)
     }
 
@@ -150,6 +236,24 @@ mod tests {
             );
         });
         assert_eq!(CallContext::method(&call).as_str(), "p.m");
+    }
+
+    #[test]
+    fn cancelling_the_scope_wakes_every_call_in_it() {
+        let scope = CancelScope::new();
+        let a = HostCall::new("p", "a", "v2").scope(Arc::clone(&scope));
+        let b = HostCall::new("p", "b", "v2").scope(Arc::clone(&scope));
+        let outside = HostCall::new("p", "c", "v2");
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| CallContext::wait_cancelled(&a, 60_000));
+            std::thread::sleep(Duration::from_millis(20));
+            scope.cancel();
+            assert!(waiter.join().unwrap_or(false), "woken by the scope");
+        });
+        assert_eq!(b.cancel_reason(), Some(CancelReason::Host));
+        assert_eq!(outside.cancel_reason(), None);
+        let late = HostCall::new("p", "d", "v2").deadline(Some(Instant::now()));
+        assert_eq!(late.cancel_reason(), Some(CancelReason::DeadlinePassed));
     }
 
     #[test]

@@ -1,10 +1,22 @@
 //! [`PluginHandle`]: one loaded plugin instance and what the host knows about it.
+//!
+//! The handle is the one owner of an instance's life: its identity
+//! ([`InstanceId`], never reused), its [`PluginState`] (loaded, serving,
+//! draining, retired), the calls it admits and the events others wait on.
+//! A call enters through [`PluginHandle::admit`], which lets it in only
+//! while the instance serves; draining is waiting for the admitted calls
+//! to leave ([`PluginHandle::drained`]), woken by the last one, not polled.
+//! A replaced instance names its successor, so a call that found the old
+//! instance follows the hand-over to the new one.
 
 use std::{
     collections::HashMap,
     fmt,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering},
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, OnceLock,
+    },
     time::SystemTime,
 };
 
@@ -17,40 +29,65 @@ use plughost_plugin_api::{
 };
 use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::{watch, Notify};
 
-use crate::{call::HostCall, is_valid_route, pool::PluginPool, LoadError};
+use crate::{
+    call::{CancelScope, HostCall},
+    is_valid_route,
+    pool::PluginPool,
+    LoadError,
+};
 
 /// Threads of an instance before a registry gives it its share.
 const DEFAULT_THREADS: usize = 16;
 
-/// Where a plugin is in its life inside a host. Named in logs and in
-/// `plughost status`.
+/// Where a plugin instance is in its life inside a host. Named in logs and
+/// in `plughost status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[repr(u8)]
 pub enum PluginState {
-    /// Listed in the manifest, not loaded yet.
-    Declared = 0,
-    /// Loaded and checked, not yet taking calls.
-    Loaded = 1,
+    /// Loaded and checked, not yet taking calls (a replacement waits here
+    /// while it imports its predecessor's state).
+    Loaded,
     /// Taking calls.
-    Serving = 2,
+    Serving,
     /// Replaced or removed: finishing the calls it has, taking no new ones.
-    Draining = 3,
+    Draining,
     /// Done; its library stays mapped (libraries are never unloaded).
-    Retired = 4,
+    Retired,
 }
 
-impl PluginState {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            0 => Self::Declared,
-            1 => Self::Loaded,
-            2 => Self::Serving,
-            3 => Self::Draining,
-            _ => Self::Retired,
-        }
+/// A plugin instance's identity within one host process: a counter, never
+/// reused (unlike an `Arc`'s address, which a later instance may get).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct InstanceId(u64);
+
+impl InstanceId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
     }
+
+    /// The number, as logs and `plughost status` show it.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Why [`PluginHandle::admit`] turned a call away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAdmitted {
+    /// The instance is not serving (yet, or any more); wait for its next
+    /// state change ([`PluginHandle::state_changes`]) and ask again.
+    Wait,
+    /// The instance handed its calls over to this successor.
+    Moved,
 }
 
 impl fmt::Display for PluginState {
@@ -159,14 +196,21 @@ pub struct ServiceDescriptor {
 /// A loaded plugin instance: the FFI object plus its descriptor, file
 /// identity, state and call counters.
 pub struct PluginHandle {
+    id: InstanceId,
     descriptor: PluginDescriptor,
     file: PathBuf,
     sha256: String,
     loaded_at: SystemTime,
     config: Value,
-    state: AtomicU8,
+    state: watch::Sender<PluginState>,
     calls: HashMap<String, AtomicU64>,
     in_flight: AtomicUsize,
+    /// Woken when the last in-flight call leaves.
+    idle: Notify,
+    /// Every call of this instance; cancelled on shutdown or retirement.
+    cancel: Arc<CancelScope>,
+    /// The instance that took over its state, once it has.
+    successor: OnceLock<Arc<PluginHandle>>,
     pool: PluginPool,
     instance: PluginInstanceBox,
 }
@@ -174,6 +218,7 @@ pub struct PluginHandle {
 impl fmt::Debug for PluginHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PluginHandle")
+            .field("id", &self.id)
             .field("name", &self.descriptor.name)
             .field("version", &self.descriptor.version)
             .field("file", &self.file)
@@ -198,17 +243,26 @@ impl PluginHandle {
             .collect();
         let pool = PluginPool::new(descriptor.name.clone(), DEFAULT_THREADS);
         Ok(Self {
+            id: InstanceId::next(),
             descriptor,
             file,
             sha256,
             loaded_at,
             config,
-            state: AtomicU8::new(PluginState::Loaded as u8),
+            state: watch::Sender::new(PluginState::Loaded),
             calls,
             in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            cancel: CancelScope::new(),
+            successor: OnceLock::new(),
             pool,
             instance,
         })
+    }
+
+    /// This instance's identity.
+    pub fn id(&self) -> InstanceId {
+        self.id
     }
 
     /// The plugin's name.
@@ -248,12 +302,75 @@ impl PluginHandle {
 
     /// Its current state.
     pub fn state(&self) -> PluginState {
-        PluginState::from_u8(self.state.load(Ordering::Acquire))
+        *self.state.borrow()
     }
 
-    /// Moves it to another state.
+    /// Moves it to another state, waking calls that wait for a change.
     pub fn set_state(&self, state: PluginState) {
-        self.state.store(state as u8, Ordering::Release);
+        self.state.send_replace(state);
+    }
+
+    /// Follows its state: calls turned away by [`Self::admit`] wait here.
+    pub fn state_changes(&self) -> watch::Receiver<PluginState> {
+        self.state.subscribe()
+    }
+
+    /// Lets a call in while the instance serves: the call counts as in
+    /// flight until the [`Admission`] drops. Once [`Self::set_state`] has
+    /// moved it to draining, no call gets in, and [`Self::drained`] sees
+    /// every call that did.
+    pub fn admit(self: &Arc<Self>) -> Result<Admission, NotAdmitted> {
+        // Count first, then look: a drainer that changes the state and then
+        // reads the count cannot miss a call that saw it serving.
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.state() == PluginState::Serving {
+            return Ok(Admission {
+                plugin: Arc::clone(self),
+            });
+        }
+        self.leave();
+        if self.successor.get().is_some() {
+            Err(NotAdmitted::Moved)
+        } else {
+            Err(NotAdmitted::Wait)
+        }
+    }
+
+    fn leave(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Resolves once no call is in flight (after the state left serving, it
+    /// stays so). Woken by the last call that leaves.
+    pub async fn drained(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    /// Records the instance that took over its state; calls turned away
+    /// from this one go there.
+    pub fn hand_over_to(&self, successor: Arc<PluginHandle>) {
+        let _ = self.successor.set(successor);
+    }
+
+    /// The instance that took over its state, if one has.
+    pub fn successor(&self) -> Option<&Arc<PluginHandle>> {
+        self.successor.get()
+    }
+
+    /// The scope every call of this instance is in: cancel it to cancel
+    /// them all (shutdown, retirement).
+    pub fn cancel_scope(&self) -> &Arc<CancelScope> {
+        &self.cancel
     }
 
     /// Calls served so far, per method.
@@ -293,10 +410,21 @@ impl PluginHandle {
         args_json: &str,
         call: &HostCall,
     ) -> Result<String, PluginError> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let result = self.invoke(method, args_json, call);
+        self.leave();
+        result
+    }
+
+    fn invoke(
+        &self,
+        method: &str,
+        args_json: &str,
+        call: &HostCall,
+    ) -> Result<String, PluginError> {
         if let Some(counter) = self.calls.get(method) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
         let entered = call.enter();
         let result = self
             .instance
@@ -307,7 +435,6 @@ impl PluginHandle {
             )
             .into_result();
         drop(entered);
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
         result.map(|s| s.into_string())
     }
 
@@ -341,6 +468,43 @@ impl PluginHandle {
         self.instance
             .run_service(RStr::from_str(service), host)
             .into_result()
+    }
+}
+
+/// A call let in by [`PluginHandle::admit`]: in flight until dropped.
+pub struct Admission {
+    plugin: Arc<PluginHandle>,
+}
+
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admission")
+            .field("plugin", &self.plugin.name())
+            .field("instance", &self.plugin.id)
+            .finish()
+    }
+}
+
+impl Admission {
+    /// The instance it was let into.
+    pub fn plugin(&self) -> &Arc<PluginHandle> {
+        &self.plugin
+    }
+
+    /// [`PluginHandle::call_json`] for the admitted call. Blocking.
+    pub fn call_json(
+        &self,
+        method: &str,
+        args_json: &str,
+        call: &HostCall,
+    ) -> Result<String, PluginError> {
+        self.plugin.invoke(method, args_json, call)
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.plugin.leave();
     }
 }
 

@@ -40,11 +40,11 @@ pub mod settle;
 pub mod shadow;
 mod trust;
 
-pub use call::HostCall;
+pub use call::{CancelReason, CancelScope, HostCall};
 pub use error::LoadError;
 pub use handle::{
-    Example, MethodDescriptor, Outcome, ParamDescriptor, PluginDescriptor, PluginHandle,
-    PluginState, ScenarioDescriptor, ServiceDescriptor,
+    Admission, Example, InstanceId, MethodDescriptor, NotAdmitted, Outcome, ParamDescriptor,
+    PluginDescriptor, PluginHandle, PluginState, ScenarioDescriptor, ServiceDescriptor,
 };
 pub use host_api::PLUGIN_LOG_TARGET;
 pub use inspect::{file_sha256, inspect, PluginFile};

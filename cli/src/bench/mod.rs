@@ -73,33 +73,111 @@ where
     total
 }
 
+/// What a `bench call` worker does per iteration besides the call itself.
+#[derive(Debug, Clone, Default)]
+pub struct CallPlan {
+    /// Read back after every successful call: call this method with the
+    /// call's first argument and expect the call's last argument (a store's
+    /// `get` after its `put`). A different answer counts as an error with
+    /// code [`READ_BACK_MISMATCH`].
+    pub read_back: Option<String>,
+}
+
+/// The error code a read-back that gave another value is counted under
+/// (no reply carries it).
+pub const READ_BACK_MISMATCH: u16 = 0;
+
+/// The placeholder in a string argument that each call replaces with its
+/// own number (0, 1, 2, ... across all workers), so calls can write
+/// distinct keys.
+pub const CALL_NUMBER: &str = "{n}";
+
+/// `args` with [`CALL_NUMBER`] replaced by `n` in every string.
+fn numbered(args: &[Value], n: u64) -> Vec<Value> {
+    args.iter()
+        .map(|a| match a {
+            Value::String(s) if s.contains(CALL_NUMBER) => {
+                Value::String(s.replace(CALL_NUMBER, &n.to_string()))
+            }
+            other => other.clone(),
+        })
+        .collect()
+}
+
 /// Benchmarks `method` through plughost: one find, then `call_route` in a
-/// closed loop over one shared client.
+/// closed loop over one shared client. String arguments may hold
+/// [`CALL_NUMBER`]; `plan` may add a read-back per call.
 pub async fn run_calls(
     client: Arc<Client>,
     method: &str,
     args: Vec<Value>,
+    plan: CallPlan,
     shape: LoadShape,
     progress: Progress,
 ) -> Result<BenchReport, RpcError> {
     let route = client.find(method).await?;
+    let read_route = match &plan.read_back {
+        Some(m) => Some((
+            Arc::<str>::from(m.as_str()),
+            Arc::<str>::from(client.find(m).await?),
+        )),
+        None => None,
+    };
+    let numbered_args = args
+        .iter()
+        .any(|a| a.as_str().is_some_and(|s| s.contains(CALL_NUMBER)));
+    let counter = Arc::new(AtomicU64::new(0));
     let method: Arc<str> = method.into();
     let args = Arc::new(args);
     let route: Arc<str> = route.into();
     Ok(closed_loop(shape, progress, move || {
-        let (client, method, args, route) = (
+        let (client, method, args, route, read_route, counter) = (
             Arc::clone(&client),
             Arc::clone(&method),
             Arc::clone(&args),
             Arc::clone(&route),
+            read_route.clone(),
+            Arc::clone(&counter),
         );
         async move {
+            let args = if numbered_args {
+                numbered(&args, counter.fetch_add(1, Ordering::Relaxed))
+            } else {
+                args.to_vec()
+            };
             client
                 .call_route(&route, &method, &args)
                 .await
-                .map(|_| ())
-                .map_err(|e| e.code())
+                .map_err(|e| e.code())?;
+            let Some((read_method, read_route)) = read_route else {
+                return Ok(());
+            };
+            let (Some(key), Some(expected)) = (args.first(), args.last()) else {
+                return Ok(());
+            };
+            let got = client
+                .call_route(&read_route, &read_method, std::slice::from_ref(key))
+                .await
+                .map_err(|e| e.code())?;
+            if &got == expected {
+                Ok(())
+            } else {
+                Err(READ_BACK_MISMATCH)
+            }
         }
     })
     .await)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn each_call_gets_its_number_in_place_of_the_placeholder() {
+        let args = [json!("k/{n}"), json!("{n}"), json!(7)];
+        assert_eq!(numbered(&args, 42), [json!("k/42"), json!("42"), json!(7)]);
+    }
 }

@@ -120,6 +120,21 @@ pub async fn status(args: AdminArgs) -> Result<ExitCode> {
             );
         }
     }
+    if !status.services.is_empty() {
+        println!(
+            "{:<30} {:<11} {:>8}  last error",
+            "service", "state", "restarts"
+        );
+        for s in &status.services {
+            println!(
+                "{:<30} {:<11} {:>8}  {}",
+                format!("{}.{}", s.plugin, s.service),
+                s.state,
+                s.restarts,
+                s.last_error.as_deref().unwrap_or("")
+            );
+        }
+    }
     let faults: Vec<String> = status
         .faults
         .iter()

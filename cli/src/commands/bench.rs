@@ -81,8 +81,15 @@ impl From<Reply> for ReplyMode {
 pub struct CallBench {
     /// The method to call.
     method: String,
-    /// Arguments (JSON when they parse, else strings).
+    /// Arguments (JSON when they parse, else strings). In a string, `{n}`
+    /// becomes the call's own number (0, 1, 2, ... across all workers), so
+    /// each call can write its own key.
     args: Vec<String>,
+    /// After each successful call, call this method with the call's first
+    /// argument and expect its last one back (a store's get after its put);
+    /// another answer counts as an error with code 0.
+    #[arg(long, value_name = "METHOD")]
+    read_back: Option<String>,
     #[command(flatten)]
     load: Load,
     #[command(flatten)]
@@ -126,6 +133,9 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
                 Arc::clone(&client),
                 &b.method,
                 args,
+                bench::CallPlan {
+                    read_back: b.read_back.clone(),
+                },
                 shape,
                 Arc::clone(&progress),
             )

@@ -32,7 +32,8 @@ pub use broker::{BrokerOverrides, BrokerSettings};
 pub use error::ManifestError;
 pub use model::{
     HostSettings, Limits, LocalSettings, Manifest, MethodOverride, PluginEntry, RabbitSettings,
-    Roles, ZmqSettings, DEFAULT_AMQP_URL, DEFAULT_MAX_PLUGIN_THREADS, DEFAULT_SHUTDOWN_GRACE_MS,
+    RestartPolicy, Roles, ServiceSettings, ZmqSettings, DEFAULT_AMQP_URL,
+    DEFAULT_MAX_PLUGIN_THREADS, DEFAULT_SHUTDOWN_GRACE_MS,
 };
 
 /// Route syntax is a plugin-metadata rule; its one home is the loader.

@@ -230,6 +230,31 @@ pub struct PluginEntry {
     /// Threads of the plugin's own (its bulkhead); default: the sum of its
     /// methods' concurrency limits.
     pub threads: Option<usize>,
+    /// Per-service settings, by tracked service name.
+    pub services: BTreeMap<String, ServiceSettings>,
+}
+
+/// `[plugins.services.<name>]`: how the host supervises a tracked service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceSettings {
+    /// When to start it again after its run function returned.
+    pub restart: RestartPolicy,
+}
+
+/// `restart = "always" | "on-failure" | "never"`: whether a tracked service
+/// whose run function returned is started again (after a backoff of 1 s,
+/// doubling to 60 s). A service stopped on purpose (by the service manager,
+/// shutdown, or its plugin leaving) is never restarted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Also after it returned without an error.
+    Always,
+    /// After it returned an error or panicked (the default).
+    #[default]
+    OnFailure,
+    /// Never: it stays finished until its plugin is reloaded.
+    Never,
 }
 
 /// `[plugins.methods.<name>]`: what an operator may change about a method.
@@ -330,6 +355,15 @@ struct RawPlugin {
     #[serde(default)]
     methods: BTreeMap<String, RawMethod>,
     threads: Option<Spanned<usize>>,
+    #[serde(default)]
+    services: BTreeMap<String, RawService>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    #[serde(default)]
+    restart: RestartPolicy,
 }
 
 #[derive(Deserialize)]
@@ -822,12 +856,19 @@ fn validate_plugin(
         other => other.map(Spanned::into_inner),
     };
 
+    let services = raw
+        .services
+        .into_iter()
+        .map(|(name, s)| (name, ServiceSettings { restart: s.restart }))
+        .collect();
+
     Ok(PluginEntry {
         path,
         sha256,
         config,
         methods,
         threads,
+        services,
     })
 }
 

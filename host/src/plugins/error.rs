@@ -69,4 +69,16 @@ pub enum RegistryError {
         /// The method named in the manifest.
         method: String,
     },
+    /// The manifest sets up a tracked service the plugin does not have.
+    #[error("{path}: plugin {plugin} has no tracked service `{service}` (named in [plugins.services]); its services: {known}")]
+    UnknownService {
+        /// The plugin file.
+        path: PathBuf,
+        /// The plugin name.
+        plugin: String,
+        /// The service named in the manifest.
+        service: String,
+        /// The services it has.
+        known: String,
+    },
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::{load, PluginHandle, RegistryError};
-use crate::manifest::{Manifest, MethodOverride};
+use crate::manifest::{Manifest, MethodOverride, RestartPolicy, ServiceSettings};
 
 /// Timeout of a method the manifest gives none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,6 +46,8 @@ pub struct Registry {
     /// Each plugin's thread share, in the order of `plugins`.
     threads: Vec<usize>,
     methods: BTreeMap<String, MethodEntry>,
+    /// Restart policies the manifest sets, by plugin and service name.
+    restart: BTreeMap<(String, String), RestartPolicy>,
 }
 
 impl Registry {
@@ -59,11 +61,9 @@ impl Registry {
     pub fn from_manifest(manifest: &Manifest) -> Result<Self, RegistryError> {
         let mut registry = Self::new();
         for entry in &manifest.plugins {
-            registry.add_shared(
-                Arc::new(load(&entry.spec(&manifest.host))?),
-                &entry.methods,
-                entry.threads,
-            )?;
+            let plugin = Arc::new(load(&entry.spec(&manifest.host))?);
+            registry.add_shared(Arc::clone(&plugin), &entry.methods, entry.threads)?;
+            registry.set_services(&plugin, &entry.services)?;
         }
         registry.seal(manifest.host.max_plugin_threads)?;
         Ok(registry)
@@ -173,6 +173,58 @@ impl Registry {
         self.plugins.push(plugin);
         self.threads.push(share);
         Ok(())
+    }
+
+    /// Applies the manifest's `[plugins.services.<name>]` settings of
+    /// `plugin`; a service the plugin does not have is an error.
+    pub fn set_services(
+        &mut self,
+        plugin: &PluginHandle,
+        services: &BTreeMap<String, ServiceSettings>,
+    ) -> Result<(), RegistryError> {
+        let known = &plugin.descriptor().services;
+        for (service, settings) in services {
+            if !known.iter().any(|s| &s.name == service) {
+                return Err(RegistryError::UnknownService {
+                    path: plugin.file().to_path_buf(),
+                    plugin: plugin.name().to_owned(),
+                    service: service.clone(),
+                    known: known
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            self.restart.insert(
+                (plugin.name().to_owned(), service.clone()),
+                settings.restart,
+            );
+        }
+        Ok(())
+    }
+
+    /// The restart policy of a plugin's tracked service (default: on failure).
+    pub fn restart_policy(&self, plugin: &str, service: &str) -> RestartPolicy {
+        self.restart
+            .get(&(plugin.to_owned(), service.to_owned()))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Keeps the concurrency limiters of `previous` for methods served the
+    /// same way (same plugin, same limit): calls still running there count
+    /// against the limit here too, so a reload never doubles a method's
+    /// concurrency.
+    pub fn keep_limiters_from(&mut self, previous: &Registry) {
+        for (name, entry) in &mut self.methods {
+            if let Some(old) = previous.methods.get(name) {
+                if old.plugin.name() == entry.plugin.name() && old.concurrency == entry.concurrency
+                {
+                    entry.limiter = Arc::clone(&old.limiter);
+                }
+            }
+        }
     }
 
     /// Checks that the plugins' thread shares fit `budget` together, then

@@ -56,9 +56,11 @@ pub fn rebuild(
             Some(p) => Arc::clone(p),
             None => Arc::new(instantiate(&spec, file, tracing_host(&entry.path))?),
         };
-        next.add_shared(plugin, &entry.methods, entry.threads)?;
+        next.add_shared(Arc::clone(&plugin), &entry.methods, entry.threads)?;
+        next.set_services(&plugin, &entry.services)?;
     }
     next.seal(manifest.host.max_plugin_threads)?;
+    next.keep_limiters_from(current);
     let changes = diff(current, &next);
     Ok((next, changes))
 }
@@ -80,7 +82,7 @@ pub fn diff(old: &Registry, new: &Registry) -> Changes {
     };
     for name in old_names.intersection(&new_names) {
         let same = match (find(old, name), find(new, name)) {
-            (Some(a), Some(b)) => Arc::ptr_eq(&a, &b) && same_overrides(old, new, &a),
+            (Some(a), Some(b)) => a.id() == b.id() && same_overrides(old, new, &a),
             _ => false,
         };
         if same {

@@ -7,6 +7,14 @@
 //! or a thread becomes free: the time it waits for either counts against
 //! its timeout (and the caller's deadline), and a call still waiting when
 //! that runs out is answered 504 and never run.
+//!
+//! A call enters its plugin instance through the instance's gate
+//! ([`PluginHandle::admit`]): while an instance hands its state over to its
+//! replacement, calls wait here (bounded by their deadline) and then go to
+//! the replacement, so none reaches the old instance after its export.
+//! The plugin sees the call's deadline as its [`HostCall`] context, so a
+//! method that waits on cancellation wakes when the host answers 504; when
+//! it returns after its cancellation the host logs it as cancelled.
 
 use std::{
     sync::Arc,
@@ -15,8 +23,9 @@ use std::{
 
 use plughost_plugin_api::{codes, PluginError};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tracing::{info, warn};
 
-use plughost_loader::{pool::PoolJob, HostCall};
+use plughost_loader::{pool::PoolJob, Admission, CancelReason, HostCall, NotAdmitted, PluginState};
 use plughost_proto::rpc::v2::ErrorBody;
 
 use crate::plugins::{PluginHandle, Registry};
@@ -66,26 +75,28 @@ pub async fn dispatch(
             }
         }
     };
+    let admission = admit(&entry.plugin, method, end, budget).await?;
+    let plugin = Arc::clone(admission.plugin());
     let (reply, result) = oneshot::channel();
-    let context = HostCall::new(entry.plugin.name(), method, origin.protocol)
+    let context = HostCall::new(plugin.name(), method, origin.protocol)
         .deadline(Some(end))
-        .correlation_id(origin.correlation_id);
+        .correlation_id(origin.correlation_id)
+        .scope(Arc::clone(plugin.cancel_scope()));
     let call = PluginCall {
-        plugin: Arc::clone(&entry.plugin),
+        admission,
         method: method.to_owned(),
         args_json,
         context,
         permit,
         reply,
     };
-    entry
-        .plugin
+    plugin
         .pool()
         .submit(Box::new(call), end)
         .map_err(|e| ErrorBody::new(codes::UNAVAILABLE, e.to_string()))?;
     match tokio::time::timeout_at(end.into(), result).await {
         Ok(Ok(Some(result))) => result
-            .inspect_err(|e| crate::faults::plugin_error(entry.plugin.name(), method, e))
+            .inspect_err(|e| crate::faults::plugin_error(plugin.name(), method, e))
             .map_err(error_body),
         Ok(Ok(None)) | Err(_) => Err(timed_out(method, budget)),
         Ok(Err(_)) => Err(ErrorBody::new(
@@ -95,11 +106,55 @@ pub async fn dispatch(
     }
 }
 
+/// Lets the call into `plugin`, or into the instance that took over from
+/// it; waits while the instance is not serving (loading its predecessor's
+/// state, or handing its own over), until `end`.
+async fn admit(
+    plugin: &Arc<PluginHandle>,
+    method: &str,
+    end: Instant,
+    budget: Duration,
+) -> Result<Admission, ErrorBody> {
+    let mut plugin = Arc::clone(plugin);
+    loop {
+        match plugin.admit() {
+            Ok(admission) => return Ok(admission),
+            Err(NotAdmitted::Moved) => {
+                if let Some(next) = plugin.successor() {
+                    plugin = Arc::clone(next);
+                }
+            }
+            Err(NotAdmitted::Wait) => {
+                let mut changes = plugin.state_changes();
+                // Look again after subscribing: a change in between is not lost.
+                let state = plugin.state();
+                if state == PluginState::Serving || plugin.successor().is_some() {
+                    continue;
+                }
+                if state == PluginState::Retired {
+                    return Err(ErrorBody::new(
+                        codes::UNAVAILABLE,
+                        format!(
+                            "method `{method}`: plugin {} was removed from this host",
+                            plugin.name()
+                        ),
+                    ));
+                }
+                match tokio::time::timeout_at(end.into(), changes.changed()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => return Err(timed_out(method, budget)),
+                }
+            }
+        }
+    }
+}
+
 /// One call waiting for, or running on, a plugin thread. The method's
 /// permit is held until the plugin returns, even past the timeout, so calls
-/// that overrun cannot pile up beyond the method's limit.
+/// that overrun cannot pile up beyond the method's limit; the admission
+/// keeps it in flight on its instance until then, so a drain waits for it.
 struct PluginCall {
-    plugin: Arc<PluginHandle>,
+    admission: Admission,
     method: String,
     args_json: String,
     context: HostCall,
@@ -111,20 +166,57 @@ struct PluginCall {
 impl PoolJob for PluginCall {
     fn run(self: Box<Self>) {
         let Self {
-            plugin,
+            admission,
             method,
             args_json,
             context,
             permit,
             reply,
         } = *self;
-        let result = plugin.call_json(&method, &args_json, &context);
+        let result = admission.call_json(&method, &args_json, &context);
         drop(permit);
+        if let Some(reason) = context.cancel_reason() {
+            log_cancelled(&admission, &method, &context, reason);
+        }
+        drop(admission);
         let _ = reply.send(Some(result));
     }
 
     fn expire(self: Box<Self>) {
         let _ = self.reply.send(None);
+    }
+}
+
+/// A call that returned after it was cancelled: named as cancelled (and how
+/// long after its deadline it returned), so it does not read as stuck.
+fn log_cancelled(admission: &Admission, method: &str, context: &HostCall, reason: CancelReason) {
+    let after_deadline_ms = context
+        .deadline_at()
+        .map(|d| Instant::now().saturating_duration_since(d).as_millis() as u64);
+    let id = context.caller_correlation_id();
+    let (plugin, instance) = (admission.plugin().name(), admission.plugin().id().get());
+    let correlation_id = (!id.is_empty()).then_some(id);
+    let message = "call cancelled; the plugin returned after its cancellation";
+    match reason {
+        // The caller was answered 504: worth an operator's eye.
+        CancelReason::DeadlinePassed => warn!(
+            plugin,
+            instance,
+            method,
+            correlation_id,
+            reason = reason.as_str(),
+            after_deadline_ms,
+            "{message}"
+        ),
+        CancelReason::Host => info!(
+            plugin,
+            instance,
+            method,
+            correlation_id,
+            reason = reason.as_str(),
+            after_deadline_ms,
+            "{message}"
+        ),
     }
 }
 

@@ -24,11 +24,11 @@ fn finding(report: &Report, check: Check) -> String {
 }
 
 #[test]
-fn math_passes_every_check_it_can_and_skips_services() {
+fn math_passes_every_check_it_can_and_skips_services_scenarios_and_state() {
     let report = Conformance::new(plugin_lib("math")).assert();
     assert_eq!(report.checks.len(), Check::ALL.len());
     for c in &report.checks {
-        let expected = if c.check == Check::Services {
+        let expected = if [Check::Services, Check::Scenarios, Check::State].contains(&c.check) {
             Outcome::Skip
         } else {
             Outcome::Pass
@@ -50,7 +50,14 @@ fn math_passes_every_check_it_can_and_skips_services() {
 #[test]
 fn echo_passes_everything_including_its_ticker_service() {
     let report = plughost_conformance::assert_conformant(plugin_lib("echo"));
-    assert_eq!(report.count(Outcome::Pass), Check::ALL.len(), "{report}");
+    // Stateless: no scenarios, no state to hand over.
+    assert_eq!(
+        report.count(Outcome::Pass),
+        Check::ALL.len() - 2,
+        "{report}"
+    );
+    assert_eq!(outcome(&report, Check::Scenarios), Outcome::Skip);
+    assert_eq!(outcome(&report, Check::State), Outcome::Skip);
     let services = finding(&report, Check::Services);
     assert!(services.contains("`ticker` returned"), "{services}");
     // The sample config ({"tick_ms": 500}) and the empty config both start it.
@@ -285,4 +292,98 @@ fn a_missing_library_is_reported_by_path() {
         finding(&report, Check::Load).contains("/nonexistent/libnope.so: file not found"),
         "{report}"
     );
+}
+
+#[test]
+fn the_stateful_kvstore_passes_its_scenarios_and_the_state_round_trip() {
+    let report = plughost_conformance::assert_conformant(plugin_lib("kvstore"));
+    assert_eq!(report.count(Outcome::Pass), Check::ALL.len(), "{report}");
+    assert_eq!(
+        report.get(Check::Scenarios).unwrap().summary,
+        "2 scenarios (11 steps) gave their outcomes in order"
+    );
+    assert!(
+        report
+            .get(Check::State)
+            .unwrap()
+            .summary
+            .starts_with("9 hand-overs: exported, imported into a fresh instance"),
+        "{report}"
+    );
+    // `kv_get`'s example expects 404, and gets it.
+    assert_eq!(outcome(&report, Check::Examples), Outcome::Pass);
+}
+
+#[test]
+fn examples_that_depend_on_each_other_fail_because_each_runs_on_a_fresh_instance() {
+    let report = Conformance::new(plugin_lib("fixture-examples-share-state")).run();
+    assert_eq!(
+        failed(&report),
+        [Check::Examples, Check::Concurrency],
+        "{report}"
+    );
+    let found = finding(&report, Check::Examples);
+    assert!(
+        found.contains("`get` example 1 [\"a\"]: failed with 404 no key `a`, expected \"1\""),
+        "{found}"
+    );
+}
+
+#[test]
+fn an_example_expecting_another_error_code_fails_examples_only() {
+    let report = Conformance::new(plugin_lib("fixture-wrong-error-code")).run();
+    assert_eq!(failed(&report), [Check::Examples], "{report}");
+    let found = finding(&report, Check::Examples);
+    assert!(
+        found.contains("`find` example 1 [\"x\"]: failed with 400 find: no key `x`, expected an error with code 404"),
+        "{found}"
+    );
+}
+
+#[test]
+fn a_scenario_whose_steps_do_not_give_their_outcomes_fails_scenarios_only() {
+    let report = Conformance::new(plugin_lib("fixture-scenario-fails")).run();
+    assert_eq!(failed(&report), [Check::Scenarios], "{report}");
+    let found = finding(&report, Check::Scenarios);
+    assert!(
+        found.contains("scenario `last in, first out` step 3 `pop` []: returned 1, expected 2"),
+        "{found}"
+    );
+}
+
+#[test]
+fn a_plugin_that_drops_imported_state_fails_state_only() {
+    let report = Conformance::new(plugin_lib("fixture-loses-state")).run();
+    assert_eq!(failed(&report), [Check::State], "{report}");
+    let found = finding(&report, Check::State);
+    assert!(
+        found.contains("after a hand-over following step 1: scenario `put then get` step 2 `get` [\"a\"]: failed with 404"),
+        "{found}"
+    );
+    assert_eq!(outcome(&report, Check::Scenarios), Outcome::Pass);
+}
+
+#[test]
+fn hints_name_the_cause_a_panic_and_then_a_poisoned_lock() {
+    let report = Conformance::new(plugin_lib("fixture-poisons-lock")).run();
+    assert_eq!(
+        failed(&report),
+        [Check::BadArguments, Check::Panics],
+        "{report}"
+    );
+    let found = finding(&report, Check::BadArguments);
+    assert!(
+        found.contains("the method panicked: check its arguments"),
+        "{found}"
+    );
+    assert!(
+        found.contains("a lock was poisoned by an earlier panic"),
+        "{found}"
+    );
+    for line in found.lines().filter(|l| l.contains("panicked: ")) {
+        assert!(
+            !line.contains("expected a 4xx error such as"),
+            "a panic got the bad_arguments hint: {line}"
+        );
+    }
 }

@@ -122,14 +122,19 @@ pub fn plughost_bin() -> &'static str {
 }
 
 /// The conformance kit's rule-breaking fixtures (`tests/conformance/fixtures/`).
-pub const CONFORMANCE_FIXTURES: [&str; 4] = [
+pub const CONFORMANCE_FIXTURES: [&str; 9] = [
     "fixture-missing-doc",
     "fixture-bad-args-500",
     "fixture-ignores-stop",
     "fixture-prints-stdout",
+    "fixture-examples-share-state",
+    "fixture-wrong-error-code",
+    "fixture-scenario-fails",
+    "fixture-loses-state",
+    "fixture-poisons-lock",
 ];
 
-/// The built cdylib of a workspace plugin: `math`, `echo`, `faulty`, the
+/// The built cdylib of a workspace plugin: `math`, `echo`, `faulty`, `kvstore`, the
 /// fixture `not-a-plugin`, or a conformance fixture (`fixture-missing-doc`,
 /// ..., see [`CONFORMANCE_FIXTURES`]).
 pub fn plugin_lib(name: &str) -> PathBuf {
@@ -144,6 +149,8 @@ pub fn plugin_lib(name: &str) -> PathBuf {
             "plugin-echo",
             "-p",
             "plugin-faulty",
+            "-p",
+            "plugin-kvstore",
             "-p",
             "not-a-plugin",
         ]);

@@ -78,6 +78,11 @@ impl PlughostRun {
         }
     }
 
+    /// The host's process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
     /// Kills the host (SIGKILL) and waits for it: what a crash leaves behind.
     pub fn kill(&mut self) {
         let _ = self.child.0.kill();

@@ -8,9 +8,10 @@
 //! Before a window opens, the host's own Rust and C buffers are flushed; as
 //! it closes, C stdio buffers are flushed again (a plugin printing with
 //! `printf` into a file is fully buffered). What was captured is written to
-//! the real stderr afterwards under a header naming the activity (the first
-//! 4 KiB of each stream), so it is not silently swallowed, and stdout stays
-//! clean for `--json`.
+//! the real stderr afterwards under a header naming the activity, so it is
+//! not silently swallowed, and stdout stays clean for `--json`; a run
+//! replays at most 20 lines in all (a plugin printing on every call would
+//! otherwise bury the kit's table), and names how much more it caught.
 //!
 //! Why in process, and its limits: a child process per plugin would isolate
 //! output perfectly, but the kit must also run inside a plugin author's
@@ -40,6 +41,11 @@ static WINDOW: Mutex<()> = Mutex::new(());
 
 /// Bytes kept from one stream of one window for the report and the replay.
 const KEEP_BYTES: u64 = 4 * 1024;
+
+/// Most lines of captured output one run replays on stderr, over all its
+/// windows: enough to see what a plugin prints, never pages of it before
+/// the kit's table. Later output is only counted.
+const REPLAY_LINES: usize = 20;
 
 /// What one window caught (at most [`KEEP_BYTES`] of each stream).
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -72,6 +78,10 @@ impl Captured {
 struct OutputCapture {
     stdout: File,
     stderr: File,
+    /// Lines of the run's replay budget still free.
+    replay_left: usize,
+    /// Bytes caught but not replayed once the budget ran out.
+    unshown: u64,
 }
 
 impl OutputCapture {
@@ -79,6 +89,8 @@ impl OutputCapture {
         Ok(Self {
             stdout: anonymous_file(c"plughost-capture-stdout")?,
             stderr: anonymous_file(c"plughost-capture-stderr")?,
+            replay_left: REPLAY_LINES,
+            unshown: 0,
         })
     }
 
@@ -98,9 +110,56 @@ impl OutputCapture {
             total: out_len + err_len,
         };
         if !captured.is_empty() {
-            replay(activity, &captured);
+            self.replay(activity, &captured);
         }
         Ok((value, captured))
+    }
+
+    /// Writes what a window caught to the real stderr, under a header,
+    /// within the run's budget of [`REPLAY_LINES`]; beyond it, output is
+    /// counted and named once in a closing line ([`Self::finish`]).
+    fn replay(&mut self, activity: &str, captured: &Captured) {
+        let kept = [&captured.stdout, &captured.stderr];
+        if self.replay_left == 0 {
+            self.unshown += captured.total;
+            return;
+        }
+        let mut err = io::stderr().lock();
+        let _ = writeln!(err, "[plughost conformance] output during {activity}:");
+        self.replay_left -= 1;
+        let mut shown = 0u64;
+        for bytes in kept {
+            let text = String::from_utf8_lossy(bytes);
+            for line in text.lines() {
+                if self.replay_left == 0 {
+                    break;
+                }
+                let _ = writeln!(err, "{}", excerpt(line, 200));
+                shown += line.len() as u64 + 1;
+                self.replay_left -= 1;
+            }
+        }
+        self.unshown += captured.total.saturating_sub(shown);
+        let _ = err.flush();
+    }
+
+    /// Names what the budget left out, once, at the end of a run.
+    fn finish(&mut self) {
+        if self.unshown > 0 {
+            let mut err = io::stderr().lock();
+            let _ = writeln!(
+                err,
+                "[plughost conformance] ... {} more bytes of captured output not shown (the quiet check's findings name each activity)",
+                self.unshown
+            );
+            self.unshown = 0;
+        }
+    }
+}
+
+impl Drop for OutputCapture {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -127,23 +186,6 @@ fn drain(file: &mut File) -> io::Result<(Vec<u8>, u64)> {
     file.set_len(0)?;
     file.seek(SeekFrom::Start(0))?;
     Ok((kept, len))
-}
-
-/// Writes what a window caught to the real stderr, under a header.
-fn replay(activity: &str, captured: &Captured) {
-    let mut err = io::stderr().lock();
-    let _ = writeln!(err, "[plughost conformance] output during {activity}:");
-    let _ = err.write_all(&captured.stdout);
-    let _ = err.write_all(&captured.stderr);
-    let kept = (captured.stdout.len() + captured.stderr.len()) as u64;
-    if captured.total > kept {
-        let _ = writeln!(
-            err,
-            "\n[plughost conformance] ... {} more bytes not shown",
-            captured.total - kept
-        );
-    }
-    let _ = err.flush();
 }
 
 /// fds 1 and 2 pointed elsewhere; restored by [`Redirect::end`] or on drop

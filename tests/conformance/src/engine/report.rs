@@ -18,8 +18,15 @@ pub enum Check {
     /// Name, semver version, plugin-api version; every method named, routed,
     /// documented; names unique.
     Metadata,
-    /// Every declared example call returns its expected result.
+    /// Every declared example call returns its expected result (or error).
     Examples,
+    /// Each declared scenario's steps give their outcomes, in order, on one
+    /// fresh instance.
+    Scenarios,
+    /// A plugin that keeps state hands it over: exported midway through
+    /// each scenario and imported into a fresh instance, the scenario
+    /// still passes.
+    State,
     /// Wrong argument counts and types give 4xx errors, never 5xx.
     BadArguments,
     /// No call panicked unexpectedly; declared panic probes are contained.
@@ -39,10 +46,12 @@ pub enum Check {
 
 impl Check {
     /// Every check, in report order.
-    pub const ALL: [Check; 10] = [
+    pub const ALL: [Check; 12] = [
         Check::Load,
         Check::Metadata,
         Check::Examples,
+        Check::Scenarios,
+        Check::State,
         Check::BadArguments,
         Check::Panics,
         Check::Concurrency,
@@ -58,6 +67,8 @@ impl Check {
             Check::Load => "load",
             Check::Metadata => "metadata",
             Check::Examples => "examples",
+            Check::Scenarios => "scenarios",
+            Check::State => "state",
             Check::BadArguments => "bad-arguments",
             Check::Panics => "panics",
             Check::Concurrency => "concurrency",
@@ -74,6 +85,8 @@ impl Check {
             Check::Load => "loads with a compatible ABI",
             Check::Metadata => "metadata is complete",
             Check::Examples => "examples return their expected results",
+            Check::Scenarios => "scenarios give their outcomes in order",
+            Check::State => "state survives a hand-over",
             Check::BadArguments => "bad arguments give 4xx errors",
             Check::Panics => "panics are contained",
             Check::Concurrency => "concurrent calls match sequential ones",

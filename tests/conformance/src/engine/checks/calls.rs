@@ -98,10 +98,27 @@ pub(crate) fn bad_argument_probes(example: Option<&[Value]>) -> Vec<Probe> {
     probes
 }
 
+/// What to do about a bad-argument probe that was not answered with a 4xx,
+/// by what actually happened: the hint must match the cause.
+pub(crate) fn bad_argument_hint(answer: &Answer) -> &'static str {
+    match answer {
+        Answer::Error(e) if is_panic(e) && e.message.contains("PoisonError") => {
+            "a lock was poisoned by an earlier panic, so every later call panics: fix the first panic, and recover from poisoning with `lock().unwrap_or_else(PoisonError::into_inner)`"
+        }
+        Answer::Error(e) if is_panic(e) => {
+            "the method panicked: check its arguments and return an error (`PluginError::bad_arguments`) instead of panicking"
+        }
+        Answer::TimedOut => {
+            "the method never answered: a call must return, and should give up when `Context::is_cancelled`"
+        }
+        _ => "expected a 4xx error such as `PluginError::bad_arguments`",
+    }
+}
+
 impl Session<'_> {
     /// Calls a method in a capture window with the call deadline, noting
     /// an unexpected panic.
-    fn call(
+    pub(super) fn call(
         &mut self,
         plugin: &Arc<PluginHandle>,
         activity: &str,
@@ -144,7 +161,12 @@ impl Session<'_> {
                 }
                 let label = format!("`{}` example {}", m.name, i + 1);
                 let args_json = example.args.to_string();
-                let timed = self.call(&plugin, &label, &m.name, &args_json);
+                // Each example on an instance of its own: examples must not
+                // depend on each other (scenarios are for sequences).
+                let instance = self
+                    .fresh(&format!("a fresh instance for {label}"))
+                    .unwrap_or_else(|| Arc::clone(&plugin));
+                let timed = self.call(&instance, &label, &m.name, &args_json);
                 let (fits, wanted) = match &example.expected {
                     Outcome::Result(expected) => (
                         timed.answer == Answer::Value(expected.clone()),
@@ -226,8 +248,9 @@ impl Session<'_> {
                     Answer::Value(_) => accepted.push(format!("{label} {args_json}")),
                     Answer::Error(e) if (400..500).contains(&e.code) => rejected += 1,
                     other => failures.push(format!(
-                        "{label} {args_json}: {} (expected a 4xx error such as `PluginError::bad_arguments`)",
-                        other.describe()
+                        "{label} {args_json}: {} ({})",
+                        other.describe(),
+                        bad_argument_hint(other)
                     )),
                 }
                 if timed.answer != Answer::TimedOut {

@@ -5,13 +5,20 @@
 //!
 //! - this file: the session, `load`, `metadata`, `init` and `quiet`;
 //! - [`calls`]: `examples`, `bad-arguments`, `latency`, `concurrency`, `panics`;
-//! - [`services`]: the `services` check.
+//! - [`services`]: the `services` check;
+//! - [`state`]: `scenarios` and `state` (stateful plugins).
+//!
+//! Each check after `init` runs on a fresh instance (and each example on
+//! one of its own), so no check sees what an earlier one stored: examples
+//! cannot depend on each other, and the bad-argument probes never write
+//! into the instance the examples use.
 //!
 //! Every piece of plugin code the kit runs goes through
 //! [`Quiet::watch`](super::capture) so that the quiet check sees it.
 
 mod calls;
 mod services;
+mod state;
 
 use std::{
     collections::HashSet,
@@ -49,8 +56,10 @@ pub(crate) struct Session<'a> {
     options: &'a Options,
     sink: Arc<LogSink>,
     quiet: Quiet,
-    /// The instance whose methods and services are checked.
+    /// The instance the current check uses (a fresh one per check).
     plugin: Option<Arc<PluginHandle>>,
+    /// The configuration of the instances under test.
+    instance_config: Value,
     descriptor: Option<PluginDescriptor>,
     /// Why the checks after `load`/`metadata` cannot run.
     cannot_run: Option<String>,
@@ -75,6 +84,7 @@ impl<'a> Session<'a> {
             sink: Arc::default(),
             quiet: Quiet::new(options.capture_output),
             plugin: None,
+            instance_config: json!({}),
             descriptor: None,
             cannot_run: None,
             calls: 0,
@@ -99,9 +109,11 @@ impl<'a> Session<'a> {
 
         // Order of execution: examples first (their answers are the
         // baseline), panics after every other call (it judges them all).
-        let steps: [(Check, Step<'a>); 7] = [
+        let steps: [(Check, Step<'a>); 9] = [
             (Check::Init, Session::check_init),
             (Check::Examples, Session::check_examples),
+            (Check::Scenarios, Session::check_scenarios),
+            (Check::State, Session::check_state),
             (Check::BadArguments, Session::check_bad_arguments),
             (Check::Latency, Session::check_latency),
             (Check::Concurrency, Session::check_concurrency),
@@ -112,7 +124,12 @@ impl<'a> Session<'a> {
             let started = Instant::now();
             let result = match &self.cannot_run {
                 Some(reason) => CheckResult::skip(check, reason.clone()),
-                None => step(&mut self),
+                None => {
+                    if check != Check::Init {
+                        self.renew(check.id());
+                    }
+                    step(&mut self)
+                }
             };
             results.push(CheckResult {
                 duration: started.elapsed(),
@@ -151,10 +168,19 @@ impl<'a> Session<'a> {
                 );
                 let metadata = metadata_check(&d);
                 let instance = match (&self.options.config, &d.sample_config) {
-                    (None, Some(sample)) => self
-                        .load_instance(sample, "init with the sample config")
-                        .unwrap_or(first),
-                    _ => first,
+                    (None, Some(sample)) => {
+                        match self.load_instance(sample, "init with the sample config") {
+                            Ok(instance) => {
+                                self.instance_config = sample.clone();
+                                instance
+                            }
+                            Err(_) => first,
+                        }
+                    }
+                    _ => {
+                        self.instance_config = config;
+                        first
+                    }
                 };
                 self.plugin = Some(Arc::new(instance));
                 self.descriptor = Some(d);
@@ -198,6 +224,20 @@ impl<'a> Session<'a> {
         let sink = Arc::clone(&self.sink);
         self.quiet
             .watch(activity, || load_with_host(&spec, host_api(&sink)))
+    }
+
+    /// A new instance with the configuration under test, or `None` when it
+    /// does not load (it loaded before; the checks then use the last one).
+    fn fresh(&mut self, activity: &str) -> Option<Arc<PluginHandle>> {
+        let config = self.instance_config.clone();
+        self.load_instance(&config, activity).ok().map(Arc::new)
+    }
+
+    /// Gives the next check a fresh instance.
+    fn renew(&mut self, check: &str) {
+        if let Some(fresh) = self.fresh(&format!("a fresh instance for `{check}`")) {
+            self.plugin = Some(fresh);
+        }
     }
 
     /// `init`: the sample config and an empty config each either work or
