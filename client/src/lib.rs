@@ -23,7 +23,7 @@ pub mod connection;
 mod error;
 pub mod topology;
 
-pub use client::{Client, ClientOptions, ReplyMode};
+pub use client::{Answer, Args, Client, ClientOptions, Found, ReplyMode};
 pub use connection::TlsFiles;
 pub use error::RpcError;
 /// The wire codecs the client speaks (re-exported for callers that look

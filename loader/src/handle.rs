@@ -374,6 +374,11 @@ fn describe(file: &Path, info: PluginInfo) -> Result<PluginDescriptor, LoadError
                 "method name `{method}` is empty or declared twice"
             )));
         }
+        if method.contains('.') {
+            return Err(bad(format!(
+                "method name `{method}` contains '.', which separates plugin and method in qualified names (`{name}.{method}`)"
+            )));
+        }
         let route = m.route.into_string();
         if !is_valid_route(&route) {
             return Err(bad(format!(

@@ -73,8 +73,8 @@ where
     total
 }
 
-/// Benchmarks `method` through plughost: one find, then `call_route` in a
-/// closed loop over one shared client.
+/// Benchmarks `method` through plughost: one find (v1 fallback included),
+/// then calls on the found route in a closed loop over one shared client.
 pub async fn run_calls(
     client: Arc<Client>,
     method: &str,
@@ -82,20 +82,25 @@ pub async fn run_calls(
     shape: LoadShape,
     progress: Progress,
 ) -> Result<BenchReport, RpcError> {
-    let route = client.find(method).await?;
-    let method: Arc<str> = method.into();
+    // Old deployments too: the find falls back to v1 and the calls follow it.
+    let found = client
+        .resolve(method, client.options().find_timeout)
+        .await?;
+    if found.reply.route.is_none() {
+        return Err(RpcError::MethodNotFound {
+            method: method.to_owned(),
+        });
+    }
+    if found.protocol == plughost_client::wire::Protocol::V1 {
+        tracing::info!(method, "a v1 name service answered: benchmarking the old text protocol");
+    }
+    let found = Arc::new(found);
     let args = Arc::new(args);
-    let route: Arc<str> = route.into();
     Ok(closed_loop(shape, progress, move || {
-        let (client, method, args, route) = (
-            Arc::clone(&client),
-            Arc::clone(&method),
-            Arc::clone(&args),
-            Arc::clone(&route),
-        );
+        let (client, found, args) = (Arc::clone(&client), Arc::clone(&found), Arc::clone(&args));
         async move {
             client
-                .call_route(&route, &method, &args)
+                .call_found(&found, &args)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.code())

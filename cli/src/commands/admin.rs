@@ -100,6 +100,9 @@ pub async fn status(args: AdminArgs) -> Result<ExitCode> {
             p.loaded_at,
             calls.join(" ")
         );
+        for m in &p.methods {
+            println!("  {}", m.signature.render(&m.name));
+        }
     }
     if !status.channels.is_empty() {
         println!("{:<40} {:<14} problem", "channel", "state");

@@ -67,6 +67,8 @@ pub async fn dispatch(
         }
     };
     let (reply, result) = oneshot::channel();
+    // A qualified name (`math.fibo`) reaches the plugin as its bare name.
+    let method = entry.name.as_str();
     let context = HostCall::new(entry.plugin.name(), method, origin.protocol)
         .deadline(Some(end))
         .correlation_id(origin.correlation_id);
