@@ -1007,10 +1007,11 @@ async fn call_v1(delivery: &Delivery, received: Instant, ctx: &CallContext) -> D
     reply_v1(ctx, route, &exchange, &key, Some(correlation_id), reply).await
 }
 
-/// A v1 call's text arguments as the JSON array the plugin gets: each
-/// converted by its parameter's schema (`docs/protocol.md`, "v1 argument
-/// conversion"); arguments of a variadic method, past the declared ones or
-/// of a method this host does not know are parsed as JSON when they parse.
+/// A v1 call's text arguments as the JSON array the plugin gets, the way
+/// the old service handed them over (`docs/protocol.md`, "v1 argument
+/// conversion"): each converted by its parameter's schema; a variadic
+/// method's arguments (no schema to go by) and any past the declared
+/// parameters stay strings, as old callers sent them.
 fn v1_args(registry: &Registry, method: &str, texts: &[String]) -> String {
     let params = registry.method(method).and_then(|entry| {
         entry
@@ -1026,7 +1027,7 @@ fn v1_args(registry: &Registry, method: &str, texts: &[String]) -> String {
         .enumerate()
         .map(|(i, text)| match params.and_then(|p| p.get(i)) {
             Some(param) => v1::arg_for_schema(text, &param.schema),
-            None => v1::arg_value(text),
+            None => serde_json::Value::String(text.clone()),
         })
         .collect();
     serde_json::Value::Array(args).to_string()
