@@ -136,7 +136,10 @@ fn old_callers_get_arguments_converted_by_the_parameter_types() {
     // echo is variadic (no parameter types): each argument stays the text
     // the old caller sent, `"x"` with its quotes.
     let (_, status, result) = old_client(&ex, "echo", &["\"x\""]);
-    assert_eq!((status.as_str(), result.as_str()), ("Success", r#"["\"x\""]"#));
+    assert_eq!(
+        (status.as_str(), result.as_str()),
+        ("Success", r#"["\"x\""]"#)
+    );
 
     // fibo(n: u32): the text `10` becomes the number 10.
     let (_, status, result) = old_client(&ex, "fibo", &["10"]);
@@ -152,12 +155,38 @@ fn plughost_reaches_an_old_deployment() {
     let out = plughost_on(&ex, &["find", "fibo"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text(&out.stdout), route);
-    assert!(text(&out.stderr).contains("v1"), "says which protocol answered: {out:?}");
+    assert!(
+        text(&out.stderr).contains("v1"),
+        "says which protocol answered: {out:?}"
+    );
 
     let out = plughost_on(&ex, &["call", "fibo", "10"]);
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text(&out.stdout), "55");
-    assert!(text(&out.stderr).contains("v1"), "says which protocol answered: {out:?}");
+    assert!(
+        text(&out.stderr).contains("v1"),
+        "says which protocol answered: {out:?}"
+    );
+
+    // bench follows the find to v1 as well: every call answered.
+    let out = plughost_on(
+        &ex,
+        &[
+            "bench",
+            "call",
+            "fibo",
+            "10",
+            "--duration",
+            "1",
+            "--concurrency",
+            "2",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["calls"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["errors"], serde_json::json!({}), "{summary}");
 
     // The old service's failure text comes back as the error.
     let out = plughost_on(&ex, &["call", "fibo", "ten"]);
@@ -271,14 +300,22 @@ fn a_bare_name_two_plugins_serve_is_refused_and_qualified_names_work() {
     // plugin whose name sorts first (echo).
     let (routes, status, result) = old_client(&ex, "greet", &["ada"]);
     assert_eq!(routes, ["plughost.echo.greet"]);
-    assert_eq!((status.as_str(), result.as_str()), ("Success", "Hello, ada!"));
+    assert_eq!(
+        (status.as_str(), result.as_str()),
+        ("Success", "Hello, ada!")
+    );
 }
 
 #[test]
 fn describe_returns_the_signatures_plugins_json_shows() {
     let ex = TestExchanges::new("compat-describe");
     let manifest = TempManifest::with_plugins(&[&plugin_lib("echo")]);
-    let out = plughost(&["plugins", "--json", "--manifest", manifest.path().to_str().unwrap()]);
+    let out = plughost(&[
+        "plugins",
+        "--json",
+        "--manifest",
+        manifest.path().to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{out:?}");
     let listing: Value = serde_json::from_slice(&out.stdout).unwrap();
     let greet = listing["plugins"][0]["methods"]
@@ -295,7 +332,24 @@ fn describe_returns_the_signatures_plugins_json_shows() {
     assert_eq!(greet["params"][1]["optional"], true);
     assert_eq!(greet["result"]["type"], "string");
 
-    let _host = host("compat-describe", &ex, &[plugin_lib("echo")], "");
+    let host = host("compat-describe", &ex, &[plugin_lib("echo")], "");
+    // plughost status shows them too.
+    let status = host.status().unwrap();
+    let shown = status["plugins"][0]["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "greet")
+        .unwrap()
+        .clone();
+    assert_eq!(shown["params"], greet["params"]);
+    assert_eq!(shown["result"], greet["result"]);
+    let out = host.plughost(&["status"]);
+    assert!(
+        text(&out.stdout).contains("greet(name: string, greeting?: string|null) -> string"),
+        "{out:?}"
+    );
+
     let out = plughost_on(&ex, &["describe", "--json", "greet"]);
     assert!(out.status.success(), "{out:?}");
     let described: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -321,7 +375,12 @@ fn named_arguments_and_omitted_trailing_optionals() {
     assert_eq!(text(&out.stdout), "\"Hello, ada!\"");
     let out = plughost_on(
         &ex,
-        &["call", "greet", "--named", r#"{"greeting":"Hi","name":"ada"}"#],
+        &[
+            "call",
+            "greet",
+            "--named",
+            r#"{"greeting":"Hi","name":"ada"}"#,
+        ],
     );
     assert!(out.status.success(), "{out:?}");
     assert_eq!(text(&out.stdout), "\"Hi, ada!\"");

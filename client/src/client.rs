@@ -742,11 +742,7 @@ impl Client {
 
     /// Calls `method` on a known route with the protocol a find answered
     /// with ([`Found::protocol`]): `plughost bench` against old services.
-    pub async fn call_found(
-        &self,
-        found: &Found,
-        args: &[Value],
-    ) -> Result<Value, RpcError> {
+    pub async fn call_found(&self, found: &Found, args: &[Value]) -> Result<Value, RpcError> {
         let method = found.reply.method.as_str();
         let Some(route) = found.reply.route.as_deref() else {
             return Err(RpcError::MethodNotFound {
@@ -1080,8 +1076,13 @@ impl Session {
                 _reader: Tasks(vec![reader]),
             })
         };
-        match bounded(self.v1.get_or_try_init(|| make), &self.link.subscribe(), deadline, true)
-            .await?
+        match bounded(
+            self.v1.get_or_try_init(|| make),
+            &self.link.subscribe(),
+            deadline,
+            true,
+        )
+        .await?
         {
             Ok(queue) => Ok(queue),
             Err(e) => Err(self.lose(format!("cannot set up the v1 reply queue: {e}"))),
@@ -1296,6 +1297,47 @@ async fn read_replies(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(method: &str, host: &str, plugin: Option<&str>, route: Option<&str>) -> Found {
+        Found {
+            reply: v2::FindReply {
+                method: method.into(),
+                route: route.map(Into::into),
+                host: host.into(),
+                plugin: plugin.map(Into::into),
+                version: plugin.map(|_| "0.1.0".into()),
+                signature: None,
+            },
+            protocol: Protocol::V2,
+        }
+    }
+
+    #[test]
+    fn a_bare_name_resolves_only_when_every_answer_names_one_plugin() {
+        let a = answer("greet", "a", Some("echo"), Some("r.echo"));
+        let b = answer("greet", "b", Some("hello"), Some("r.hello"));
+        let a2 = answer("greet", "c", Some("echo"), Some("r.echo"));
+        let not_here = answer("greet", "d", None, None);
+
+        let same = pick("greet", vec![not_here.clone(), a.clone(), a2]).unwrap();
+        assert_eq!(same.reply.host, "a");
+
+        let err = pick("greet", vec![a.clone(), not_here.clone(), b.clone()]).unwrap_err();
+        assert_eq!(err.code(), 409);
+        assert_eq!(
+            err.to_string(),
+            "method `greet` is ambiguous: it is served by echo.greet on host a, hello.greet on host b; call one of them by its qualified name"
+        );
+
+        // A qualified name takes its answer whatever else answered.
+        let q = answer("hello.greet", "b", Some("hello"), Some("r.hello"));
+        assert_eq!(pick("hello.greet", vec![q]).unwrap().reply.host, "b");
+        assert_eq!(
+            pick("greet", vec![not_here]).unwrap_err().code(),
+            404,
+            "only \"not here\" answers"
+        );
+    }
 
     /// The deadline and link rules of a call step, on tokio's paused clock:
     /// no broker, no real waiting.

@@ -92,7 +92,10 @@ pub async fn run_calls(
         });
     }
     if found.protocol == plughost_client::wire::Protocol::V1 {
-        tracing::info!(method, "a v1 name service answered: benchmarking the old text protocol");
+        tracing::info!(
+            method,
+            "a v1 name service answered: benchmarking the old text protocol"
+        );
     }
     let found = Arc::new(found);
     let args = Arc::new(args);

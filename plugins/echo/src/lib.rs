@@ -14,7 +14,10 @@ fn upper(text: String) -> Result<String, PluginError> {
 /// Greets `name`, with `greeting` when given (a trailing `Option`: callers
 /// may leave it out, positionally or by name).
 fn greet(name: String, greeting: Option<String>) -> Result<String, PluginError> {
-    Ok(format!("{}, {name}!", greeting.as_deref().unwrap_or("Hello")))
+    Ok(format!(
+        "{}, {name}!",
+        greeting.as_deref().unwrap_or("Hello")
+    ))
 }
 
 fn sleep_ms(ms: u64) -> Result<u64, PluginError> {

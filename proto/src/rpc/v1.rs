@@ -381,12 +381,21 @@ mod tests {
         let int = json!({"type": "integer", "format": "uint32", "minimum": 0});
         assert_eq!(arg_for_schema("10", &int), json!(10));
         assert_eq!(arg_for_schema("ten", &int), json!("ten"), "left for a 400");
-        assert_eq!(arg_for_schema("2.5", &json!({"type": "number"})), json!(2.5));
+        assert_eq!(
+            arg_for_schema("2.5", &json!({"type": "number"})),
+            json!(2.5)
+        );
         let opt_bool = json!({"type": ["boolean", "null"]});
         assert_eq!(arg_for_schema("false", &opt_bool), json!(false));
         assert_eq!(arg_for_schema("None", &opt_bool), json!(null));
-        assert_eq!(arg_for_schema("[1,2]", &json!({"type": "array"})), json!([1, 2]));
-        assert_eq!(arg_for_schema("{\"a\":1}", &json!({"$ref": "#/$defs/A"})), json!({"a": 1}));
+        assert_eq!(
+            arg_for_schema("[1,2]", &json!({"type": "array"})),
+            json!([1, 2])
+        );
+        assert_eq!(
+            arg_for_schema("{\"a\":1}", &json!({"$ref": "#/$defs/A"})),
+            json!({"a": 1})
+        );
         assert_eq!(arg_for_schema("abc", &json!(true)), json!("abc"));
     }
 

@@ -168,7 +168,10 @@ impl FindReply {
     pub fn qualified(&self) -> Option<String> {
         let plugin = self.plugin.as_deref()?;
         self.route.as_ref()?;
-        let bare = self.method.split_once('.').map_or(self.method.as_str(), |(_, m)| m);
+        let bare = self
+            .method
+            .split_once('.')
+            .map_or(self.method.as_str(), |(_, m)| m);
         Some(format!("{plugin}.{bare}"))
     }
 }

@@ -26,7 +26,9 @@ impl Checker<'_> {
     fn check(&self, value: &Value, schema: &Value, at: &str) -> Result<(), String> {
         let schema = match schema {
             Value::Bool(true) => return Ok(()),
-            Value::Bool(false) => return Err(format!("{} is not allowed here{}", value, place(at))),
+            Value::Bool(false) => {
+                return Err(format!("{} is not allowed here{}", value, place(at)))
+            }
             Value::Object(schema) => schema,
             _ => return Ok(()),
         };
@@ -71,7 +73,11 @@ impl Checker<'_> {
     fn values(&self, value: &Value, schema: &Map<String, Value>, at: &str) -> Result<(), String> {
         if let Some(Value::Array(allowed)) = schema.get("enum") {
             if !allowed.contains(value) {
-                return Err(format!("{value} is not one of {}{}", Value::Array(allowed.clone()), place(at)));
+                return Err(format!(
+                    "{value} is not one of {}{}",
+                    Value::Array(allowed.clone()),
+                    place(at)
+                ));
             }
         }
         if let Some(wanted) = schema.get("const") {
@@ -137,7 +143,10 @@ impl Checker<'_> {
         let properties = schema.get("properties").and_then(Value::as_object);
         for (key, field) in fields {
             let path = format!("{at}/{key}");
-            match (properties.and_then(|p| p.get(key)), schema.get("additionalProperties")) {
+            match (
+                properties.and_then(|p| p.get(key)),
+                schema.get("additionalProperties"),
+            ) {
                 (Some(s), _) => self.check(field, s, &path)?,
                 (None, Some(extra)) => self.check(field, extra, &path)?,
                 (None, None) => {}
@@ -160,7 +169,10 @@ impl Checker<'_> {
         for key in ["anyOf", "oneOf"] {
             if let Some(Value::Array(any)) = schema.get(key) {
                 if !any.iter().any(|s| self.check(value, s, at).is_ok()) {
-                    return Err(format!("{value} fits none of the `{key}` choices{}", place(at)));
+                    return Err(format!(
+                        "{value} fits none of the `{key}` choices{}",
+                        place(at)
+                    ));
                 }
             }
         }
@@ -222,14 +234,18 @@ mod tests {
         assert!(fits(&json!("10"), &u32_schema).is_err());
         let opt = json!({"type": ["string", "null"]});
         assert!(fits(&json!(null), &opt).is_ok());
-        assert!(fits(&json!(1), &opt).unwrap_err().contains("string or null"));
+        assert!(fits(&json!(1), &opt)
+            .unwrap_err()
+            .contains("string or null"));
         let point = json!({
             "$ref": "#/$defs/Point",
             "$defs": {"Point": {"type": "object", "required": ["x"],
                 "properties": {"x": {"type": "integer"}}, "additionalProperties": false}}
         });
         assert!(fits(&json!({"x": 1}), &point).is_ok());
-        assert!(fits(&json!({"y": 1}), &point).unwrap_err().contains("missing property `x`"));
+        assert!(fits(&json!({"y": 1}), &point)
+            .unwrap_err()
+            .contains("missing property `x`"));
         assert!(fits(&json!({"x": 1, "y": 2}), &point).is_err());
         let list = json!({"type": "array", "items": {"type": "integer"}});
         assert!(fits(&json!([1, 2]), &list).is_ok());

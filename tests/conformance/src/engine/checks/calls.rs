@@ -592,6 +592,42 @@ fn run_batch(
     total
 }
 
+/// How an example that must succeed does not fit its method's signature:
+/// an argument outside its parameter's schema, or an expected result
+/// outside the result's schema (`None` when it fits). Examples that expect
+/// an error may pass wrong arguments on purpose and are not held to it.
+fn misfit(
+    m: &plughost_loader::MethodDescriptor,
+    args: &Value,
+    expected: &Outcome,
+) -> Option<String> {
+    let Outcome::Result(result) = expected else {
+        return None;
+    };
+    if !m.variadic {
+        let given: Vec<(&plughost_loader::ParamDescriptor, &Value)> = match args {
+            Value::Array(values) => m.params.iter().zip(values).collect(),
+            Value::Object(named) => m
+                .params
+                .iter()
+                .filter_map(|p| named.get(&p.name).map(|v| (p, v)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (param, value) in given {
+            if let Err(why) = schema::fits(value, &param.schema) {
+                return Some(format!(
+                    "argument `{}` does not fit its schema: {why}",
+                    param.name
+                ));
+            }
+        }
+    }
+    schema::fits(result, &m.result_schema)
+        .err()
+        .map(|why| format!("the expected result does not fit the result schema: {why}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,7 +653,10 @@ mod tests {
         assert_eq!(misfit(&fibo, &json!([10]), &ok), None);
         assert_eq!(misfit(&fibo, &json!({"n": 10}), &ok), None);
         let arg = misfit(&fibo, &json!(["10"]), &ok).unwrap();
-        assert!(arg.contains("argument `n`") && arg.contains("not of type integer"), "{arg}");
+        assert!(
+            arg.contains("argument `n`") && arg.contains("not of type integer"),
+            "{arg}"
+        );
         let named = misfit(&fibo, &json!({"n": -1}), &ok).unwrap();
         assert!(named.contains("out of range"), "{named}");
         let result = misfit(&fibo, &json!([10]), &Outcome::Result(json!("55"))).unwrap();
@@ -663,40 +702,4 @@ mod tests {
         assert_eq!(probes.len(), 3);
         assert_eq!(probes[2].args.len(), 7);
     }
-}
-
-/// How an example that must succeed does not fit its method's signature:
-/// an argument outside its parameter's schema, or an expected result
-/// outside the result's schema (`None` when it fits). Examples that expect
-/// an error may pass wrong arguments on purpose and are not held to it.
-fn misfit(
-    m: &plughost_loader::MethodDescriptor,
-    args: &Value,
-    expected: &Outcome,
-) -> Option<String> {
-    let Outcome::Result(result) = expected else {
-        return None;
-    };
-    if !m.variadic {
-        let given: Vec<(&plughost_loader::ParamDescriptor, &Value)> = match args {
-            Value::Array(values) => m.params.iter().zip(values).collect(),
-            Value::Object(named) => m
-                .params
-                .iter()
-                .filter_map(|p| named.get(&p.name).map(|v| (p, v)))
-                .collect(),
-            _ => Vec::new(),
-        };
-        for (param, value) in given {
-            if let Err(why) = schema::fits(value, &param.schema) {
-                return Some(format!(
-                    "argument `{}` does not fit its schema: {why}",
-                    param.name
-                ));
-            }
-        }
-    }
-    schema::fits(result, &m.result_schema)
-        .err()
-        .map(|why| format!("the expected result does not fit the result schema: {why}"))
 }
