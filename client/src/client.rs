@@ -13,6 +13,14 @@
 //! Routes found through the name service are cached; a "no route" clears the
 //! entry and the call is retried once with a fresh find.
 //!
+//! **Names and old deployments** (`docs/protocol.md`): a method is found by
+//! its bare name (`fibo`) or its qualified name (`math.fibo`). A bare name
+//! resolves only when every name service that knows it names the same
+//! plugin ([`RpcError::Ambiguous`], 409, otherwise), so a find waits a short
+//! window after the first answer. When no v2 name service answers a find in
+//! time, a v1 find goes out too, and a method only an old service has is
+//! called with v1 framing ([`Found::protocol`], [`Answer::protocol`]).
+//!
 //! **Every step of a call counts against its deadline**: (re)connecting,
 //! publishing, the broker's confirm and the reply wait all end when it
 //! passes, so a stalled broker costs a caller its deadline and never more.
@@ -449,7 +457,7 @@ impl Client {
             describe: true,
             claimant: None,
         };
-        let answers = self.find_v2(request, timeout, false).await?;
+        let answers = self.gather(request, timeout, false).await?;
         let found = pick(method, answers)?;
         match found.reply.signature {
             Some(_) => Ok(found),
@@ -467,7 +475,7 @@ impl Client {
         request: v2::FindRequest,
         timeout: Duration,
     ) -> Result<Vec<Found>, RpcError> {
-        self.find_v2(request, timeout, true).await
+        self.gather(request, timeout, true).await
     }
 
     async fn find_answers(
@@ -476,7 +484,7 @@ impl Client {
         timeout: Duration,
         all: bool,
     ) -> Result<Vec<Found>, RpcError> {
-        self.find_v2(v2::FindRequest::new(method), timeout, all)
+        self.gather(v2::FindRequest::new(method), timeout, all)
             .await
     }
 
@@ -484,7 +492,7 @@ impl Client {
     /// find) and gathers the answers: until the deadline, or a short window
     /// after the first answer. With `all` false a qualified name ends at its
     /// first answer with a route. Fails when no answer came at all.
-    async fn find_v2(
+    async fn gather(
         &self,
         request: v2::FindRequest,
         timeout: Duration,

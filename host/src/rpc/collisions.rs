@@ -28,6 +28,10 @@ use tracing::{debug, warn};
 use super::RpcConfig;
 use crate::plugins::{MethodEntry, Registry};
 
+/// How long a check waits before it starts: a burst of reloads (or a
+/// reconnect right after one) runs one check, for the registry it ends with
+/// (each change aborts the waiting check and starts a new one).
+const CHECK_SETTLE: Duration = Duration::from_secs(1);
 /// How long a host's own check waits for each name's answers.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long it listens after the first answer (other hosts' name services).
@@ -104,11 +108,12 @@ fn warn_collision(entry: &MethodEntry, other_host: &str, other_plugin: &str) {
 }
 
 /// Asks the other name services about each bare name `registry` serves,
-/// as a claimant, and logs every collision (see the module docs). Runs on a
-/// short-lived client connection of its own; a broker that cannot be asked
+/// as a claimant, and logs every collision (see the module docs), after
+/// [`CHECK_SETTLE`]. Runs on a short-lived client connection of its own; a broker that cannot be asked
 /// is logged at debug level (the check runs again at the next reload or
 /// reconnect).
 pub async fn check(config: RpcConfig, registry: Arc<Registry>, collisions: Arc<Collisions>) {
+    tokio::time::sleep(CHECK_SETTLE).await;
     let mut options = ClientOptions::new(config.url.clone());
     options.tls = config.tls.clone();
     options.exchanges = config.exchanges.clone();
