@@ -59,7 +59,12 @@ impl Collisions {
             .entry(entry.name.clone())
             .or_default()
             .insert(claimant.host.clone(), claimant.plugin.clone());
-        warn_collision(entry, &claimant.host, &claimant.plugin);
+        warn_collision(
+            &entry.name,
+            entry.plugin.name(),
+            &claimant.host,
+            &claimant.plugin,
+        );
     }
 
     /// The outcome of this host's own check of `name`: replaces what was
@@ -94,58 +99,79 @@ impl Collisions {
     }
 }
 
-fn warn_collision(entry: &MethodEntry, other_host: &str, other_plugin: &str) {
-    let bare = &entry.name;
+fn warn_collision(bare: &str, plugin: &str, other_host: &str, other_plugin: &str) {
     warn!(
         method = %bare,
-        plugin = %entry.plugin.name(),
+        plugin,
         other_host,
         other_plugin,
-        "method name collision: `{bare}` is served here by plugin `{}` ({}) and on host `{other_host}` by plugin `{other_plugin}` ({other_plugin}.{bare}); callers of the bare name get a 409 \"ambiguous\" error and must use a qualified name",
-        entry.plugin.name(),
-        entry.qualified_name(),
+        "method name collision: `{bare}` is served here by plugin `{plugin}` ({plugin}.{bare}) and on host `{other_host}` by plugin `{other_plugin}` ({other_plugin}.{bare}); callers of the bare name get a 409 \"ambiguous\" error and must use a qualified name",
     );
 }
 
 /// Asks the other name services about each bare name `registry` serves,
 /// as a claimant, and logs every collision (see the module docs), after
-/// [`CHECK_SETTLE`]. Runs on a short-lived client connection of its own; a broker that cannot be asked
+/// [`CHECK_SETTLE`]. Runs on the session's [`Checker`] connection; a broker that cannot be asked
 /// is logged at debug level (the check runs again at the next reload or
 /// reconnect).
-pub async fn check(config: RpcConfig, registry: Arc<Registry>, collisions: Arc<Collisions>) {
+pub fn check(
+    config: RpcConfig,
+    registry: &Registry,
+    collisions: Arc<Collisions>,
+    checker: Checker,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    // Only the names are kept: holding the registry would keep a retired
+    // plugin alive for as long as the check runs.
+    let claims: Vec<(String, String)> = registry
+        .methods()
+        .map(|m| (m.name.clone(), m.plugin.name().to_owned()))
+        .collect();
+    run_check(config, claims, collisions, checker)
+}
+
+/// [`check`] of `claims` (bare name, plugin).
+async fn run_check(
+    config: RpcConfig,
+    claims: Vec<(String, String)>,
+    collisions: Arc<Collisions>,
+    checker: Checker,
+) {
     tokio::time::sleep(CHECK_SETTLE).await;
-    let mut options = ClientOptions::new(config.url.clone());
-    options.tls = config.tls.clone();
-    options.exchanges = config.exchanges.clone();
-    options.answer_window = CHECK_WINDOW;
-    options.v1_fallback_after = None;
-    options.connect_timeout = CHECK_TIMEOUT;
-    let client = match Client::connect(options).await {
+    let connect = || {
+        let mut options = ClientOptions::new(config.url.clone());
+        options.tls = config.tls.clone();
+        options.exchanges = config.exchanges.clone();
+        options.answer_window = CHECK_WINDOW;
+        options.v1_fallback_after = None;
+        options.connect_timeout = CHECK_TIMEOUT;
+        Client::connect(options)
+    };
+    let client = match checker.get_or_try_init(connect).await {
         Ok(client) => client,
         Err(e) => {
             debug!(error = %e, "collision check skipped: cannot connect");
             return;
         }
     };
-    let names: BTreeSet<String> = registry.methods().map(|m| m.name.clone()).collect();
+    let names: BTreeSet<String> = claims.iter().map(|(name, _)| name.clone()).collect();
     collisions.retain(&names);
-    let checks = registry.methods().map(|entry| {
+    let checks = claims.iter().map(|(name, plugin)| {
         let client = &client;
         let collisions = &collisions;
         let host = config.host_name.clone();
         async move {
             let request = FindRequest {
-                method: entry.name.clone(),
+                method: name.clone(),
                 describe: false,
                 claimant: Some(Claimant {
                     host: host.clone(),
-                    plugin: entry.plugin.name().to_owned(),
+                    plugin: plugin.clone(),
                 }),
             };
             let answers = match client.find_as(request, CHECK_TIMEOUT).await {
                 Ok(answers) => answers,
                 Err(e) => {
-                    debug!(method = %entry.name, error = %e, "collision check of one name failed");
+                    debug!(method = %name, error = %e, "collision check of one name failed");
                     return;
                 }
             };
@@ -153,16 +179,27 @@ pub async fn check(config: RpcConfig, registry: Arc<Registry>, collisions: Arc<C
                 .into_iter()
                 .filter(|f| f.reply.route.is_some() && f.reply.host != host)
                 .filter_map(|f| {
-                    let plugin = f.reply.plugin?;
-                    (plugin != entry.plugin.name()).then_some((f.reply.host, plugin))
+                    let other = f.reply.plugin?;
+                    (other != *plugin).then_some((f.reply.host, other))
                 })
                 .collect();
             for (other_host, other_plugin) in &others {
-                warn_collision(entry, other_host, other_plugin);
+                warn_collision(name, plugin, other_host, other_plugin);
             }
-            collisions.checked(&entry.name, others);
+            collisions.checked(name, others);
         }
     });
     futures_util::future::join_all(checks).await;
-    client.close().await;
+}
+
+/// The client connection a session's collision checks share, opened by the
+/// first check and closed with the session ([`close_checker`]): one
+/// connection for all of a session's checks, never one per reload.
+pub type Checker = Arc<tokio::sync::OnceCell<Client>>;
+
+/// Closes a session's checker connection, if a check opened it.
+pub async fn close_checker(checker: &Checker) {
+    if let Some(client) = checker.get() {
+        client.close().await;
+    }
 }

@@ -229,6 +229,8 @@ struct Session {
     ended_rx: mpsc::UnboundedReceiver<Ended>,
     /// The running collision check of the newest served registry.
     collision_check: Option<JoinHandle<()>>,
+    /// The client connection the collision checks share.
+    checker: collisions::Checker,
 }
 
 /// What a request handler needs: where to reply and which plugins to use.
@@ -287,6 +289,7 @@ impl Session {
             ended_tx,
             ended_rx,
             collision_check: None,
+            checker: Arc::default(),
         };
         if config.name_service {
             session.start_consumer(Role::NameService).await;
@@ -424,8 +427,9 @@ impl Session {
         }
         self.collision_check = Some(tokio::spawn(collisions::check(
             self.config.clone(),
-            Arc::clone(registry),
+            registry,
             Arc::clone(&self.ctx.collisions),
+            Arc::clone(&self.checker),
         )));
     }
 
@@ -613,6 +617,7 @@ impl Session {
         if let Some(check) = self.collision_check.take() {
             check.abort();
         }
+        collisions::close_checker(&self.checker).await;
         for (role, slot) in self.consumers.drain() {
             if let Slot::Consuming(consumer) = slot {
                 consumer.stop(matches!(role, Role::Route(_))).await;
@@ -630,6 +635,7 @@ impl Session {
         if let Some(check) = self.collision_check.take() {
             check.abort();
         }
+        collisions::close_checker(&self.checker).await;
         for (_, slot) in self.consumers.drain() {
             if let Slot::Consuming(consumer) = slot {
                 consumer.task.abort();
