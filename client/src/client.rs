@@ -13,6 +13,14 @@
 //! Routes found through the name service are cached; a "no route" clears the
 //! entry and the call is retried once with a fresh find.
 //!
+//! **Names and old deployments** (`docs/protocol.md`): a method is found by
+//! its bare name (`fibo`) or its qualified name (`math.fibo`). A bare name
+//! resolves only when every name service that knows it names the same
+//! plugin ([`RpcError::Ambiguous`], 409, otherwise), so a find waits a short
+//! window after the first answer. When no v2 name service answers a find in
+//! time, a v1 find goes out too, and a method only an old service has is
+//! called with v1 framing ([`Found::protocol`], [`Answer::protocol`]).
+//!
 //! **Every step of a call counts against its deadline**: (re)connecting,
 //! publishing, the broker's confirm and the reply wait all end when it
 //! passes, so a stalled broker costs a caller its deadline and never more.
@@ -53,7 +61,7 @@ use std::{
 
 use futures_util::StreamExt;
 use lapin::{
-    options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions},
+    options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions},
     types::{AMQPValue, FieldTable},
     BasicProperties, Channel, Connection,
 };
@@ -66,7 +74,7 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
-use plughost_proto::rpc::v2;
+use plughost_proto::rpc::{v1, v2, Protocol};
 
 use crate::{
     connection::{connect, redact, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
@@ -109,6 +117,15 @@ pub struct ClientOptions {
     /// After the first "not here" answer, how long to wait for a host that
     /// has the method before concluding nobody does.
     pub not_found_grace: Duration,
+    /// After the first answer with a route for a bare name, how long to
+    /// wait for other name services' answers (to catch a name that hosts
+    /// serve from different plugins: [`RpcError::Ambiguous`]); also how
+    /// long `find --all` listens after the first answer.
+    pub answer_window: Duration,
+    /// When no v2 name service has answered a find after this long, a v1
+    /// find goes out too, so callers reach old deployments; `None` speaks
+    /// v2 only.
+    pub v1_fallback_after: Option<Duration>,
     /// Longest wait for a connection to be ready (TCP, TLS, the AMQP
     /// handshake and the client's channel); a call's own deadline bounds a
     /// reconnect further.
@@ -158,8 +175,8 @@ impl std::fmt::Display for Transport {
 
 impl ClientOptions {
     /// Defaults for a broker URL: no TLS files, default exchanges, exclusive
-    /// reply queue, 30 s calls, 5 s finds, 250 ms not-found grace, 10 s
-    /// connects.
+    /// reply queue, 30 s calls, 5 s finds, 250 ms not-found grace and
+    /// answer window, v1 fallback after 500 ms, 10 s connects.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -169,18 +186,19 @@ impl ClientOptions {
             timeout: Duration::from_secs(30),
             find_timeout: Duration::from_secs(5),
             not_found_grace: Duration::from_millis(250),
+            answer_window: Duration::from_millis(250),
+            v1_fallback_after: Some(Duration::from_millis(500)),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             local: LocalMode::default(),
         }
     }
 }
 
-/// The v2 call body, serialised straight from borrowed arguments (a JSON
-/// array of positional arguments, or an object of named ones).
+/// The v2 call body, serialised straight from borrowed arguments.
 #[derive(serde::Serialize)]
-struct OutgoingCall<'a, A: ?Sized> {
+struct OutgoingCall<'a> {
     method: &'a str,
-    args: &'a A,
+    args: Args<'a>,
 }
 
 type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Vec<u8>>>>>;
@@ -269,7 +287,21 @@ struct Session {
     reply_to: String,
     pending: Pending,
     link: Arc<watch::Sender<Link>>,
+    /// The queue v1 answers arrive on, made the first time an old
+    /// deployment is talked to.
+    v1: tokio::sync::OnceCell<V1Queue>,
     _tasks: Tasks,
+}
+
+/// A session's v1 reply queue: exclusive, server-named, bound to the RPC
+/// exchange under the keys old services answer to (`<queue>.RpcNameServiceClient`
+/// for finds, `<route>.result` for calls); its replies are handed out by
+/// correlation id like v2 replies.
+struct V1Queue {
+    name: String,
+    /// Routing keys already bound.
+    bound: Mutex<std::collections::HashSet<String>>,
+    _reader: Tasks,
 }
 
 /// An RPC client; cheap to share (`Arc`) across tasks.
@@ -279,7 +311,8 @@ pub struct Client {
     current: std::sync::RwLock<Option<Arc<Session>>>,
     /// Serialises reconnects so one lost connection causes one new one.
     reconnect: tokio::sync::Mutex<()>,
-    routes: Mutex<HashMap<String, String>>,
+    /// Found routes by method name, with the protocol that answered.
+    routes: Mutex<HashMap<String, (String, Protocol)>>,
     /// Set when the client talks to a local socket instead of the broker.
     local: Option<LocalClient>,
 }
@@ -444,7 +477,8 @@ impl Client {
         }
     }
 
-    /// Asks the name services which route serves `method`.
+    /// Asks the name services which route serves `method` (a bare name
+    /// such as `fibo` or a qualified one such as `math.fibo`).
     pub async fn find(&self, method: &str) -> Result<String, RpcError> {
         let reply = self.find_reply(method, self.options.find_timeout).await?;
         reply.route.ok_or_else(|| RpcError::MethodNotFound {
@@ -452,24 +486,112 @@ impl Client {
         })
     }
 
-    /// Like [`Client::find`], with the whole answer (host, plugin, version).
+    /// Like [`Client::find`], with the whole answer (host, plugin, version);
+    /// a "not here" answer (`route: None`) when nobody has the method.
     /// `timeout` covers a reconnect too.
     pub async fn find_reply(
         &self,
         method: &str,
         timeout: Duration,
     ) -> Result<v2::FindReply, RpcError> {
+        self.resolve(method, timeout).await.map(|found| found.reply)
+    }
+
+    /// Resolves `method` to one route, by the rules of `docs/protocol.md`
+    /// ("Qualified names", "Ambiguity"): a qualified name takes the first
+    /// answer with a route; a bare name waits [`ClientOptions::answer_window`]
+    /// after the first answer with a route for the other name services and
+    /// fails with [`RpcError::Ambiguous`] when they point at different
+    /// plugins. When no v2 name service answers within
+    /// [`ClientOptions::v1_fallback_after`], a v1 find goes out as well and
+    /// v1 answers count ([`Found::protocol`] says which answered). Returns a
+    /// "not here" answer (`route: None`) when only such answers came.
+    pub async fn resolve(&self, method: &str, timeout: Duration) -> Result<Found, RpcError> {
+        let answers = self.find_answers(method, timeout, false).await?;
+        if answers.iter().all(|f| f.reply.route.is_none()) {
+            // Only "not here" answers (find_answers never returns none).
+            return answers
+                .into_iter()
+                .next()
+                .ok_or_else(|| RpcError::MethodNotFound {
+                    method: method.to_owned(),
+                });
+        }
+        pick(method, answers)
+    }
+
+    /// Every name service's answer for `method` (`plughost find --all`):
+    /// waits [`ClientOptions::answer_window`] after the first answer
+    /// (falling back to v1 as [`Client::resolve`] does).
+    pub async fn find_all(&self, method: &str, timeout: Duration) -> Result<Vec<Found>, RpcError> {
+        self.find_answers(method, timeout, true).await
+    }
+
+    /// `describe`: the signature of `method` (parameter names, JSON Schema
+    /// types, which are optional, and the result's schema), from the name
+    /// service of a host that serves it, with the same ambiguity rule as a
+    /// find. Only v2 hosts describe methods.
+    pub async fn describe(&self, method: &str, timeout: Duration) -> Result<Found, RpcError> {
+        let request = v2::FindRequest {
+            method: method.to_owned(),
+            describe: true,
+            claimant: None,
+        };
+        let answers = self.gather(request, timeout, false).await?;
+        let found = pick(method, answers)?;
+        match found.reply.signature {
+            Some(_) => Ok(found),
+            None => Err(RpcError::MethodNotFound {
+                method: method.to_owned(),
+            }),
+        }
+    }
+
+    /// The v2 answers to a find that carries `request` (with a claimant:
+    /// a host's collision check), waiting the answer window after the
+    /// first; no v1 fallback.
+    pub async fn find_as(
+        &self,
+        request: v2::FindRequest,
+        timeout: Duration,
+    ) -> Result<Vec<Found>, RpcError> {
+        self.gather(request, timeout, true).await
+    }
+
+    async fn find_answers(
+        &self,
+        method: &str,
+        timeout: Duration,
+        all: bool,
+    ) -> Result<Vec<Found>, RpcError> {
+        self.gather(v2::FindRequest::new(method), timeout, all)
+            .await
+    }
+
+    /// Publishes a v2 find (and, when no v2 answer comes in time, a v1
+    /// find) and gathers the answers: until the deadline, or a short window
+    /// after the first answer. With `all` false a qualified name ends at its
+    /// first answer with a route. Fails when no answer came at all.
+    async fn gather(
+        &self,
+        request: v2::FindRequest,
+        timeout: Duration,
+        all: bool,
+    ) -> Result<Vec<Found>, RpcError> {
+        let method = request.method.clone();
         let deadline = Instant::now() + timeout;
         if let Some(local) = &self.local {
-            return local.find(method, deadline).await;
+            // One host answers: its answer is the only one.
+            let reply = local.find(&request, deadline).await?;
+            return Ok(vec![Found {
+                reply,
+                protocol: Protocol::V2,
+            }]);
         }
         let what = format!("find {method}");
         let session = self.session(deadline).await?;
         let (id, mut replies, _guard) = session.expect_replies();
-        let body = serde_json::to_vec(&v2::FindRequest {
-            method: method.to_owned(),
-        })
-        .unwrap_or_default();
+        let body = serde_json::to_vec(&request).unwrap_or_default();
         let props = session.request_props(&id, timeout);
         let returned = session
             .publish(&self.options.exchanges.ns, "", &body, props, deadline)
@@ -482,32 +604,119 @@ impl Client {
         }
         let link = session.link.subscribe();
         let mut give_up = deadline;
-        let mut negative: Option<v2::FindReply> = None;
+        // v1 name services never describe nor check claims.
+        let mut v1_at = match self.options.v1_fallback_after {
+            Some(after) if !request.describe && request.claimant.is_none() => {
+                Some(Instant::now() + after)
+            }
+            _ => None,
+        };
+        let mut v1: Option<(mpsc::UnboundedReceiver<Vec<u8>>, PendingGuard<'_>)> = None;
+        let mut v2_answers: Vec<Found> = Vec::new();
+        let mut v1_answers: Vec<Found> = Vec::new();
         loop {
-            match bounded(replies.recv(), &link, give_up, false).await {
-                Ok(Some(body)) => {
-                    let reply: v2::FindReply = serde_json::from_slice(&body)
-                        .map_err(|e| RpcError::BadReply(e.to_string()))?;
-                    if reply.route.is_some() {
-                        return Ok(reply);
-                    }
-                    if negative.is_none() {
-                        give_up = give_up.min(Instant::now() + self.options.not_found_grace);
-                        negative = Some(reply);
-                    }
+            let wake = v1_at.map_or(give_up, |at| at.min(give_up));
+            let next = async {
+                match v1.as_mut() {
+                    Some((v1_rx, _)) => tokio::select! {
+                        body = replies.recv() => (Protocol::V2, body),
+                        body = v1_rx.recv() => (Protocol::V1, body),
+                    },
+                    None => (Protocol::V2, replies.recv().await),
                 }
-                Ok(None) => {
+            };
+            match bounded(next, &link, wake, false).await {
+                Ok((_, None)) => {
                     return Err(self.unavailable("connection lost while waiting for a find answer"))
                 }
-                Err(stall) => {
-                    return match (stall, negative) {
-                        // Someone said "not here" and nobody said "here" in time.
-                        (Stall::Deadline { .. }, Some(reply)) => Ok(reply),
-                        (stall, _) => Err(self.stalled(stall, &what, timeout, "a find answer")),
+                Ok((Protocol::V2, Some(body))) => {
+                    let reply: v2::FindReply = serde_json::from_slice(&body)
+                        .map_err(|e| RpcError::BadReply(e.to_string()))?;
+                    // A v2 name service answered: this is a v2 deployment.
+                    v1_at = None;
+                    v1 = None;
+                    let found = reply.route.is_some();
+                    v2_answers.push(Found {
+                        reply,
+                        protocol: Protocol::V2,
+                    });
+                    if found && !all && is_qualified(&method) {
+                        return Ok(v2_answers);
+                    }
+                    let window = if found {
+                        self.options.answer_window
+                    } else {
+                        self.options.not_found_grace
                     };
+                    if v2_answers.len() == 1 || found {
+                        give_up = give_up.min(Instant::now() + window);
+                    }
                 }
+                Ok((Protocol::V1, Some(body))) => {
+                    let Some(route) = v1::parse_find_reply(&body) else {
+                        continue;
+                    };
+                    v1_answers.push(Found {
+                        reply: v2::FindReply {
+                            method: method.clone(),
+                            route: Some(route),
+                            host: V1_NAME_SERVICE.to_owned(),
+                            plugin: None,
+                            version: None,
+                            signature: None,
+                        },
+                        protocol: Protocol::V1,
+                    });
+                    give_up = give_up.min(Instant::now() + self.options.answer_window);
+                }
+                Err(Stall::Deadline { .. }) if v1_at.is_some_and(|at| Instant::now() >= at) => {
+                    v1_at = None;
+                    match self.send_v1_find(&session, &method, deadline).await {
+                        Ok(expecting) => v1 = Some(expecting),
+                        // The old tools may not be there at all: keep waiting for v2.
+                        Err(e) => debug!(error = %e, "v1 find not sent"),
+                    }
+                }
+                Err(Stall::Deadline { .. }) if !v2_answers.is_empty() => return Ok(v2_answers),
+                Err(Stall::Deadline { .. }) if !v1_answers.is_empty() => return Ok(v1_answers),
+                Err(stall) => return Err(self.stalled(stall, &what, timeout, "a find answer")),
             }
         }
+    }
+
+    /// Publishes a v1 find (`docs/wire.md` §1) for `method`; its answers
+    /// arrive on the session's v1 queue under the returned id.
+    async fn send_v1_find<'s>(
+        &self,
+        session: &'s Session,
+        method: &str,
+        deadline: Instant,
+    ) -> Result<(mpsc::UnboundedReceiver<Vec<u8>>, PendingGuard<'s>), RpcError> {
+        let what = format!("v1 find {method}");
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let rpc = &self.options.exchanges.rpc;
+        let queue = session
+            .v1_queue(deadline)
+            .await
+            .map_err(|s| self.stalled(s, &what, timeout, "the v1 reply queue"))?;
+        let key = format!("{}.RpcNameServiceClient", queue.name);
+        session
+            .v1_bind(queue, rpc, &key, deadline)
+            .await
+            .map_err(|s| self.stalled(s, &what, timeout, "the v1 reply binding"))?;
+        let (id, rx, guard) = session.expect_replies();
+        let body = v1::FindRequest {
+            method: method.to_owned(),
+            exchange: rpc.clone(),
+            key,
+        }
+        .encode();
+        let props = BasicProperties::default().with_correlation_id(id.as_str().into());
+        session
+            .publish(&self.options.exchanges.ns, "", &body, props, deadline)
+            .await
+            .map_err(|s| self.stalled(s, &what, timeout, "the broker to confirm the v1 find"))?;
+        Ok((rx, guard))
     }
 
     /// Calls `method` with typed arguments and returns its result decoded
@@ -534,9 +743,14 @@ impl Client {
         args: impl Serialize,
     ) -> Result<T, RpcError> {
         let args = encode_args(method, &args)?;
+        let args = match &args {
+            Value::Object(named) => Args::Named(named),
+            Value::Array(positional) => Args::Positional(positional),
+            _ => Args::Positional(&[]),
+        };
         let deadline = Instant::now() + self.options.timeout;
-        let value = self.call_value_until(method, &args, deadline).await?;
-        decode_result(method, value)
+        let answer = self.call_answer(method, args, deadline).await?;
+        decode_result(method, answer.value)
     }
 
     /// Calls `method` with JSON arguments and returns the JSON result, with
@@ -546,8 +760,8 @@ impl Client {
             .await
     }
 
-    /// [`Client::call_json`] with an explicit timeout (find and any
-    /// reconnect included).
+    /// [`Client::call_json`] with an explicit timeout (find and any reconnect
+    /// included).
     pub async fn call_with_timeout(
         &self,
         method: &str,
@@ -558,52 +772,86 @@ impl Client {
             .await
     }
 
-    /// [`Client::call_json`] ending at `deadline`, for a caller whose
-    /// deadline also covered earlier steps (the CLI's `--timeout` covers its
-    /// connect).
+    /// [`Client::call`] ending at `deadline`, for a caller whose deadline
+    /// also covered earlier steps (the CLI's `--timeout` covers its connect).
     pub async fn call_until(
         &self,
         method: &str,
         args: &[Value],
         deadline: Instant,
     ) -> Result<Value, RpcError> {
-        self.call_value_until(method, args, deadline).await
+        self.call_answer(method, Args::Positional(args), deadline)
+            .await
+            .map(|answer| answer.value)
     }
 
-    /// Finds (or takes from the cache) the route and calls it; `args` is
-    /// a slice or a JSON array or object.
-    async fn call_value_until<A: Serialize + ?Sized>(
+    /// Calls `method` (bare or qualified) with positional or named
+    /// arguments, ending at `deadline`: the find (when the route is not
+    /// cached) counts against the same deadline as the call itself. The
+    /// answer says which protocol served it (v1 when only old services
+    /// have the method).
+    pub async fn call_answer(
         &self,
         method: &str,
-        args: &A,
+        args: Args<'_>,
         deadline: Instant,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Answer, RpcError> {
         let cached = lock(&self.routes).get(method).cloned();
-        let route = match cached {
-            Some(route) => route,
+        let target = match cached {
+            Some(target) => target,
             None => self.find_and_cache(method, deadline).await?,
         };
-        match self.call_route_until(&route, method, args, deadline).await {
+        let (route, protocol) = target;
+        let (route, protocol, value) = match self
+            .call_target((&route, protocol), method, args, deadline)
+            .await
+        {
             Err(RpcError::NoRoute { .. }) => {
                 // The route moved or its hosts left: forget it and ask again once.
                 lock(&self.routes).remove(method);
-                let route = self.find_and_cache(method, deadline).await?;
-                self.call_route_until(&route, method, args, deadline).await
+                let (route, protocol) = self.find_and_cache(method, deadline).await?;
+                let value = self
+                    .call_target((&route, protocol), method, args, deadline)
+                    .await;
+                (route, protocol, value)
             }
-            other => other,
+            value => (route, protocol, value),
+        };
+        Ok(Answer {
+            value: value?,
+            protocol,
+            route,
+        })
+    }
+
+    async fn call_target(
+        &self,
+        (route, protocol): (&str, Protocol),
+        method: &str,
+        args: Args<'_>,
+        deadline: Instant,
+    ) -> Result<Value, RpcError> {
+        match protocol {
+            Protocol::V2 => self.call_route_until(route, method, args, deadline).await,
+            Protocol::V1 => self.call_route_v1(route, method, args, deadline).await,
         }
     }
 
-    async fn find_and_cache(&self, method: &str, deadline: Instant) -> Result<String, RpcError> {
+    async fn find_and_cache(
+        &self,
+        method: &str,
+        deadline: Instant,
+    ) -> Result<(String, Protocol), RpcError> {
+        // The call's deadline bounds the find, not the find timeout: one
+        // deadline for the whole call.
         let left = deadline.saturating_duration_since(Instant::now());
-        let reply = self
-            .find_reply(method, left.min(self.options.find_timeout))
-            .await?;
-        let route = reply.route.ok_or_else(|| RpcError::MethodNotFound {
+        let found = self.resolve(method, left).await?;
+        let route = found.reply.route.ok_or_else(|| RpcError::MethodNotFound {
             method: method.to_owned(),
         })?;
-        lock(&self.routes).insert(method.to_owned(), route.clone());
-        Ok(route)
+        let target = (route, found.protocol);
+        lock(&self.routes).insert(method.to_owned(), target.clone());
+        Ok(target)
     }
 
     /// Calls `method` on a known route, skipping the name service.
@@ -613,15 +861,39 @@ impl Client {
         method: &str,
         args: &[Value],
     ) -> Result<Value, RpcError> {
-        self.call_route_until(route, method, args, Instant::now() + self.options.timeout)
-            .await
+        self.call_route_until(
+            route,
+            method,
+            Args::Positional(args),
+            Instant::now() + self.options.timeout,
+        )
+        .await
     }
 
-    async fn call_route_until<A: Serialize + ?Sized>(
+    /// Calls `method` on a known route with the protocol a find answered
+    /// with ([`Found::protocol`]): `plughost bench` against old services.
+    pub async fn call_found(&self, found: &Found, args: &[Value]) -> Result<Value, RpcError> {
+        let method = found.reply.method.as_str();
+        let Some(route) = found.reply.route.as_deref() else {
+            return Err(RpcError::MethodNotFound {
+                method: method.to_owned(),
+            });
+        };
+        let deadline = Instant::now() + self.options.timeout;
+        self.call_target(
+            (route, found.protocol),
+            method,
+            Args::Positional(args),
+            deadline,
+        )
+        .await
+    }
+
+    async fn call_route_until(
         &self,
         route: &str,
         method: &str,
-        args: &A,
+        args: Args<'_>,
         deadline: Instant,
     ) -> Result<Value, RpcError> {
         let timeout = deadline.saturating_duration_since(Instant::now());
@@ -635,7 +907,7 @@ impl Client {
         }
         if let Some(local) = &self.local {
             // One host: the route names nothing to choose between.
-            return local.call(method, args, deadline).await;
+            return local.call(method, &args, deadline).await;
         }
         let session = self.session(deadline).await?;
         let (id, mut replies, _guard) = session.expect_replies();
@@ -670,6 +942,162 @@ impl Client {
             Err(e) => Err(RpcError::BadReply(e.to_string())),
         }
     }
+
+    /// A v1 call (`docs/wire.md` §1) to an old service: text arguments
+    /// (strings bare, anything else as JSON text), the answer on
+    /// `<route>.result`. A `Success` text is read as JSON when it parses,
+    /// else as a string; a `Failure` is a 500 with the old service's text.
+    async fn call_route_v1(
+        &self,
+        route: &str,
+        method: &str,
+        args: Args<'_>,
+        deadline: Instant,
+    ) -> Result<Value, RpcError> {
+        let Args::Positional(args) = args else {
+            return Err(RpcError::V1NamedArguments {
+                method: method.to_owned(),
+            });
+        };
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let session = self.session(deadline).await?;
+        let rpc = &self.options.exchanges.rpc;
+        let queue = session
+            .v1_queue(deadline)
+            .await
+            .map_err(|s| self.stalled(s, method, timeout, "the v1 reply queue"))?;
+        session
+            .v1_bind(queue, rpc, &v1::result_key(route), deadline)
+            .await
+            .map_err(|s| self.stalled(s, method, timeout, "the v1 reply binding"))?;
+        let (id, mut replies, _guard) = session.expect_replies();
+        // A v1 method name is bare: the old services know nothing else.
+        let bare = method.split_once('.').map_or(method, |(_, m)| m);
+        let body = v1::CallRequest {
+            method: bare.to_owned(),
+            reply_exchange: rpc.clone(),
+            args: args.iter().map(v1::result_text).collect(),
+        }
+        .encode();
+        let props = BasicProperties::default()
+            .with_correlation_id(id.as_str().into())
+            .with_expiration(timeout.as_millis().max(1).to_string().into());
+        let returned = session
+            .publish(rpc, route, &body, props, deadline)
+            .await
+            .map_err(|s| self.stalled(s, method, timeout, "the broker to confirm the request"))?;
+        if returned {
+            return Err(RpcError::NoRoute {
+                route: route.to_owned(),
+            });
+        }
+        let body = match bounded(replies.recv(), &session.link.subscribe(), deadline, false).await {
+            Ok(Some(body)) => body,
+            Ok(None) => return Err(self.unavailable("connection lost while waiting for the reply")),
+            Err(stall) => return Err(self.stalled(stall, method, timeout, "the reply")),
+        };
+        match v1::CallReply::parse(&body) {
+            Some(v1::CallReply::Success(text)) => Ok(v1::arg_value(&text)),
+            Some(v1::CallReply::Failure(message)) => Err(RpcError::Remote {
+                code: v2::codes::FAILED,
+                message,
+                help: None,
+            }),
+            None => Err(RpcError::BadReply(format!(
+                "v1 reply is neither Success nor Failure: {:?}",
+                String::from_utf8_lossy(&body)
+            ))),
+        }
+    }
+}
+
+/// The host name a v1 find answer is shown with: the old name service does
+/// not say who it is.
+pub const V1_NAME_SERVICE: &str = "(v1 name service)";
+
+/// The answer a call goes to: the first with a route, unless `method` is
+/// bare and the answers name different plugins (the ambiguity rule).
+fn pick(method: &str, answers: Vec<Found>) -> Result<Found, RpcError> {
+    let mut positives: Vec<Found> = answers
+        .into_iter()
+        .filter(|f| f.reply.route.is_some())
+        .collect();
+    if positives.is_empty() {
+        return Err(RpcError::MethodNotFound {
+            method: method.to_owned(),
+        });
+    }
+    if !is_qualified(method) {
+        let mut owners: Vec<&str> = positives.iter().map(Found::owner).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        if owners.len() > 1 {
+            let mut candidates: Vec<String> = positives
+                .iter()
+                .map(|f| match f.reply.qualified() {
+                    Some(q) => format!("{q} on host {}", f.reply.host),
+                    None => format!("route {} of a v1 service", f.owner()),
+                })
+                .collect();
+            candidates.sort();
+            candidates.dedup();
+            return Err(RpcError::Ambiguous {
+                method: method.to_owned(),
+                candidates,
+            });
+        }
+    }
+    Ok(positives.swap_remove(0))
+}
+
+/// `plugin.method` rather than a bare `method`.
+fn is_qualified(method: &str) -> bool {
+    method.contains('.')
+}
+
+/// One name service's answer to a find.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// The answer (a v1 answer has only the method and its route; its
+    /// host is [`V1_NAME_SERVICE`]).
+    pub reply: v2::FindReply,
+    /// Which protocol the name service spoke.
+    pub protocol: Protocol,
+}
+
+impl Found {
+    /// What the ambiguity rule compares: the plugin, or for a v1 answer
+    /// (which names none) its route.
+    fn owner(&self) -> &str {
+        self.reply
+            .plugin
+            .as_deref()
+            .or(self.reply.route.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// A call's arguments: positional (a JSON array) or named (a JSON object,
+/// matched to the method's parameter names; trailing optionals may be left
+/// out either way).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(untagged)]
+pub enum Args<'a> {
+    /// `[10]`
+    Positional(&'a [Value]),
+    /// `{"n": 10}`
+    Named(&'a serde_json::Map<String, Value>),
+}
+
+/// A call's result and how it was reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The method's result.
+    pub value: Value,
+    /// Which protocol served it.
+    pub protocol: Protocol,
+    /// The route it was served on.
+    pub route: String,
 }
 
 /// Typed arguments as the JSON the wire carries: an array (positional)
@@ -781,8 +1209,82 @@ impl Session {
             reply_to,
             pending,
             link,
+            v1: tokio::sync::OnceCell::new(),
             _tasks: tasks,
         })
+    }
+
+    /// The v1 reply queue, declared and consumed on first use, by `deadline`.
+    async fn v1_queue(&self, deadline: Instant) -> Result<&V1Queue, Stall> {
+        let make = async {
+            let name = declare_private_queue(&self.channel).await?;
+            let consumer = self
+                .channel
+                .basic_consume(
+                    name.as_str().into(),
+                    "plughost-v1-replies".into(),
+                    BasicConsumeOptions {
+                        no_ack: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            let reader = tokio::spawn(read_replies(
+                consumer,
+                Arc::clone(&self.pending),
+                Arc::clone(&self.link),
+            ));
+            Ok::<_, lapin::Error>(V1Queue {
+                name,
+                bound: Mutex::new(std::collections::HashSet::new()),
+                _reader: Tasks(vec![reader]),
+            })
+        };
+        match bounded(
+            self.v1.get_or_try_init(|| make),
+            &self.link.subscribe(),
+            deadline,
+            true,
+        )
+        .await?
+        {
+            Ok(queue) => Ok(queue),
+            Err(e) => Err(self.lose(format!("cannot set up the v1 reply queue: {e}"))),
+        }
+    }
+
+    /// Binds the v1 queue to `exchange` under `key`, once per key.
+    async fn v1_bind(
+        &self,
+        queue: &V1Queue,
+        exchange: &str,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<(), Stall> {
+        if lock(&queue.bound).contains(key) {
+            return Ok(());
+        }
+        let bind = self.channel.queue_bind(
+            queue.name.as_str().into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        );
+        match bounded(bind, &self.link.subscribe(), deadline, true).await? {
+            Ok(()) => {
+                lock(&queue.bound).insert(key.to_owned());
+                Ok(())
+            }
+            Err(e) => Err(self.lose(format!("cannot bind the v1 reply queue: {e}"))),
+        }
+    }
+
+    /// A channel error ends the session: the next call opens a new one.
+    fn lose(&self, reason: String) -> Stall {
+        self.link.send_replace(Link::Lost(reason.clone()));
+        Stall::Lost(reason)
     }
 
     /// Registers a fresh correlation id and returns where its replies arrive.
@@ -960,6 +1462,47 @@ async fn read_replies(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(method: &str, host: &str, plugin: Option<&str>, route: Option<&str>) -> Found {
+        Found {
+            reply: v2::FindReply {
+                method: method.into(),
+                route: route.map(Into::into),
+                host: host.into(),
+                plugin: plugin.map(Into::into),
+                version: plugin.map(|_| "0.1.0".into()),
+                signature: None,
+            },
+            protocol: Protocol::V2,
+        }
+    }
+
+    #[test]
+    fn a_bare_name_resolves_only_when_every_answer_names_one_plugin() {
+        let a = answer("greet", "a", Some("echo"), Some("r.echo"));
+        let b = answer("greet", "b", Some("hello"), Some("r.hello"));
+        let a2 = answer("greet", "c", Some("echo"), Some("r.echo"));
+        let not_here = answer("greet", "d", None, None);
+
+        let same = pick("greet", vec![not_here.clone(), a.clone(), a2]).unwrap();
+        assert_eq!(same.reply.host, "a");
+
+        let err = pick("greet", vec![a.clone(), not_here.clone(), b.clone()]).unwrap_err();
+        assert_eq!(err.code(), 409);
+        assert_eq!(
+            err.to_string(),
+            "method `greet` is ambiguous: it is served by echo.greet on host a, hello.greet on host b; call one of them by its qualified name"
+        );
+
+        // A qualified name takes its answer whatever else answered.
+        let q = answer("hello.greet", "b", Some("hello"), Some("r.hello"));
+        assert_eq!(pick("hello.greet", vec![q]).unwrap().reply.host, "b");
+        assert_eq!(
+            pick("greet", vec![not_here]).unwrap_err().code(),
+            404,
+            "only \"not here\" answers"
+        );
+    }
 
     /// The deadline and link rules of a call step, on tokio's paused clock:
     /// no broker, no real waiting.

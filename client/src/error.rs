@@ -68,6 +68,23 @@ pub enum RpcError {
         /// The method.
         method: String,
     },
+    /// Name services answered a bare method name with different plugins
+    /// (409): calling it would reach one of them at random, so the caller
+    /// must pick one with a qualified name.
+    #[error("method `{method}` is ambiguous: it is served by {}; call one of them by its qualified name", .candidates.join(", "))]
+    Ambiguous {
+        /// The bare name asked for.
+        method: String,
+        /// Each answer as `plugin.method on host <host>`, sorted.
+        candidates: Vec<String>,
+    },
+    /// Named arguments for a method only a v1 service serves (400): the
+    /// old text framing carries positional arguments only.
+    #[error("method `{method}` is served by a v1 service, which takes positional arguments only; pass them as a list")]
+    V1NamedArguments {
+        /// The method.
+        method: String,
+    },
     /// Nothing consumes the route: the broker returned the call (404).
     #[error("no service for route `{route}` (no host consumes it)")]
     NoRoute {
@@ -130,10 +147,13 @@ pub enum RpcError {
 }
 
 impl RpcError {
-    /// The wire code for this error (400, 404, 500, 503, 504).
+    /// The wire code for this error (400, 404, 409, 500, 503, 504).
     pub fn code(&self) -> u16 {
         match self {
-            Self::BrokerConfig { .. } | Self::Arguments { .. } => codes::BAD_ARGUMENTS,
+            Self::BrokerConfig { .. } | Self::Arguments { .. } | Self::V1NamedArguments { .. } => {
+                codes::BAD_ARGUMENTS
+            }
+            Self::Ambiguous { .. } => codes::AMBIGUOUS,
             Self::BrokerUnavailable { .. }
             | Self::NoBroker { .. }
             | Self::LocalUnavailable { .. }

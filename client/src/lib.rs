@@ -1,9 +1,12 @@
 //! # plughost-client
 //!
 //! Call plughost methods from Rust. A [`Client`] holds one broker
-//! connection; it finds a method's route through the name services (v2),
-//! calls it with a deadline that covers the whole call, and hands back the
-//! result, typed with serde when you ask for a type. Errors tell apart what a
+//! connection; it finds a method's route through the name services (v2,
+//! falling back to the old tools' v1 when no v2 name service answers),
+//! by its bare name (`fibo`) or qualified name (`math.fibo`), calls it with
+//! a deadline that covers the whole call (find included), and hands back
+//! the result, typed with serde when you ask for a type. A bare name that
+//! hosts serve from different plugins fails with [`RpcError::Ambiguous`]. Errors tell apart what a
 //! caller can act on: no such method, no host serving it, an error the
 //! method returned (with its code and help), a timeout, an unavailable or
 //! blocked broker.
@@ -25,7 +28,7 @@ mod error;
 pub mod local;
 pub mod topology;
 
-pub use client::{Client, ClientOptions, LocalMode, ReplyMode, Transport};
+pub use client::{Answer, Args, Client, ClientOptions, Found, LocalMode, ReplyMode, Transport};
 pub use connection::TlsFiles;
 pub use error::RpcError;
 /// The wire codecs the client speaks (re-exported for callers that look

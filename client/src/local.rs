@@ -20,7 +20,7 @@ use std::{
 
 use plughost_proto::rpc::{
     local::{self, LocalBody, LocalReply, LocalReplyBody, LocalRequest, LENGTH_BYTES},
-    v2::{CallReply, FindReply},
+    v2::{CallReply, FindReply, FindRequest},
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -118,13 +118,17 @@ impl LocalClient {
         &self.socket
     }
 
-    /// Asks the host which plugin and route serve `method`.
-    pub async fn find(&self, method: &str, deadline: Instant) -> Result<FindReply, RpcError> {
-        let body = LocalBody::Find {
-            method: method.to_owned(),
-        };
+    /// Asks the host which plugin and route serve a method (and its
+    /// signature, for a `describe`).
+    pub async fn find(
+        &self,
+        request: &FindRequest,
+        deadline: Instant,
+    ) -> Result<FindReply, RpcError> {
+        let method = request.method.clone();
+        let body = LocalBody::Find(request.clone());
         match self
-            .request(body, method, deadline, "a find answer")
+            .request(body, &method, deadline, "a find answer")
             .await?
         {
             LocalReplyBody::Found(reply) => Ok(reply),

@@ -200,13 +200,14 @@ async fn answer(
         body,
     } = request;
     match body {
-        LocalBody::Find { method } => {
-            let entry = registry.method(&method);
+        LocalBody::Find(find) => {
+            let entry = registry.method(&find.method);
             let reply = FindReply {
                 route: entry.map(|m| m.route.clone()),
                 plugin: entry.map(|m| m.plugin.name().to_owned()),
                 version: entry.map(|m| m.plugin.version().to_owned()),
-                method,
+                signature: entry.filter(|_| find.describe).map(|m| m.signature()),
+                method: find.method,
                 host: config.host_name.clone(),
             };
             local::encode(&LocalReply {

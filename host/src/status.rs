@@ -7,10 +7,11 @@
 
 use std::{collections::BTreeMap, path::PathBuf, time::UNIX_EPOCH};
 
+use plughost_proto::rpc::v2::Signature;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    plugins::{PluginHandle, PluginState},
+    plugins::{registry::signature_of, PluginHandle, PluginState},
     rpc::ChannelReport,
     tracker::services::ServiceStatus,
 };
@@ -37,6 +38,20 @@ pub struct PluginStatus {
     pub in_flight: usize,
     /// Calls served, per method.
     pub calls: Vec<(String, u64)>,
+    /// Each method's signature (parameter and result schemas), as the
+    /// plugin declares it.
+    #[serde(default)]
+    pub methods: Vec<MethodStatus>,
+}
+
+/// One method's published signature in `plughost status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MethodStatus {
+    /// The method's bare name.
+    pub name: String,
+    /// Its parameters and result.
+    #[serde(flatten)]
+    pub signature: Signature,
 }
 
 /// What `plughost status` shows.
@@ -80,6 +95,15 @@ impl PluginStatus {
             state: p.state(),
             in_flight: p.in_flight(),
             calls: p.call_counts(),
+            methods: p
+                .descriptor()
+                .methods
+                .iter()
+                .map(|m| MethodStatus {
+                    name: m.name.clone(),
+                    signature: signature_of(m),
+                })
+                .collect(),
         }
     }
 }

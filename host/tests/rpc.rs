@@ -1,4 +1,4 @@
-//! RPC over a real RabbitMQ: find, call, errors, load sharing between two
+//! RPC over a real RabbitMQ: find, call (bare and qualified names, named arguments, describe), errors, load sharing between two
 //! hosts, many concurrent calls, the old system's v1 bytes, and recovery
 //! after the broker drops the host's connection.
 //!
@@ -91,6 +91,46 @@ async fn find_and_call() {
             .unwrap(),
         json!([1, [2]])
     );
+    h.host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qualified_names_reach_only_their_plugin() {
+    let ex = TestExchanges::new("qualified");
+    let h = start_host("rpc-qualified", &ex, "").await;
+    let c = client(&ex).await;
+    assert_eq!(
+        c.find("math.fibo").await.unwrap(),
+        "com.goffersoft.math.algo.fibo"
+    );
+    assert_eq!(
+        c.call_json("math.fibo", &[json!(10)]).await.unwrap(),
+        json!(55)
+    );
+    // echo has no fibo: the qualified name does not fall back to math's.
+    let err = c.call_json("echo.fibo", &[json!(10)]).await.unwrap_err();
+    assert_eq!(err.code(), 404, "{err}");
+
+    // Named arguments through the library, the trailing optional left out.
+    let named = serde_json::Map::from_iter([("name".to_owned(), json!("ada"))]);
+    let answer = c
+        .call_answer(
+            "echo.greet",
+            plughost_client::Args::Named(&named),
+            tokio::time::Instant::now() + Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.value, json!("Hello, ada!"));
+    assert_eq!(answer.protocol, plughost_client::wire::Protocol::V2);
+
+    let described = c
+        .describe("math.fibo", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let signature = described.reply.signature.unwrap();
+    assert_eq!(signature.params[0].schema["type"], "integer");
+    assert_eq!(signature.result["type"], "integer");
     h.host.shutdown().await;
 }
 

@@ -538,6 +538,11 @@ fn describe(file: &Path, info: PluginInfo) -> Result<PluginDescriptor, LoadError
                 "method name `{method}` is empty or declared twice"
             )));
         }
+        if method.contains('.') {
+            return Err(bad(format!(
+                "method name `{method}` contains '.', which separates plugin and method in qualified names (`{name}.{method}`)"
+            )));
+        }
         let route = m.route.into_string();
         if !is_valid_route(&route) {
             return Err(bad(format!(
@@ -658,4 +663,50 @@ fn example(call: ExampleCall) -> Option<Example> {
         code => Outcome::Error(code),
     };
     Some(Example { args, expected })
+}
+
+#[cfg(test)]
+mod tests {
+    use abi_stable::std_types::{ROption, RVec};
+    use plughost_plugin_api::ffi::MethodInfo;
+
+    use super::*;
+
+    fn info_with_method(method: &str) -> PluginInfo {
+        PluginInfo {
+            name: "math".into(),
+            version: "0.1.0".into(),
+            api_version: plughost_plugin_api::API_VERSION.into(),
+            doc: "Math".into(),
+            methods: RVec::from(vec![MethodInfo {
+                name: method.into(),
+                route: "math.algo".into(),
+                doc: "A method".into(),
+                params: RVec::new(),
+                variadic: true,
+                result_schema: "true".into(),
+                takes_context: false,
+                examples: RVec::new(),
+                latency_budget_ms: 0,
+            }]),
+            services: RVec::new(),
+            sample_config: ROption::RNone,
+            scenarios: RVec::new(),
+            keeps_state: false,
+        }
+    }
+
+    #[test]
+    fn a_method_name_with_a_dot_is_refused_for_qualified_names() {
+        let file = Path::new("libmath.so");
+        assert!(describe(file, info_with_method("fibo")).is_ok());
+        let err = describe(file, info_with_method("algo.fibo"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("method name `algo.fibo` contains '.'")
+                && err.contains("`math.algo.fibo`"),
+            "{err}"
+        );
+    }
 }

@@ -25,7 +25,7 @@ pub use baseline::baseline;
 pub use report::BenchReport;
 use serde_json::Value;
 
-use plughost_client::{Client, RpcError};
+use plughost_client::{Client, Found, RpcError};
 
 /// How hard and how long to push.
 #[derive(Debug, Clone, Copy)]
@@ -104,9 +104,10 @@ fn numbered(args: &[Value], n: u64) -> Vec<Value> {
         .collect()
 }
 
-/// Benchmarks `method` through plughost: one find, then `call_route` in a
-/// closed loop over one shared client. String arguments may hold
-/// [`CALL_NUMBER`]; `plan` may add a read-back per call.
+/// Benchmarks `method` through plughost: one find (v1 fallback included),
+/// then calls on the found route in a closed loop over one shared client.
+/// String arguments may hold [`CALL_NUMBER`]; `plan` may add a read-back
+/// per call.
 pub async fn run_calls(
     client: Arc<Client>,
     method: &str,
@@ -115,28 +116,24 @@ pub async fn run_calls(
     shape: LoadShape,
     progress: Progress,
 ) -> Result<BenchReport, RpcError> {
-    let route = client.find(method).await?;
-    let read_route = match &plan.read_back {
-        Some(m) => Some((
-            Arc::<str>::from(m.as_str()),
-            Arc::<str>::from(client.find(m).await?),
-        )),
+    // Old deployments too: the find falls back to v1 and the calls follow it.
+    let found = resolve_route(&client, method).await?;
+    let read_back = match &plan.read_back {
+        Some(m) => Some(Arc::new(resolve_route(&client, m).await?)),
         None => None,
     };
     let numbered_args = args
         .iter()
         .any(|a| a.as_str().is_some_and(|s| s.contains(CALL_NUMBER)));
     let counter = Arc::new(AtomicU64::new(0));
-    let method: Arc<str> = method.into();
+    let found = Arc::new(found);
     let args = Arc::new(args);
-    let route: Arc<str> = route.into();
     Ok(closed_loop(shape, progress, move || {
-        let (client, method, args, route, read_route, counter) = (
+        let (client, found, args, read_back, counter) = (
             Arc::clone(&client),
-            Arc::clone(&method),
+            Arc::clone(&found),
             Arc::clone(&args),
-            Arc::clone(&route),
-            read_route.clone(),
+            read_back.clone(),
             Arc::clone(&counter),
         );
         async move {
@@ -146,17 +143,17 @@ pub async fn run_calls(
                 args.to_vec()
             };
             client
-                .call_route(&route, &method, &args)
+                .call_found(&found, &args)
                 .await
                 .map_err(|e| e.code())?;
-            let Some((read_method, read_route)) = read_route else {
+            let Some(read_back) = read_back else {
                 return Ok(());
             };
             let (Some(key), Some(expected)) = (args.first(), args.last()) else {
                 return Ok(());
             };
             let got = client
-                .call_route(&read_route, &read_method, std::slice::from_ref(key))
+                .call_found(&read_back, std::slice::from_ref(key))
                 .await
                 .map_err(|e| e.code())?;
             if &got == expected {
@@ -167,6 +164,26 @@ pub async fn run_calls(
         }
     })
     .await)
+}
+
+/// The route `method` is served on, by a v2 or (for old deployments) a v1
+/// name service.
+async fn resolve_route(client: &Client, method: &str) -> Result<Found, RpcError> {
+    let found = client
+        .resolve(method, client.options().find_timeout)
+        .await?;
+    if found.reply.route.is_none() {
+        return Err(RpcError::MethodNotFound {
+            method: method.to_owned(),
+        });
+    }
+    if found.protocol == plughost_client::wire::Protocol::V1 {
+        tracing::info!(
+            method,
+            "a v1 name service answered: benchmarking the old text protocol"
+        );
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

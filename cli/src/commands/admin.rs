@@ -108,6 +108,9 @@ pub async fn status(args: AdminArgs) -> Result<ExitCode> {
             crate::human::time_ago(p.loaded_at, now),
             calls.join(" ")
         );
+        for m in &p.methods {
+            crate::outln!("  {}", m.signature.render(&m.name));
+        }
     }
     if !status.channels.is_empty() {
         crate::outln!("{:<40} {:<14} problem", "channel", "state");
@@ -121,12 +124,14 @@ pub async fn status(args: AdminArgs) -> Result<ExitCode> {
         }
     }
     if !status.services.is_empty() {
-        println!(
+        crate::outln!(
             "{:<30} {:<11} {:>8}  last error",
-            "service", "state", "restarts"
+            "service",
+            "state",
+            "restarts"
         );
         for s in &status.services {
-            println!(
+            crate::outln!(
                 "{:<30} {:<11} {:>8}  {}",
                 format!("{}.{}", s.plugin, s.service),
                 s.state,

@@ -20,6 +20,9 @@ pub const REMOTE_ERROR: u8 = 4;
 pub const TIMEOUT: u8 = 5;
 /// The broker (or the name services) could not be reached, or refuses work (503).
 pub const UNAVAILABLE: u8 = 6;
+/// A bare method name that several plugins serve (409): call it by one of
+/// the qualified names the message lists.
+pub const AMBIGUOUS: u8 = 7;
 
 /// The exit-code table for `--help`.
 pub const HELP: &str = "\
@@ -30,7 +33,8 @@ Exit codes:
   3  not found: no such method, no host serving its route, no such service
   4  the method returned an error (its code and help are printed)
   5  timed out (the call's deadline passed, at the caller or the host)
-  6  unavailable: broker or name services unreachable, blocked or refusing";
+  6  unavailable: broker or name services unreachable, blocked or refusing
+  7  ambiguous: several plugins serve that bare name; use plugin.method";
 
 /// The exit code for an RPC failure.
 pub fn for_rpc(error: &RpcError) -> ExitCode {
@@ -45,8 +49,10 @@ pub fn for_rpc(error: &RpcError) -> ExitCode {
         | RpcError::Tls { .. }
         | RpcError::Blocked { .. }
         | RpcError::NoNameService { .. } => UNAVAILABLE,
+        RpcError::Ambiguous { .. } => AMBIGUOUS,
         RpcError::BrokerConfig { .. }
         | RpcError::Arguments { .. }
+        | RpcError::V1NamedArguments { .. }
         | RpcError::BadReply(_)
         | RpcError::UnexpectedResult { .. } => FAILED,
     })

@@ -55,6 +55,8 @@ pub(crate) enum Command {
     /// Call a method over RabbitMQ (find, then call) and print its JSON result.
     #[command(after_help = exit::HELP)]
     Call(rpc::CallArgs),
+    /// Ask the name services for a method's signature (parameters, their JSON Schemas, the result).
+    Describe(rpc::DescribeArgs),
     /// Load generators: calls/s and latency of plughost, and of the bare broker as a baseline.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -97,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => block_on(rpc::run(args)),
         Command::Find(args) => block_on(rpc::find(args)),
         Command::Call(args) => block_on(rpc::call(args)),
+        Command::Describe(args) => block_on(rpc::describe(args)),
         Command::Bench(cmd) => block_on(bench::run(cmd)),
         Command::Proto(command) => proto::run(command),
         Command::Services(cmd) => block_on(services::run(cmd)),

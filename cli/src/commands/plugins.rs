@@ -56,6 +56,7 @@ pub fn list(args: PluginsArgs) -> Result<ExitCode> {
         crate::outln!("  methods:");
         for m in registry.methods().filter(|m| m.plugin.name() == d.name) {
             crate::outln!("    {:<12} {:<36} {}", m.name, m.route, m.doc);
+            crate::outln!("    {:<12} {}", "", m.signature().render(&m.name));
         }
         crate::outln!("  services:");
         if d.services.is_empty() {
@@ -79,10 +80,15 @@ fn registry_json(registry: &Registry) -> Value {
                 .methods()
                 .filter(|m| m.plugin.name() == d.name)
                 .map(|m| {
+                    let signature = m.signature();
                     json!({
                         "name": m.name,
+                        "qualified_name": m.qualified_name(),
                         "route": m.route,
                         "doc": m.doc,
+                        "params": signature.params,
+                        "variadic": signature.variadic,
+                        "result": signature.result,
                         "timeout_ms": m.timeout.as_millis() as u64,
                         "concurrency": m.concurrency,
                     })

@@ -9,8 +9,10 @@ use plughost::{
     manifest::{BrokerOverrides, Manifest},
 };
 use plughost_client::{
-    connection::check_settings, Client, ClientOptions, LocalMode, RpcError, Transport,
+    connection::check_settings, wire::Protocol, Args as CallArgsOf, Client, ClientOptions, Found,
+    LocalMode, RpcError, Transport,
 };
+use serde_json::Value;
 use tokio::time::Instant;
 
 use super::plugins::parse_arg;
@@ -84,21 +86,42 @@ impl BrokerArgs {
 
 #[derive(Debug, Args)]
 pub struct FindArgs {
-    /// The method to look up.
+    /// The method to look up: a bare name (fibo) or a qualified one (math.fibo).
     method: String,
     /// Seconds to wait for an answer (connecting included).
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
+    /// List every name service's answer (route, qualified name, version, host, protocol), ambiguous or not.
+    #[arg(long)]
+    all: bool,
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// The method to describe: a bare name (fibo) or a qualified one (math.fibo).
+    method: String,
+    /// Seconds to wait for an answer (connecting included).
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+    /// Print the whole answer as JSON (host, plugin, version, route, signature).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     broker: BrokerArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct CallArgs {
-    /// The method to call.
+    /// The method to call: a bare name (fibo) or a qualified one (math.fibo).
     method: String,
     /// Arguments: each is parsed as JSON when it parses (10, true, "x", [1]), else taken as a string.
+    #[arg(conflicts_with = "named")]
     args: Vec<String>,
+    /// Named arguments as one JSON object, e.g. '{"name":"ada"}' (trailing optional parameters may be left out).
+    #[arg(long)]
+    named: Option<String>,
     /// Seconds the whole call may take: connecting, finding, publishing and the reply.
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
@@ -145,19 +168,84 @@ pub async fn find(args: FindArgs) -> Result<ExitCode> {
     };
     say_transport(&client);
     let left = deadline.saturating_duration_since(Instant::now());
-    let found = client.find_reply(&args.method, left).await;
+    if args.all {
+        let found = client.find_all(&args.method, left).await;
+        client.close().await;
+        return match found {
+            Ok(answers) => {
+                for f in &answers {
+                    crate::outln!("{}", answer_line(f));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => report(e),
+        };
+    }
+    let found = client.resolve(&args.method, left).await;
     client.close().await;
-    match found.and_then(|reply| {
-        reply.route.ok_or(RpcError::MethodNotFound {
+    match found.and_then(|found| match found.reply.route {
+        Some(route) => Ok((route, found.protocol)),
+        None => Err(RpcError::MethodNotFound {
             method: args.method.clone(),
-        })
+        }),
     }) {
-        Ok(route) => {
+        Ok((route, protocol)) => {
             crate::outln!("{route}");
+            if protocol == Protocol::V1 {
+                eprintln!("(answered by a v1 name service: the old text protocol)");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => report(e),
     }
+}
+
+/// One line of `find --all`: route, qualified name and version, host, protocol.
+fn answer_line(f: &Found) -> String {
+    let r = &f.reply;
+    let protocol = match f.protocol {
+        Protocol::V1 => "v1",
+        Protocol::V2 => "v2",
+    };
+    let name = r.qualified().unwrap_or_else(|| r.method.clone());
+    let version = r.version.as_deref().unwrap_or("-");
+    let route = r.route.as_deref().unwrap_or("(not here)");
+    format!("{route}\t{name}\t{version}\t{}\t{protocol}", r.host)
+}
+
+/// `plughost describe`: a method's signature, from the name service of a
+/// host that serves it (a v2 `describe` request).
+pub async fn describe(args: DescribeArgs) -> Result<ExitCode> {
+    let timeout = seconds(args.timeout)?;
+    let deadline = Instant::now() + timeout;
+    let mut options = args.broker.client_options()?;
+    options.connect_timeout = timeout;
+    let client = match Client::connect(options).await {
+        Ok(client) => client,
+        Err(e) => return report(e),
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let found = client.describe(&args.method, left).await;
+    client.close().await;
+    let found = match found {
+        Ok(found) => found,
+        Err(e) => return report(e),
+    };
+    if args.json {
+        crate::outln!("{}", serde_json::to_string_pretty(&found.reply)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let r = &found.reply;
+    if let Some(signature) = &r.signature {
+        let name = r.qualified().unwrap_or_else(|| r.method.clone());
+        crate::outln!("{}", signature.render(&name));
+        for p in &signature.params {
+            let optional = if p.optional { " (optional)" } else { "" };
+            crate::outln!("  {}{optional}: {}", p.name, p.schema);
+        }
+        crate::outln!("  result: {}", signature.result);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One deadline covers connect, find, publish and the reply; the
@@ -168,6 +256,15 @@ pub async fn call(args: CallArgs) -> Result<ExitCode> {
     let mut options = args.broker.client_options()?;
     options.connect_timeout = timeout;
     let call_args: Vec<_> = args.args.iter().map(|a| parse_arg(a)).collect();
+    let named = match args.named.as_deref().map(serde_json::from_str::<Value>) {
+        None => None,
+        Some(Ok(Value::Object(named))) => Some(named),
+        Some(_) => anyhow::bail!("--named must be a JSON object, e.g. '{{\"name\":\"ada\"}}'"),
+    };
+    let call = match &named {
+        Some(named) => CallArgsOf::Named(named),
+        None => CallArgsOf::Positional(&call_args),
+    };
     let mut transport = None;
     let result = match Client::connect(options).await {
         Ok(client) => {
@@ -175,9 +272,17 @@ pub async fn call(args: CallArgs) -> Result<ExitCode> {
                 say_transport(&client);
             }
             transport = Some(client.transport());
-            let result = client.call_until(&args.method, &call_args, deadline).await;
+            let result = client.call_answer(&args.method, call, deadline).await;
             client.close().await;
-            result
+            result.map(|answer| {
+                if answer.protocol == Protocol::V1 {
+                    eprintln!(
+                        "(answered by a v1 service on route {}: the old text protocol)",
+                        answer.route
+                    );
+                }
+                answer.value
+            })
         }
         Err(e) => Err(e),
     };

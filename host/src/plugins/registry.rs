@@ -8,10 +8,11 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use plughost_plugin_api::PluginError;
+use plughost_proto::rpc::v2::{ParamSignature, Signature};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
-use super::{load, PluginHandle, RegistryError};
+use super::{load, MethodDescriptor, PluginHandle, RegistryError};
 use crate::manifest::{Manifest, MethodOverride, RestartPolicy, ServiceSettings};
 
 /// Timeout of a method the manifest gives none.
@@ -37,6 +38,47 @@ pub struct MethodEntry {
     /// Permits for those calls; a call holds one until the plugin returns,
     /// even past its timeout, so runaway calls cannot pile up threads.
     pub limiter: Arc<Semaphore>,
+}
+
+impl MethodEntry {
+    /// The method's published signature (parameter and result schemas), as
+    /// `describe`, `plughost plugins --json` and `plughost status` show it.
+    pub fn signature(&self) -> Signature {
+        self.plugin
+            .descriptor()
+            .methods
+            .iter()
+            .find(|m| m.name == self.name)
+            .map(signature_of)
+            .unwrap_or(Signature {
+                params: Vec::new(),
+                variadic: true,
+                result: Value::Bool(true),
+            })
+    }
+
+    /// `plugin.method`: the name that reaches this method whatever other
+    /// hosts serve under the same bare name.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.plugin.name(), self.name)
+    }
+}
+
+/// A plugin's method description in its wire form.
+pub fn signature_of(m: &MethodDescriptor) -> Signature {
+    Signature {
+        params: m
+            .params
+            .iter()
+            .map(|p| ParamSignature {
+                name: p.name.clone(),
+                schema: p.schema.clone(),
+                optional: p.optional,
+            })
+            .collect(),
+        variadic: m.variadic,
+        result: m.result_schema.clone(),
+    }
 }
 
 /// The plugins of one host and an index of their methods.
@@ -270,9 +312,18 @@ impl Registry {
         self.methods.values()
     }
 
-    /// One method by name.
+    /// One method by its bare name (`fibo`) or its qualified name
+    /// (`math.fibo`: plugin, dot, method). Qualified names let a caller
+    /// pick one plugin when hosts serve the same bare name from different
+    /// plugins (`docs/protocol.md`, "Qualified names").
     pub fn method(&self, name: &str) -> Option<&MethodEntry> {
-        self.methods.get(name)
+        if let Some(entry) = self.methods.get(name) {
+            return Some(entry);
+        }
+        let (plugin, bare) = name.split_once('.')?;
+        self.methods
+            .get(bare)
+            .filter(|entry| entry.plugin.name() == plugin)
     }
 
     /// Calls a method in process (blocking): 404 when no plugin serves it.
@@ -280,6 +331,6 @@ impl Registry {
         let entry = self.method(method).ok_or_else(|| {
             PluginError::not_found(format!("no loaded plugin serves method `{method}`"))
         })?;
-        entry.plugin.call(method, args)
+        entry.plugin.call(&entry.name, args)
     }
 }

@@ -78,6 +78,8 @@ pub async fn dispatch(
     let admission = admit(&entry.plugin, method, end, budget).await?;
     let plugin = Arc::clone(admission.plugin());
     let (reply, result) = oneshot::channel();
+    // A qualified name (`math.fibo`) reaches the plugin as its bare name.
+    let method = entry.name.as_str();
     let context = HostCall::new(plugin.name(), method, origin.protocol)
         .deadline(Some(end))
         .correlation_id(origin.correlation_id)

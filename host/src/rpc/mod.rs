@@ -6,12 +6,15 @@
 //!   their reconnect loop and channel repairs.
 //! - `replies`: the reply channel (confirmed publishes) and the check of
 //!   v1 reply exchanges, so one bad reply cannot silence the others.
+//! - [`collisions`]: bare names other hosts serve from other plugins
+//!   (warnings at start and after each reload; who answers v1 finds).
 //! - [`health`]: each channel's state, for `plughost status`.
 //! - [`dispatch`]: the per-call path: limits, timeouts, the plugin's threads.
 //!
 //! The wire formats are `plughost-proto`'s ([`plughost_proto::rpc`]); the
 //! connection code and the shared topology are `plughost-client`'s.
 
+pub mod collisions;
 pub mod dispatch;
 pub mod health;
 mod replies;

@@ -57,6 +57,7 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 use super::{
+    collisions::{self, Collisions},
     connection::{connect, redact, Backoff, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
     dispatch::{dispatch, Origin},
     health::RpcHealth,
@@ -226,6 +227,10 @@ struct Session {
     retired: JoinSet<()>,
     ended_tx: mpsc::UnboundedSender<Ended>,
     ended_rx: mpsc::UnboundedReceiver<Ended>,
+    /// The running collision check of the newest served registry.
+    collision_check: Option<JoinHandle<()>>,
+    /// The client connection the collision checks share.
+    checker: collisions::Checker,
 }
 
 /// What a request handler needs: where to reply and which plugins to use.
@@ -241,6 +246,8 @@ struct CallContext {
     registry: watch::Receiver<Arc<Registry>>,
     /// The newest plugin set whose routes are consumed: finds answer from it.
     served: Arc<watch::Sender<Arc<Registry>>>,
+    /// Other hosts' plugins under this host's bare names.
+    collisions: Arc<Collisions>,
 }
 
 /// A consumer on one queue, on a channel of its own.
@@ -281,6 +288,8 @@ impl Session {
             retired: JoinSet::new(),
             ended_tx,
             ended_rx,
+            collision_check: None,
+            checker: Arc::default(),
         };
         if config.name_service {
             session.start_consumer(Role::NameService).await;
@@ -316,6 +325,7 @@ impl Session {
             health: Arc::clone(health),
             registry,
             served,
+            collisions: Arc::default(),
         })
     }
 
@@ -390,6 +400,7 @@ impl Session {
             }
         }
         self.ctx.served.send_replace(Arc::clone(registry));
+        self.check_collisions(registry);
         let gone: Vec<Role> = self
             .consumers
             .keys()
@@ -403,6 +414,23 @@ impl Session {
                 info!(channel = %role.channel_name(), "stopped serving route");
             }
         }
+    }
+
+    /// Starts this host's collision check of `registry` (at start and after
+    /// each reload), replacing one still running for an older registry.
+    fn check_collisions(&mut self, registry: &Arc<Registry>) {
+        if let Some(old) = self.collision_check.take() {
+            old.abort();
+        }
+        if !self.config.name_service || registry.methods().next().is_none() {
+            return;
+        }
+        self.collision_check = Some(tokio::spawn(collisions::check(
+            self.config.clone(),
+            registry,
+            Arc::clone(&self.ctx.collisions),
+            Arc::clone(&self.checker),
+        )));
     }
 
     /// Starts consuming for `role`, or records it as broken (retried with backoff).
@@ -586,6 +614,10 @@ impl Session {
 
     /// Stops consuming, lets in-flight calls finish, closes the connection.
     async fn stop(&mut self) {
+        if let Some(check) = self.collision_check.take() {
+            check.abort();
+        }
+        collisions::close_checker(&self.checker).await;
         for (role, slot) in self.consumers.drain() {
             if let Slot::Consuming(consumer) = slot {
                 consumer.stop(matches!(role, Role::Route(_))).await;
@@ -600,6 +632,10 @@ impl Session {
     /// closes what is left of its connection, so that nothing of it keeps
     /// taking requests beside the next session.
     async fn teardown(mut self) {
+        if let Some(check) = self.collision_check.take() {
+            check.abort();
+        }
+        collisions::close_checker(&self.checker).await;
         for (_, slot) in self.consumers.drain() {
             if let Slot::Consuming(consumer) = slot {
                 consumer.task.abort();
@@ -956,9 +992,8 @@ async fn call_v1(delivery: &Delivery, received: Instant, ctx: &CallContext) -> D
         not_published(route, &e.to_string());
         return Disposition::Requeue;
     }
-    let args: Vec<serde_json::Value> = req.args.iter().map(|a| v1::arg_value(a)).collect();
-    let args = serde_json::Value::Array(args).to_string();
     let registry = ctx.registry.borrow().clone();
+    let args = v1_args(&registry, &req.method, &req.args);
     let (max, whose) = reply_limit(ctx);
     let origin = Origin {
         protocol: "v1",
@@ -976,6 +1011,32 @@ async fn call_v1(delivery: &Delivery, received: Instant, ctx: &CallContext) -> D
         Err(e) => v1::CallReply::Failure(e.message),
     };
     reply_v1(ctx, route, &exchange, &key, Some(correlation_id), reply).await
+}
+
+/// A v1 call's text arguments as the JSON array the plugin gets, the way
+/// the old service handed them over (`docs/protocol.md`, "v1 argument
+/// conversion"): each converted by its parameter's schema; a variadic
+/// method's arguments (no schema to go by) and any past the declared
+/// parameters stay strings, as old callers sent them.
+fn v1_args(registry: &Registry, method: &str, texts: &[String]) -> String {
+    let params = registry.method(method).and_then(|entry| {
+        entry
+            .plugin
+            .descriptor()
+            .methods
+            .iter()
+            .find(|m| m.name == entry.name)
+            .map(|m| &m.params)
+    });
+    let args: Vec<serde_json::Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| match params.and_then(|p| p.get(i)) {
+            Some(param) => v1::arg_for_schema(text, &param.schema),
+            None => serde_json::Value::String(text.clone()),
+        })
+        .collect();
+    serde_json::Value::Array(args).to_string()
 }
 
 /// Whether a v1 request's reply exchange can take replies: its name for
@@ -1210,10 +1271,14 @@ async fn find_v2(delivery: &Delivery, ctx: &CallContext) -> Disposition {
     };
     let registry = ctx.served.borrow().clone();
     let entry = registry.method(&find.method);
+    if let (Some(claimant), Some(entry)) = (&find.claimant, entry) {
+        ctx.collisions.claimed(&ctx.host_name, entry, claimant);
+    }
     let reply = v2::FindReply {
         route: entry.map(|m| m.route.clone()),
         plugin: entry.map(|m| m.plugin.name().to_owned()),
         version: entry.map(|m| m.plugin.version().to_owned()),
+        signature: entry.filter(|_| find.describe).map(|m| m.signature()),
         method: find.method,
         host: ctx.host_name.clone(),
     };
@@ -1251,6 +1316,10 @@ async fn find_v1(delivery: &Delivery, ctx: &CallContext) -> Disposition {
     let Some(entry) = registry.method(&find.method) else {
         return Disposition::Done; // other name services may know it
     };
+    if !ctx.collisions.answers_v1(&find.method, entry) {
+        // Another host's plugin wins this ambiguous bare name for v1 finders.
+        return Disposition::Done;
+    }
     let Some(correlation_id) = delivery.properties.correlation_id().clone() else {
         if faults::note(Fault::MissingCorrelationId) {
             warn!(

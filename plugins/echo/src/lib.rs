@@ -11,6 +11,15 @@ fn upper(text: String) -> Result<String, PluginError> {
     Ok(text.to_uppercase())
 }
 
+/// Greets `name`, with `greeting` when given (a trailing `Option`: callers
+/// may leave it out, positionally or by name).
+fn greet(name: String, greeting: Option<String>) -> Result<String, PluginError> {
+    Ok(format!(
+        "{}, {name}!",
+        greeting.as_deref().unwrap_or("Hello")
+    ))
+}
+
 fn sleep_ms(ms: u64) -> Result<u64, PluginError> {
     if ms > 60_000 {
         return Err(PluginError::bad_arguments("sleep_ms: at most 60000 ms"));
@@ -59,6 +68,14 @@ pub fn plugin(config: &Config) -> Result<Plugin, PluginError> {
                 .route("plughost.echo.upper")
                 .doc("Upper-cases a string")
                 .example(json!(["abc"]), json!("ABC")),
+        )
+        .method(
+            Method::new("greet", greet)
+                .params(["name", "greeting"])
+                .route(format!("plughost.{name}.greet"))
+                .doc("Greets someone: greet(name, greeting?) (the greeting defaults to Hello)")
+                .example(json!(["ada"]), json!("Hello, ada!"))
+                .example(json!({"name": "ada", "greeting": "Hi"}), json!("Hi, ada!")),
         )
         .method(
             Method::new("sleep_ms", sleep_ms)

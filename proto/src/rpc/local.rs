@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::v2::{CallReply, FindReply};
+use super::v2::{CallReply, FindReply, FindRequest};
 
 /// Bytes of the length prefix.
 pub const LENGTH_BYTES: usize = 4;
@@ -36,11 +36,9 @@ pub struct LocalRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LocalBody {
-    /// "Which plugin serves `method`?" (the v2 `FindRequest`).
-    Find {
-        /// The method looked for.
-        method: String,
-    },
+    /// "Which plugin serves `method`?" (the v2 `FindRequest`, `describe`
+    /// included).
+    Find(FindRequest),
     /// Run `method` (the v2 `CallRequest`): `args` is a JSON array of
     /// positional arguments or an object of named ones.
     Call {

@@ -254,6 +254,58 @@ pub fn arg_value(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
 }
 
+/// How a v1 text argument becomes JSON for a parameter with JSON Schema
+/// `schema`, the way the old service handed arguments to its methods:
+///
+/// - a parameter that takes a string gets the text as it is (`123` stays
+///   the string "123", `"x"` keeps its quotes);
+/// - a number or integer parameter gets the number the text spells, a
+///   boolean parameter `true`/`false` (Python's `True`/`False` too);
+/// - anything else (objects, arrays, schemas without a plain `type`) gets
+///   the text parsed as JSON, or the string when it does not parse.
+///
+/// Text that does not convert stays a string, so the method answers 400
+/// naming the argument and the type it expected.
+///
+/// ```
+/// use plughost_proto::rpc::v1::arg_for_schema;
+/// use serde_json::json;
+/// assert_eq!(arg_for_schema("123", &json!({"type": "string"})), json!("123"));
+/// assert_eq!(arg_for_schema("10", &json!({"type": "integer"})), json!(10));
+/// assert_eq!(arg_for_schema("True", &json!({"type": ["boolean", "null"]})), json!(true));
+/// ```
+pub fn arg_for_schema(text: &str, schema: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let takes = |t: &str| types.contains(&t);
+    if takes("string") {
+        return Value::String(text.to_owned());
+    }
+    if takes("integer") || takes("number") {
+        if let Ok(n) = serde_json::from_str::<serde_json::Number>(text.trim()) {
+            return Value::Number(n);
+        }
+    }
+    if takes("boolean") {
+        match text.trim() {
+            "true" | "True" => return Value::Bool(true),
+            "false" | "False" => return Value::Bool(false),
+            _ => {}
+        }
+    }
+    if takes("null") && matches!(text.trim(), "null" | "None") {
+        return Value::Null;
+    }
+    if types.is_empty() || takes("object") || takes("array") {
+        return arg_value(text);
+    }
+    Value::String(text.to_owned())
+}
+
 /// How a JSON result is written into a v1 `Success` body: strings bare (as
 /// the old Python service's `str()` did), everything else as JSON text.
 pub fn result_text(value: &serde_json::Value) -> String {
@@ -318,6 +370,33 @@ mod tests {
         cut.resize(HEAD_BYTES - 1, b'a');
         cut.extend_from_slice("é".as_bytes());
         assert_eq!(reply_exchange_in_head(&cut), Some("x"));
+    }
+
+    #[test]
+    fn v1_text_arguments_follow_the_parameter_schema() {
+        use serde_json::json;
+        let string = json!({"type": "string"});
+        assert_eq!(arg_for_schema("123", &string), json!("123"));
+        assert_eq!(arg_for_schema("\"x\"", &string), json!("\"x\""));
+        let int = json!({"type": "integer", "format": "uint32", "minimum": 0});
+        assert_eq!(arg_for_schema("10", &int), json!(10));
+        assert_eq!(arg_for_schema("ten", &int), json!("ten"), "left for a 400");
+        assert_eq!(
+            arg_for_schema("2.5", &json!({"type": "number"})),
+            json!(2.5)
+        );
+        let opt_bool = json!({"type": ["boolean", "null"]});
+        assert_eq!(arg_for_schema("false", &opt_bool), json!(false));
+        assert_eq!(arg_for_schema("None", &opt_bool), json!(null));
+        assert_eq!(
+            arg_for_schema("[1,2]", &json!({"type": "array"})),
+            json!([1, 2])
+        );
+        assert_eq!(
+            arg_for_schema("{\"a\":1}", &json!({"$ref": "#/$defs/A"})),
+            json!({"a": 1})
+        );
+        assert_eq!(arg_for_schema("abc", &json!(true)), json!("abc"));
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub mod codes {
     pub const FORBIDDEN: u16 = 403;
     /// No such method (or service).
     pub const NOT_FOUND: u16 = 404;
+    /// A bare method name that hosts serve from different plugins: the
+    /// caller must say which, with a qualified name (`plugin.method`).
+    pub const AMBIGUOUS: u16 = 409;
     /// The method ran and failed, or panicked.
     pub const FAILED: u16 = 500;
     /// The method cannot run now (host draining, broker down, ...).
@@ -32,15 +35,115 @@ pub const CONTENT_TYPE: &str = "application/json";
 pub const DEADLINE_HEADER: &str = "x-plughost-deadline-ms";
 
 /// "Which route serves `method`?", sent to the name-service fanout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `method` is a bare name (`fibo`) or a qualified one (`math.fibo`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct FindRequest {
     /// The method looked for.
     pub method: String,
+    /// A `describe` request: answers with a route also carry the method's
+    /// [`Signature`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub describe: bool,
+    /// Set when a host looks for its own bare names (at start and after
+    /// each reload) to detect collisions: a name service that serves the
+    /// name from another plugin logs the collision too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimant: Option<Claimant>,
+}
+
+impl FindRequest {
+    /// A plain find for `method`.
+    pub fn new(method: impl Into<String>) -> Self {
+        Self {
+            method: method.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Who else serves a bare name (in a host's collision check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claimant {
+    /// The asking host's name.
+    pub host: String,
+    /// The plugin it serves the name from.
+    pub plugin: String,
+}
+
+/// What a method takes and gives, derived from the plugin author's typed
+/// handler (JSON Schemas through `schemars`): the answer to `describe`,
+/// and what `plughost plugins --json` and `plughost status` show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signature {
+    /// Its parameters, in order (empty for a variadic method).
+    pub params: Vec<ParamSignature>,
+    /// True when it takes any JSON arguments (no declared parameters).
+    #[serde(default)]
+    pub variadic: bool,
+    /// JSON Schema of its result.
+    pub result: Value,
+}
+
+impl Signature {
+    /// One line for people: `greet(name: string, greeting?: string|null) -> string`
+    /// (`?` marks a parameter that may be left out; `...` a variadic method).
+    ///
+    /// ```
+    /// use plughost_proto::rpc::v2::{ParamSignature, Signature};
+    /// use serde_json::json;
+    /// let s = Signature {
+    ///     params: vec![ParamSignature { name: "n".into(), schema: json!({"type": "integer"}), optional: false }],
+    ///     variadic: false,
+    ///     result: json!({"type": "integer"}),
+    /// };
+    /// assert_eq!(s.render("fibo"), "fibo(n: integer) -> integer");
+    /// ```
+    pub fn render(&self, method: &str) -> String {
+        let params = if self.variadic {
+            "...".to_owned()
+        } else {
+            self.params
+                .iter()
+                .map(|p| {
+                    let mark = if p.optional { "?" } else { "" };
+                    format!("{}{mark}: {}", p.name, type_name(&p.schema))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!("{method}({params}) -> {}", type_name(&self.result))
+    }
+}
+
+/// A schema's `type` for people (`integer`, `string|null`), or `any`.
+fn type_name(schema: &Value) -> String {
+    match schema.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("|"),
+        _ if schema.get("$ref").is_some() => "object".to_owned(),
+        _ => "any".to_owned(),
+    }
+}
+
+/// One parameter of a [`Signature`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamSignature {
+    /// Its name (the key for named arguments).
+    pub name: String,
+    /// JSON Schema of its type.
+    pub schema: Value,
+    /// True when a caller may leave it out (a trailing `Option`).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// A name service's answer. v2 name services answer "not here" too
 /// (`route: None`), so a caller learns quickly that nobody has a method.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FindReply {
     /// The method asked about.
     pub method: String,
@@ -54,6 +157,23 @@ pub struct FindReply {
     /// That plugin's version, when found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The method's signature, in answers to a `describe` request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+}
+
+impl FindReply {
+    /// The qualified name (`plugin.method`) this answer points at, when it
+    /// has a route and names its plugin.
+    pub fn qualified(&self) -> Option<String> {
+        let plugin = self.plugin.as_deref()?;
+        self.route.as_ref()?;
+        let bare = self
+            .method
+            .split_once('.')
+            .map_or(self.method.as_str(), |(_, m)| m);
+        Some(format!("{plugin}.{bare}"))
+    }
 }
 
 /// A call, published to the RPC exchange with the route as routing key.
@@ -168,6 +288,7 @@ mod tests {
             host: "h".into(),
             plugin: None,
             version: None,
+            signature: None,
         };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),

@@ -1,6 +1,7 @@
-//! pyzmq (Python bindings to libzmq, the reference ZeroMQ) for interop
-//! tests: installed on first use into `target/pyzmq` from PyPI, so the tests
-//! need nothing but python3 and pip on the machine.
+//! Python peers for interop tests: pyzmq (Python bindings to libzmq, the
+//! reference ZeroMQ) and pika (the AMQP client the old RPC tools used),
+//! installed on first use into `target/pyzmq` and `target/pika` from PyPI,
+//! so the tests need nothing but python3 and pip on the machine.
 
 use std::{
     path::PathBuf,
@@ -10,12 +11,13 @@ use std::{
 
 use crate::build::workspace_root;
 
-/// The folder to put on `PYTHONPATH` so that `import zmq` works.
-pub fn pyzmq_path() -> PathBuf {
+/// Installs `package` (whose import folder is `module`) into
+/// `target/<folder>` unless it is there, and returns that folder.
+fn pip_target(folder: &str, package: &str, module: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let target = workspace_root().join("target/pyzmq");
-    if target.join("zmq").exists() {
+    let target = workspace_root().join("target").join(folder);
+    if target.join(module).exists() {
         return target;
     }
     let out = Command::new("python3")
@@ -28,15 +30,26 @@ pub fn pyzmq_path() -> PathBuf {
             "--target",
         ])
         .arg(&target)
-        .arg("pyzmq")
+        .arg(package)
         .output()
-        .expect("python3 must be installed for the libzmq interop tests");
+        .expect("python3 must be installed for the Python interop tests");
     assert!(
         out.status.success(),
-        "pip install pyzmq failed:\n{}",
+        "pip install {package} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     target
+}
+
+/// The folder to put on `PYTHONPATH` so that `import zmq` works.
+pub fn pyzmq_path() -> PathBuf {
+    pip_target("pyzmq", "pyzmq", "zmq")
+}
+
+/// The folder to put on `PYTHONPATH` so that `import pika` works (pika 1.x,
+/// for v1 RPC peers that behave like the old Python tools).
+pub fn pika_path() -> PathBuf {
+    pip_target("pika", "pika", "pika")
 }
 
 /// Runs a Python script with pyzmq importable, with arguments.

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `load` | the file loads with a compatible plugin-api and an instance is created |
 //! | `metadata` | name, semver version, plugin-api version; every method has a name, a valid route and a doc line; every service a name and a doc line; names unique |
-//! | `examples` | every declared example call returns its expected result |
+//! | `examples` | every declared example call fits the method's signature (arguments and expected result against their JSON Schemas) and returns its expected result |
 //! | `bad-arguments` | calls with a wrong argument count or wrong argument types (derived from the examples) answer 4xx or are accepted, never 5xx, a panic or silence |
 //! | `panics` | no call panicked unexpectedly; each declared panic probe comes back as a contained 500 and the plugin keeps answering |
 //! | `concurrency` | 8 threads x 1000 example calls give the sequential results |
@@ -35,6 +35,7 @@ mod checks;
 mod harness;
 pub mod render;
 mod report;
+mod schema;
 
 use std::{path::Path, sync::Mutex, time::Duration};
 

@@ -26,6 +26,7 @@ use super::{ms, plural, KnownCall, Session};
 use crate::engine::{
     harness::{call_now, call_with_deadline, is_panic, Answer, Timed},
     report::{Check, CheckResult},
+    schema,
 };
 use plughost_loader::{Outcome, PluginHandle};
 
@@ -161,6 +162,11 @@ impl Session<'_> {
                 }
                 let label = format!("`{}` example {}", m.name, i + 1);
                 let args_json = example.args.to_string();
+                if let Some(misfit) = misfit(m, &example.args, &example.expected) {
+                    failures.push(format!(
+                        "{label} {args_json}: {misfit} (the method's published signature and its example disagree)"
+                    ));
+                }
                 // Each example on an instance of its own: examples must not
                 // depend on each other (scenarios are for sequences).
                 let instance = self
@@ -609,9 +615,78 @@ fn run_batch(
     total
 }
 
+/// How an example that must succeed does not fit its method's signature:
+/// an argument outside its parameter's schema, or an expected result
+/// outside the result's schema (`None` when it fits). Examples that expect
+/// an error may pass wrong arguments on purpose and are not held to it.
+fn misfit(
+    m: &plughost_loader::MethodDescriptor,
+    args: &Value,
+    expected: &Outcome,
+) -> Option<String> {
+    let Outcome::Result(result) = expected else {
+        return None;
+    };
+    if !m.variadic {
+        let given: Vec<(&plughost_loader::ParamDescriptor, &Value)> = match args {
+            Value::Array(values) => m.params.iter().zip(values).collect(),
+            Value::Object(named) => m
+                .params
+                .iter()
+                .filter_map(|p| named.get(&p.name).map(|v| (p, v)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (param, value) in given {
+            if let Err(why) = schema::fits(value, &param.schema) {
+                return Some(format!(
+                    "argument `{}` does not fit its schema: {why}",
+                    param.name
+                ));
+            }
+        }
+    }
+    schema::fits(result, &m.result_schema)
+        .err()
+        .map(|why| format!("the expected result does not fit the result schema: {why}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn examples_are_held_to_the_published_signature() {
+        let fibo = plughost_loader::MethodDescriptor {
+            name: "fibo".into(),
+            route: "math.fibo".into(),
+            doc: "F(n)".into(),
+            params: vec![plughost_loader::ParamDescriptor {
+                name: "n".into(),
+                schema: json!({"type": "integer", "format": "uint32", "minimum": 0}),
+                optional: false,
+            }],
+            variadic: false,
+            result_schema: json!({"type": "integer", "format": "uint64", "minimum": 0}),
+            takes_context: false,
+            examples: Vec::new(),
+            latency_budget_ms: 0,
+        };
+        let ok = Outcome::Result(json!(55));
+        assert_eq!(misfit(&fibo, &json!([10]), &ok), None);
+        assert_eq!(misfit(&fibo, &json!({"n": 10}), &ok), None);
+        let arg = misfit(&fibo, &json!(["10"]), &ok).unwrap();
+        assert!(
+            arg.contains("argument `n`") && arg.contains("not of type integer"),
+            "{arg}"
+        );
+        let named = misfit(&fibo, &json!({"n": -1}), &ok).unwrap();
+        assert!(named.contains("out of range"), "{named}");
+        let result = misfit(&fibo, &json!([10]), &Outcome::Result(json!("55"))).unwrap();
+        assert!(result.contains("expected result"), "{result}");
+        // An example that expects an error may pass wrong arguments.
+        assert_eq!(misfit(&fibo, &json!(["x"]), &Outcome::Error(400)), None);
+    }
 
     #[test]
     fn probes_from_an_example_change_count_and_each_type() {
