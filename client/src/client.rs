@@ -918,20 +918,18 @@ impl Client {
             }
         })?;
         let props = session.request_props(&id, timeout);
-        let returned = session
-            .publish(&self.options.exchanges.rpc, route, &body, props, deadline)
-            .await
-            .map_err(|s| self.stalled(s, method, timeout, "the broker to confirm the request"))?;
-        if returned {
-            return Err(RpcError::NoRoute {
-                route: route.to_owned(),
-            });
-        }
-        let body = match bounded(replies.recv(), &session.link.subscribe(), deadline, false).await {
-            Ok(Some(body)) => body,
-            Ok(None) => return Err(self.unavailable("connection lost while waiting for the reply")),
-            Err(stall) => return Err(self.stalled(stall, method, timeout, "the reply")),
-        };
+        let target = (self.options.exchanges.rpc.as_str(), route);
+        let body = self
+            .request_reply(
+                &session,
+                &mut replies,
+                target,
+                &body,
+                props,
+                method,
+                (timeout, deadline),
+            )
+            .await?;
         match serde_json::from_slice::<v2::CallReply>(&body) {
             Ok(v2::CallReply::Result(value)) => Ok(value),
             Ok(v2::CallReply::Error(e)) => Err(RpcError::Remote {
@@ -940,6 +938,36 @@ impl Client {
                 help: e.help,
             }),
             Err(e) => Err(RpcError::BadReply(e.to_string())),
+        }
+    }
+
+    /// Publishes a call to `(exchange, route)` and waits for its reply
+    /// body, both by the deadline (`timeout` is the whole budget, for the
+    /// error); a call the broker returns is [`RpcError::NoRoute`].
+    #[allow(clippy::too_many_arguments)]
+    async fn request_reply(
+        &self,
+        session: &Session,
+        replies: &mut mpsc::UnboundedReceiver<Vec<u8>>,
+        (exchange, route): (&str, &str),
+        body: &[u8],
+        props: BasicProperties,
+        method: &str,
+        (timeout, deadline): (Duration, Instant),
+    ) -> Result<Vec<u8>, RpcError> {
+        let returned = session
+            .publish(exchange, route, body, props, deadline)
+            .await
+            .map_err(|s| self.stalled(s, method, timeout, "the broker to confirm the request"))?;
+        if returned {
+            return Err(RpcError::NoRoute {
+                route: route.to_owned(),
+            });
+        }
+        match bounded(replies.recv(), &session.link.subscribe(), deadline, false).await {
+            Ok(Some(body)) => Ok(body),
+            Ok(None) => Err(self.unavailable("connection lost while waiting for the reply")),
+            Err(stall) => Err(self.stalled(stall, method, timeout, "the reply")),
         }
     }
 
@@ -982,20 +1010,17 @@ impl Client {
         let props = BasicProperties::default()
             .with_correlation_id(id.as_str().into())
             .with_expiration(timeout.as_millis().max(1).to_string().into());
-        let returned = session
-            .publish(rpc, route, &body, props, deadline)
-            .await
-            .map_err(|s| self.stalled(s, method, timeout, "the broker to confirm the request"))?;
-        if returned {
-            return Err(RpcError::NoRoute {
-                route: route.to_owned(),
-            });
-        }
-        let body = match bounded(replies.recv(), &session.link.subscribe(), deadline, false).await {
-            Ok(Some(body)) => body,
-            Ok(None) => return Err(self.unavailable("connection lost while waiting for the reply")),
-            Err(stall) => return Err(self.stalled(stall, method, timeout, "the reply")),
-        };
+        let body = self
+            .request_reply(
+                &session,
+                &mut replies,
+                (rpc, route),
+                &body,
+                props,
+                method,
+                (timeout, deadline),
+            )
+            .await?;
         match v1::CallReply::parse(&body) {
             Some(v1::CallReply::Success(text)) => Ok(v1::arg_value(&text)),
             Some(v1::CallReply::Failure(message)) => Err(RpcError::Remote {
