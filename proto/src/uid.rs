@@ -171,6 +171,24 @@ impl FromStr for Uid {
     }
 }
 
+impl Uid {
+    /// True when `text` is this uid's canonical form (lowercase,
+    /// hyphenated), compared without allocating: the tracker checks every
+    /// message's sender against its socket identity this way.
+    ///
+    /// ```
+    /// use plughost_proto::uid::Uid;
+    /// let uid = Uid::parse("6f1c2a9e-3d4b-4c5d-8e6f-7a8b9c0d1e2f").unwrap();
+    /// assert!(uid.is_text(b"6f1c2a9e-3d4b-4c5d-8e6f-7a8b9c0d1e2f"));
+    /// assert!(!uid.is_text(b"6F1C2A9E-3D4B-4C5D-8E6F-7A8B9C0D1E2F"));
+    /// assert!(!uid.is_text(b"6f1c2a9e"));
+    /// ```
+    pub fn is_text(&self, text: &[u8]) -> bool {
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        self.0.hyphenated().encode_lower(&mut buf).as_bytes() == text
+    }
+}
+
 impl fmt::Display for Uid {
     /// The canonical form: lowercase, hyphenated.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -294,6 +294,11 @@ mod tests {
             "{cargo}"
         );
         assert!(cargo.contains("\n[workspace]\n"), "{cargo}");
+        // Dependencies build without debug info (a quicker first build).
+        assert!(
+            cargo.contains("[profile.dev.package.\"*\"]\ndebug = false"),
+            "{cargo}"
+        );
         let lib = fs::read_to_string(s.root.join("src/lib.rs")).unwrap();
         assert!(
             lib.contains("Plugin::new(\"my-plugin\"")

@@ -395,7 +395,7 @@ impl Manager {
         let addressed_to_us = request
             .to()
             .is_some_and(|to| to.uid() == self.address.uid());
-        let identity_matches = identity == request.from().uid().to_string().as_bytes();
+        let identity_matches = request.from().uid().is_text(&identity);
         if !addressed_to_us && !identity_matches {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             self.counters.refused.fetch_add(1, Ordering::Relaxed);

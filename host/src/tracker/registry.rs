@@ -97,7 +97,11 @@ impl ServiceRegistry {
         let uid = address.uid();
         match self.entries.get_mut(&uid) {
             Some(entry) => {
-                entry.address = address.clone();
+                // A heartbeat repeats the address: copy it only when the
+                // name changed (no allocation per heartbeat).
+                if entry.address != *address {
+                    entry.address = address.clone();
+                }
                 entry.last_msg_type = kind;
                 if entry.intervals.len() == RECENT_INTERVALS {
                     entry.intervals.remove(0);
