@@ -47,6 +47,15 @@ fn ticker(ctx: &ServiceContext, tick_ms: u64) -> Result<(), PluginError> {
     Ok(())
 }
 
+/// One argument comes back as it is (`echo "x"` gives `"x"`, as the old
+/// system's echo did); several come back as an array.
+fn echo(mut args: Vec<Value>) -> Result<Value, PluginError> {
+    Ok(match args.len() {
+        1 => args.remove(0),
+        _ => Value::Array(args),
+    })
+}
+
 /// Builds the plugin; exported below.
 pub fn plugin(config: &Config) -> Result<Plugin, PluginError> {
     let tick_ms = config.get::<u64>("tick_ms")?.unwrap_or(1000);
@@ -58,9 +67,10 @@ pub fn plugin(config: &Config) -> Result<Plugin, PluginError> {
         .doc("Echo methods and a ticker service, for demos and tests")
         .sample_config(json!({ "tick_ms": 500 }))
         .method(
-            Method::variadic("echo", |args| Ok(Value::Array(args)))
+            Method::variadic("echo", echo)
                 .route("plughost.echo.echo")
-                .doc("Returns its arguments as a JSON array")
+                .doc("Returns its argument as it came; several arguments as a JSON array")
+                .example(json!(["a"]), json!("a"))
                 .example(json!(["a", 1]), json!(["a", 1])),
         )
         .method(
