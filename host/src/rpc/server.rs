@@ -170,6 +170,7 @@ pub async fn serve(
         match lost {
             Some(reason) => {
                 warn!(broker = %url, %reason, "broker connection lost; closing what is left of it, then reconnecting");
+                crate::metrics::broker_reconnect();
                 session.teardown().await;
             }
             None => break,
