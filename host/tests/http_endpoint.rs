@@ -40,9 +40,21 @@ fn manifest(name: &str, rabbitmq: &str, port: u16, plugins: &[&str]) -> String {
     text
 }
 
-/// One HTTP/1.1 request; the status code and the body.
+/// One HTTP/1.1 request; the status code and the body. A refused
+/// connection is tried again for a while: a host that was just started
+/// may not listen yet.
 fn http(port: u16, method: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let started = Instant::now();
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("nothing listens on 127.0.0.1:{port}: {e}"),
+        }
+    };
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -273,4 +285,50 @@ async fn readyz_is_503_while_the_broker_is_away_and_200_after() {
             "{back}"
         );
     });
+}
+
+#[test]
+fn tracker_registrations_and_expiries_are_counted() {
+    let (discovery, management, port) = (free_port(), free_port(), free_port());
+    let zeromq = format!(
+        "[zeromq]\ndiscovery = \"tcp://127.0.0.1:{discovery}\"\nmanagement = \"tcp://127.0.0.1:{management}\"\nheartbeat_interval_ms = 200\nttl_ms = 1000\nv1_ttl_ms = 1000\n"
+    );
+    let manager = HostProcess::start(
+        plughost_bin(),
+        &format!(
+            "[host]\nname = {:?}\n\n{zeromq}\n[roles]\nname_service = false\nrpc = false\nmanager = true\nservices = false\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n",
+            unique("http-manager")
+        ),
+    );
+    wait_metrics(port, Duration::from_secs(30), "an empty registry", |m| {
+        sample(m, "plughost_tracker_services") == Some(0.0)
+    });
+    // A host whose tracked services (the echo ticker, and the host itself)
+    // register with the manager, then vanish without a BYE.
+    let services = HostProcess::start(
+        plughost_bin(),
+        &format!(
+            "[host]\nname = {:?}\n\n{zeromq}\n[roles]\nname_service = false\nrpc = false\nmanager = false\nservices = true\n\n[[plugins]]\npath = {:?}\n",
+            unique("http-services"),
+            plugin_lib("echo").display().to_string()
+        ),
+    );
+    let registered = wait_metrics(port, Duration::from_secs(30), "registrations", |m| {
+        sample(m, "plughost_tracker_registrations_total").unwrap_or(0.0) >= 1.0
+            && sample(m, "plughost_tracker_services").unwrap_or(0.0) >= 1.0
+    });
+    assert_eq!(
+        sample(&registered, "plughost_tracker_expiries_total"),
+        Some(0.0),
+        "{registered}"
+    );
+    drop(services); // SIGKILL: no BYE
+    let expired = wait_metrics(port, Duration::from_secs(30), "expiries", |m| {
+        sample(m, "plughost_tracker_services") == Some(0.0)
+    });
+    assert!(
+        sample(&expired, "plughost_tracker_expiries_total").unwrap_or(0.0) >= 1.0,
+        "{expired}"
+    );
+    drop(manager);
 }
