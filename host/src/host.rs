@@ -455,9 +455,10 @@ impl Host {
             || was.roles != manifest.roles
             || host_changed
             || was.limits != manifest.limits
+            || was.http != manifest.http
         {
             warn!(
-                "[host], [rabbitmq], [zeromq], [roles] and [limits] changes take effect only after a restart"
+                "[host], [rabbitmq], [zeromq], [roles], [limits] and [http] changes take effect only after a restart"
             );
         }
     }
