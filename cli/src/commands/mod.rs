@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod admin;
 mod bench;
 mod conformance;
+mod doctor;
 pub mod exit;
 mod new;
 mod plugins;
@@ -72,6 +73,8 @@ pub(crate) enum Command {
     Reload(admin::AdminArgs),
     /// Show a running host's plugins: versions, file hashes, states, load times, call counts.
     Status(admin::AdminArgs),
+    /// Check a host's manifest, files, sockets and broker; one line per check, exit 1 on a failure.
+    Doctor(doctor::DoctorArgs),
     /// Check that a plugin library behaves (the conformance kit); exit 1 naming the failed checks.
     Conformance(conformance::ConformanceArgs),
     /// Create a plugin crate that builds and passes the conformance kit as generated.
@@ -106,6 +109,7 @@ pub fn main() -> ExitCode {
         Command::CmdProc(args) => block_on(services::cmd_proc(args)),
         Command::Reload(args) => block_on(admin::reload(args)),
         Command::Status(args) => block_on(admin::status(args)),
+        Command::Doctor(args) => block_on(doctor::run(args)),
         Command::Conformance(args) => conformance::run(args),
         Command::New(args) => new::run(args),
     };
