@@ -346,7 +346,7 @@ pub struct ServerVersion {
 /// first frame of the AMQP handshake) and hangs up. lapin keeps them to
 /// itself, so this opens a connection of its own; over TLS it says it cannot.
 async fn server_version(url: &str) -> Result<ServerVersion, String> {
-    let uri: lapin::uri::AMQPUri = url.parse().map_err(|e| format!("{e}"))?;
+    let uri: lapin::uri::AMQPUri = url.parse()?;
     if uri.scheme != lapin::uri::AMQPScheme::AMQP {
         return Err("not read over amqps://".to_owned());
     }
