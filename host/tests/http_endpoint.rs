@@ -28,8 +28,10 @@ fn unique(label: &str) -> String {
 /// A host named `name` with the RPC roles, `[http] listen` on `port`, the
 /// `rabbitmq` table and these example plugins.
 fn manifest(name: &str, rabbitmq: &str, port: u16, plugins: &[&str]) -> String {
+    // The local socket next to the manifest: the default path is shared by
+    // every host of this user, and tests run in parallel.
     let mut text = format!(
-        "[host]\nname = {name:?}\n\n{rabbitmq}\n[roles]\nmanager = false\nservices = false\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n"
+        "[host]\nname = {name:?}\n\n{rabbitmq}\n[roles]\nmanager = false\nservices = false\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[local]\nsocket = \"local.sock\"\n\n"
     );
     for p in plugins {
         text.push_str(&format!(
@@ -179,10 +181,26 @@ async fn metrics_move_with_calls_errors_and_reloads() {
         let e = c.call_json("fibo", &[json!("seven")]).await.unwrap_err();
         assert_eq!(e.code(), 400, "{e}");
     }
+    // The local socket's calls go through the same dispatch, counted once
+    // under their own protocol.
+    let local = host.plughost(&["call", "--local", "fibo", "10"]);
+    assert!(
+        local.status.success(),
+        "{}",
+        String::from_utf8_lossy(&local.stderr)
+    );
     let after = block_in_place(|| scrape(port));
     assert_eq!(sample(&after, FIBO_OK), Some(5.0), "{after}");
+    assert_eq!(
+        sample(
+            &after,
+            "plughost_calls_total{plugin=\"math\",method=\"fibo\",protocol=\"local\",code=\"200\"}"
+        ),
+        Some(1.0),
+        "{after}"
+    );
     assert_eq!(sample(&after, FIBO_BAD_ARGS), Some(2.0), "{after}");
-    assert_eq!(sample(&after, FIBO_LATENCY_COUNT), Some(7.0), "{after}");
+    assert_eq!(sample(&after, FIBO_LATENCY_COUNT), Some(8.0), "{after}");
     assert_eq!(
         sample(
             &after,
