@@ -145,6 +145,11 @@ impl Host {
     /// Loads the manifest's plugins and starts the roles it enables.
     pub async fn start(manifest: &Manifest, options: &HostOptions) -> Result<Self, HostError> {
         let registry = Registry::from_manifest(manifest)?;
+        // Bound before any role starts: a taken port fails the start whole.
+        let http = match manifest.http.listen {
+            Some(addr) => Some(crate::http::bind(addr).await?),
+            None => None,
+        };
         for plugin in registry.plugins() {
             plugin.set_state(PluginState::Serving);
         }
@@ -270,8 +275,7 @@ impl Host {
                 )),
             ));
         }
-        if let Some(addr) = manifest.http.listen {
-            let listener = crate::http::bind(addr).await?;
+        if let Some(listener) = http {
             let view = StatusView {
                 name: manifest.host.name.clone(),
                 registry: registry_tx.subscribe(),

@@ -350,3 +350,28 @@ fn tracker_registrations_and_expiries_are_counted() {
     );
     drop(manager);
 }
+
+#[test]
+fn a_taken_port_stops_the_start_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let ex = TestExchanges::new("http-taken");
+    let m = plughost_test_support::TempManifest::new(&manifest(
+        &unique("http-taken"),
+        &ex.rabbitmq_toml(),
+        port,
+        &["math"],
+    ));
+    let (out, _) = plughost_test_support::process::output_within(
+        plughost_bin(),
+        &["run", "--manifest", m.path().to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("[http] listen = \"127.0.0.1:{port}\""))
+            && stderr.contains("cannot listen"),
+        "{stderr}"
+    );
+}
