@@ -848,9 +848,9 @@ async fn reload_from_disk(
     };
     match &result {
         Ok(changes) if changes.is_empty() => info!(trigger = why, "reload: nothing changed"),
-        Ok(_) => crate::metrics::reload(true),
+        Ok(changes) => crate::metrics::reload(why, Ok(changes)),
         Err(e) => {
-            crate::metrics::reload(false);
+            crate::metrics::reload(why, Err(e));
             faults::note(Fault::ReloadRefused);
             error!(trigger = why, error = %e, "reload refused; still serving the previous set")
         }

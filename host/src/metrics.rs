@@ -1,5 +1,6 @@
 //! What a host counts for Prometheus: calls, latencies, reloads, broker
-//! reconnects, tracker registrations and expiries.
+//! reconnects, tracker registrations and expiries; and the last reloads,
+//! with their results and reasons, for the status page.
 //!
 //! Like the fault counters ([`crate::faults`]) these are per process
 //! ([`global`]): a host is one process in production, and the per-call path
@@ -12,9 +13,13 @@
 //! cache) is not counted here but read when `/metrics` is asked, by
 //! [`render`], so it can never drift from `plughost status`.
 
-use std::sync::{
-    atomic::{AtomicI64, Ordering},
-    OnceLock,
+use std::{
+    collections::VecDeque,
+    sync::{
+        atomic::{AtomicI64, Ordering},
+        Mutex, OnceLock,
+    },
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use prometheus_client::{
@@ -28,7 +33,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::status::HostStatus;
+use crate::{plugins::Changes, status::HostStatus};
 
 /// The labels of one call: which plugin and method, over which protocol,
 /// with which result code (200 for a result, else the error's code).
@@ -181,14 +186,70 @@ impl Drop for CallTimer {
     }
 }
 
-/// A reload was applied (`true`) or refused (`false`).
-pub fn reload(applied: bool) {
+/// How many reloads the status page remembers.
+const KEEP_RELOADS: usize = 20;
+
+/// One reload as the status page shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ReloadRecord {
+    /// When it ended, Unix seconds.
+    pub at: u64,
+    /// What asked for it: `file change`, `SIGHUP`, `plughost reload`.
+    pub trigger: String,
+    /// `applied` or `refused`.
+    pub result: String,
+    /// What changed, or why it was refused.
+    pub detail: String,
+}
+
+fn reload_log() -> &'static Mutex<VecDeque<ReloadRecord>> {
+    static LOG: Mutex<VecDeque<ReloadRecord>> = Mutex::new(VecDeque::new());
+    &LOG
+}
+
+/// A reload that changed the plugin set was applied (`Ok`: what changed),
+/// or one was refused (`Err`: why); counted, and kept for the status page.
+pub fn reload(trigger: &str, outcome: Result<&Changes, &dyn std::fmt::Display>) {
     let m = metrics();
-    if applied {
-        m.reloads_applied.inc();
-    } else {
-        m.reloads_refused.inc();
+    let (result, detail) = match outcome {
+        Ok(changes) => {
+            m.reloads_applied.inc();
+            let mut parts = Vec::new();
+            for (word, names) in [
+                ("added", &changes.added),
+                ("removed", &changes.removed),
+                ("replaced", &changes.replaced),
+            ] {
+                if !names.is_empty() {
+                    parts.push(format!("{word} {}", names.join(", ")));
+                }
+            }
+            ("applied", parts.join("; "))
+        }
+        Err(why) => {
+            m.reloads_refused.inc();
+            ("refused", why.to_string())
+        }
+    };
+    let record = ReloadRecord {
+        at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        trigger: trigger.to_owned(),
+        result: result.to_owned(),
+        detail,
+    };
+    let mut log = reload_log().lock().unwrap_or_else(|p| p.into_inner());
+    if log.len() == KEEP_RELOADS {
+        log.pop_front();
     }
+    log.push_back(record);
+}
+
+/// The last reloads, newest first.
+pub fn recent_reloads() -> Vec<ReloadRecord> {
+    let log = reload_log().lock().unwrap_or_else(|p| p.into_inner());
+    log.iter().rev().cloned().collect()
 }
 
 /// The RPC roles lost their broker connection and reconnect.
@@ -211,6 +272,12 @@ pub fn tracker_registry_size(n: usize) {
     metrics()
         .registry_size
         .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+}
+
+/// The services in this process's service manager registry (None: no
+/// manager role runs here).
+pub fn tracker_services() -> Option<u64> {
+    u64::try_from(metrics().registry_size.load(Ordering::Relaxed)).ok()
 }
 
 /// The shadow cache's size, read at scrape time.

@@ -1,6 +1,8 @@
 //! The host's HTTP endpoint: `/metrics` for Prometheus, `/healthz` and
-//! `/readyz` for load balancers, systemd and orchestrators. Every route is
-//! read-only; nothing here changes the host.
+//! `/readyz` for load balancers, systemd and orchestrators, and a status
+//! page at `/` for people (plain HTML and a little script that reads
+//! `/status.json` and `/metrics` every two seconds: no front-end build).
+//! Every route is read-only; nothing here changes the host.
 //!
 //! It is a role like the others: it runs on the host's runtime, owns its
 //! listener, and stops on the host's shutdown signal. It sees the host
@@ -66,7 +68,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, HttpError> {
 /// Serves `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, view: Arc<dyn HostView>, mut shutdown: Shutdown) {
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "HTTP endpoint serving /metrics, /healthz, /readyz");
+        info!(%addr, "HTTP endpoint serving / (status page), /metrics, /healthz, /readyz");
     }
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -132,6 +134,33 @@ fn answer(request: &Request<Incoming>, view: &dyn HostView) -> Response<Full<Byt
             );
             response
         }
+        "/" => {
+            let mut response = text(StatusCode::OK, PAGE.to_owned());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            response
+        }
+        "/status.json" => {
+            let ready = view.readiness();
+            let page = StatusPage {
+                status: view.status(),
+                ready: ready.is_ok(),
+                not_ready: ready.err(),
+                tracker_services: metrics::tracker_services(),
+                reloads: metrics::recent_reloads(),
+            };
+            let body = serde_json::to_string(&page).unwrap_or_else(|e| {
+                format!("{{\"error\":\"the status does not serialize: {e}\"}}")
+            });
+            let mut response = text(StatusCode::OK, body);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
         "/healthz" => text(StatusCode::OK, "alive\n".to_owned()),
         "/readyz" => match view.readiness() {
             Ok(()) => text(StatusCode::OK, "ready\n".to_owned()),
@@ -142,9 +171,26 @@ fn answer(request: &Request<Incoming>, view: &dyn HostView) -> Response<Full<Byt
         },
         other => text(
             StatusCode::NOT_FOUND,
-            format!("no route {other}; this endpoint serves /metrics, /healthz and /readyz\n"),
+            format!("no route {other}; this endpoint serves /, /status.json, /metrics, /healthz and /readyz\n"),
         ),
     }
+}
+
+/// The status page: static; its script fills it in.
+const PAGE: &str = include_str!("status.html");
+
+/// What `/status.json` answers: what `plughost status` shows, readiness,
+/// the service manager's registry size and the last reloads.
+#[derive(Debug, serde::Serialize)]
+struct StatusPage {
+    #[serde(flatten)]
+    status: HostStatus,
+    ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_ready: Option<String>,
+    /// None: no manager role in this process.
+    tracker_services: Option<u64>,
+    reloads: Vec<metrics::ReloadRecord>,
 }
 
 /// A plain-text response.
