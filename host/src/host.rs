@@ -473,8 +473,8 @@ impl Host {
         self.view().status()
     }
 
-    /// True when the host serves: what `/readyz` answers (`Err`: why not).
-    pub fn readiness(&self) -> Result<(), String> {
+    /// Whether the host serves: what `/readyz` answers.
+    pub fn readiness(&self) -> crate::http::Readiness {
         use crate::http::HostView;
         self.view().readiness()
     }
@@ -587,17 +587,20 @@ impl crate::http::HostView for StatusView {
         }
     }
 
-    fn readiness(&self) -> Result<(), String> {
+    fn readiness(&self) -> crate::http::Readiness {
+        use crate::http::Readiness::{NotReady, Ready};
         let Some(served) = &self.served else {
             // No broker roles: serving is the local socket's and the tracker's.
-            return Ok(());
+            return Ready;
         };
         if *self.broker.borrow() == BrokerState::Disconnected {
-            return Err("the broker is not connected (the RPC roles are reconnecting)".to_owned());
+            return NotReady(
+                "the broker is not connected (the RPC roles are reconnecting)".to_owned(),
+            );
         }
         if !self.health.all_serving() {
             let channels = self.health.report();
-            return Err(match channels.iter().find(|c| !c.serving()) {
+            return NotReady(match channels.iter().find(|c| !c.serving()) {
                 Some(c) => format!(
                     "broker channel {} is {}{}",
                     c.channel,
@@ -611,9 +614,9 @@ impl crate::http::HostView for StatusView {
             });
         }
         if !Arc::ptr_eq(&served.borrow(), &self.registry.borrow()) {
-            return Err("the routes of the latest reload are not consumed yet".to_owned());
+            return NotReady("the routes of the latest reload are not consumed yet".to_owned());
         }
-        Ok(())
+        Ready
     }
 }
 

@@ -53,9 +53,18 @@ pub enum HttpError {
 pub trait HostView: Send + Sync + 'static {
     /// What `plughost status` shows now.
     fn status(&self) -> HostStatus;
-    /// `Ok` when the host serves (broker connected and every route
-    /// consumed, or no broker roles); else why not, for an operator.
-    fn readiness(&self) -> Result<(), String>;
+    /// Whether the host serves (broker connected and every route
+    /// consumed, or no broker roles).
+    fn readiness(&self) -> Readiness;
+}
+
+/// What `/readyz` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// The host serves.
+    Ready,
+    /// It does not; why, for an operator.
+    NotReady(String),
 }
 
 /// Binds `[http] listen` (at start, so a taken port fails the start).
@@ -143,11 +152,14 @@ fn answer(request: &Request<Incoming>, view: &dyn HostView) -> Response<Full<Byt
             response
         }
         "/status.json" => {
-            let ready = view.readiness();
+            let not_ready = match view.readiness() {
+                Readiness::Ready => None,
+                Readiness::NotReady(reason) => Some(reason),
+            };
             let page = StatusPage {
                 status: view.status(),
-                ready: ready.is_ok(),
-                not_ready: ready.err(),
+                ready: not_ready.is_none(),
+                not_ready,
                 tracker_services: metrics::tracker_services(),
                 reloads: metrics::recent_reloads(),
             };
@@ -163,8 +175,8 @@ fn answer(request: &Request<Incoming>, view: &dyn HostView) -> Response<Full<Byt
         }
         "/healthz" => text(StatusCode::OK, "alive\n".to_owned()),
         "/readyz" => match view.readiness() {
-            Ok(()) => text(StatusCode::OK, "ready\n".to_owned()),
-            Err(reason) => text(
+            Readiness::Ready => text(StatusCode::OK, "ready\n".to_owned()),
+            Readiness::NotReady(reason) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("not ready: {reason}\n"),
             ),
