@@ -16,8 +16,8 @@
 use std::{
     collections::VecDeque,
     sync::{
-        atomic::{AtomicI64, Ordering},
-        Mutex, OnceLock,
+        atomic::{AtomicI64, AtomicU64, Ordering},
+        Arc, Mutex, OnceLock,
     },
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -46,10 +46,131 @@ struct CallLabels {
 }
 
 /// A method of a plugin.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct MethodLabels {
     plugin: String,
     method: String,
+}
+
+/// Bucket bounds of [`MethodTotals`]: 100 µs doubling (the same as the
+/// Prometheus histogram's), the last one open.
+const BUCKETS: usize = 21;
+
+/// One method's counters for the deployment-wide stats request (the
+/// Prometheus families cannot be read back): atomics, and one lock for the
+/// last error, taken only when a call fails.
+#[derive(Debug, Default)]
+struct MethodTotals {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    micros: AtomicU64,
+    buckets: [AtomicU64; BUCKETS],
+    last_error: Mutex<Option<String>>,
+}
+
+impl MethodTotals {
+    fn record(&self, took: std::time::Duration, error: Option<String>) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.micros.fetch_add(micros, Ordering::Relaxed);
+        self.buckets[bucket_of(micros)].fetch_add(1, Ordering::Relaxed);
+        if let Some(error) = error {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+        }
+    }
+
+    /// The 99th percentile in milliseconds, interpolated in its bucket.
+    fn p99_ms(&self) -> f64 {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        quantile_ms(0.99, &counts)
+    }
+}
+
+/// The upper bound of bucket `i` in microseconds (the last: open).
+fn bucket_bound(i: usize) -> f64 {
+    100.0 * f64::from(1u32 << i.min(30))
+}
+
+fn bucket_of(micros: u64) -> usize {
+    (0..BUCKETS - 1)
+        .find(|&i| (micros as f64) <= bucket_bound(i))
+        .unwrap_or(BUCKETS - 1)
+}
+
+/// A quantile of bucket `counts`, in milliseconds.
+fn quantile_ms(q: f64, counts: &[u64]) -> f64 {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = q * total as f64;
+    let mut below = 0u64;
+    for (i, &count) in counts.iter().enumerate() {
+        if (below + count) as f64 >= rank && count > 0 {
+            let lower = if i == 0 { 0.0 } else { bucket_bound(i - 1) };
+            if i == counts.len() - 1 {
+                return lower / 1000.0;
+            }
+            let upper = bucket_bound(i);
+            let at = lower + (upper - lower) * (rank - below as f64) / count as f64;
+            return at / 1000.0;
+        }
+        below += count;
+    }
+    0.0
+}
+
+type Totals = std::sync::RwLock<std::collections::BTreeMap<MethodLabels, Arc<MethodTotals>>>;
+
+fn totals() -> &'static Totals {
+    static TOTALS: OnceLock<Totals> = OnceLock::new();
+    TOTALS.get_or_init(Totals::default)
+}
+
+fn totals_of(labels: &MethodLabels) -> Arc<MethodTotals> {
+    if let Some(t) = totals()
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(labels)
+    {
+        return Arc::clone(t);
+    }
+    let mut all = totals().write().unwrap_or_else(|p| p.into_inner());
+    Arc::clone(all.entry(labels.clone()).or_default())
+}
+
+/// Every called method's counters, for a stats request (sorted by plugin
+/// and method).
+pub fn method_stats() -> Vec<plughost_proto::rpc::v2::MethodStats> {
+    let all = totals().read().unwrap_or_else(|p| p.into_inner());
+    all.iter()
+        .map(|(labels, t)| {
+            let requests = t.requests.load(Ordering::Relaxed);
+            let micros = t.micros.load(Ordering::Relaxed);
+            plughost_proto::rpc::v2::MethodStats {
+                plugin: labels.plugin.clone(),
+                method: labels.method.clone(),
+                requests,
+                errors: t.errors.load(Ordering::Relaxed),
+                last_error: t
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
+                avg_ms: if requests == 0 {
+                    0.0
+                } else {
+                    micros as f64 / requests as f64 / 1000.0
+                },
+                p99_ms: t.p99_ms(),
+            }
+        })
+        .collect()
 }
 
 /// A reload's outcome: `applied` or `refused`.
@@ -149,8 +270,11 @@ impl CallTimer {
         metrics().limit_waits.get_or_create(&self.labels).inc();
     }
 
-    /// The call ended with `code` (200: a result).
-    pub fn finish(mut self, code: u16) {
+    /// The call ended with `code` (200: a result); `error` is the error's
+    /// message when it failed.
+    pub fn finish(mut self, code: u16, error: Option<&str>) {
+        let elapsed = self.started.elapsed();
+        totals_of(&self.labels).record(elapsed, error.map(|e| format!("{code}: {e}")));
         let m = metrics();
         m.calls
             .get_or_create(&CallLabels {
@@ -162,7 +286,7 @@ impl CallTimer {
             .inc();
         m.latency
             .get_or_create(&self.labels)
-            .observe(self.started.elapsed().as_secs_f64());
+            .observe(elapsed.as_secs_f64());
         self.done = true;
     }
 }
@@ -440,4 +564,30 @@ pub fn render(status: &HostStatus, cache: Option<CacheSize>) -> String {
     // Writing to a String cannot fail.
     let _ = encode(&mut text, &r);
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_double_from_a_tenth_of_a_millisecond() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(100), 0);
+        assert_eq!(bucket_of(101), 1);
+        assert_eq!(bucket_of(200), 1);
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn the_p99_lies_in_the_bucket_of_the_slowest_percent() {
+        let mut counts = [0u64; BUCKETS];
+        counts[bucket_of(150)] = 99; // 0.1-0.2 ms
+        counts[bucket_of(50_000)] = 1; // 25.6-51.2 ms
+        let p99 = quantile_ms(0.99, &counts);
+        assert!(p99 > 0.1 && p99 <= 0.2, "{p99}");
+        let p999 = quantile_ms(0.999, &counts);
+        assert!(p999 > 25.6 && p999 <= 51.2, "{p999}");
+        assert_eq!(quantile_ms(0.99, &[0; BUCKETS]), 0.0);
+    }
 }

@@ -16,6 +16,7 @@ mod plugins;
 pub mod proto;
 mod rpc;
 mod services;
+mod stats;
 mod version;
 
 /// plughost: a plugin-based service host.
@@ -73,6 +74,10 @@ pub(crate) enum Command {
     Reload(admin::AdminArgs),
     /// Show a running host's plugins: versions, file hashes, states, load times, call counts.
     Status(admin::AdminArgs),
+    /// Every host's per-method counters (requests, errors, last error, average and p99 time), one row per host and method.
+    Stats(stats::StatsArgs),
+    /// `stats`, refreshed every second until ctrl-c.
+    Top(stats::StatsArgs),
     /// Check a host's manifest, files, sockets and broker; one line per check, exit 1 on a failure.
     Doctor(doctor::DoctorArgs),
     /// Check that a plugin library behaves (the conformance kit); exit 1 naming the failed checks.
@@ -110,6 +115,8 @@ pub fn main() -> ExitCode {
         Command::Reload(args) => block_on(admin::reload(args)),
         Command::Status(args) => block_on(admin::status(args)),
         Command::Doctor(args) => block_on(doctor::run(args)),
+        Command::Stats(args) => block_on(stats::stats(args)),
+        Command::Top(args) => block_on(stats::top(args)),
         Command::Conformance(args) => conformance::run(args),
         Command::New(args) => new::run(args),
     };

@@ -66,7 +66,10 @@ pub async fn dispatch(
         registry, method, args_json, received, deadline, origin, &timer,
     )
     .await;
-    timer.finish(result.as_ref().map_or_else(|e| e.code, |_| 200));
+    match &result {
+        Ok(_) => timer.finish(200, None),
+        Err(e) => timer.finish(e.code, Some(&e.message)),
+    }
     result
 }
 
