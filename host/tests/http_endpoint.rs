@@ -375,3 +375,31 @@ fn a_taken_port_stops_the_start_naming_the_address() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_for_its_methods_concurrency_limit_is_counted() {
+    let ex = TestExchanges::new("http-limit");
+    let port = free_port();
+    let text = manifest(&unique("http-limit"), &ex.rabbitmq_toml(), port, &["echo"])
+        + "[plugins.methods.sleep_ms]\nconcurrency = 1\n";
+    let host = HostProcess::start(plughost_bin(), &text);
+    block_in_place(|| host.wait_serving());
+    let c = client(AMQP_URL, &ex).await;
+    // Two calls at once on a method that runs one at a time: the second
+    // waits for the first (a second each, so they overlap on any machine).
+    let args = [json!(1000)];
+    let (one, two) = tokio::join!(
+        c.call_json("sleep_ms", &args),
+        c.call_json("sleep_ms", &args)
+    );
+    assert!(one.is_ok() && two.is_ok(), "{one:?} {two:?}");
+    let metrics = block_in_place(|| scrape(port));
+    assert_eq!(
+        sample(
+            &metrics,
+            "plughost_concurrency_limit_waits_total{plugin=\"echo\",method=\"sleep_ms\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+}
