@@ -1,6 +1,9 @@
 //! What a host counts for Prometheus: calls, latencies, reloads, broker
-//! reconnects, tracker registrations and expiries; and the last reloads,
-//! with their results and reasons, for the status page.
+//! reconnects, tracker registrations and expiries; per-method totals
+//! (requests, errors, last error, time) for the deployment-wide stats
+//! request, kept beside the Prometheus families because those cannot be
+//! read back; and the last reloads, with their results and reasons, for
+//! the status page.
 //!
 //! Like the fault counters ([`crate::faults`]) these are per process
 //! ([`global`]): a host is one process in production, and the per-call path
