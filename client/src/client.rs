@@ -527,6 +527,55 @@ impl Client {
         self.find_answers(method, timeout, true).await
     }
 
+    /// Every host's per-method counters (`plughost stats`): publishes a
+    /// stats request on the name-service fanout and gathers the answers
+    /// that come within `window`. Over the broker only: the local socket
+    /// reaches one host, whose `/metrics` says more.
+    pub async fn stats(&self, window: Duration) -> Result<Vec<v2::StatsReply>, RpcError> {
+        if self.local.is_some() {
+            return Err(self.unavailable(
+                "stats are asked of every host over the broker; this client uses the local socket",
+            ));
+        }
+        let deadline = Instant::now() + window;
+        let what = "stats";
+        let session = self.session(deadline).await?;
+        let (id, mut replies, _guard) = session.expect_replies();
+        // A find for no method: hosts that predate stats answer "not here".
+        let body = serde_json::to_vec(&v2::FindRequest::new("")).unwrap_or_default();
+        let props = session
+            .request_props(&id, window)
+            .with_type(v2::STATS_REQUEST_TYPE.into());
+        let returned = session
+            .publish(&self.options.exchanges.ns, "", &body, props, deadline)
+            .await
+            .map_err(|s| {
+                self.stalled(s, what, window, "the broker to confirm the stats request")
+            })?;
+        if returned {
+            return Err(RpcError::NoNameService {
+                exchange: self.options.exchanges.ns.clone(),
+            });
+        }
+        let link = session.link.subscribe();
+        let mut answers = Vec::new();
+        loop {
+            match bounded(replies.recv(), &link, deadline, false).await {
+                Ok(Some(body)) => {
+                    // Answers of hosts without stats are find replies: skipped.
+                    if let Ok(reply) = serde_json::from_slice::<v2::StatsReply>(&body) {
+                        answers.push(reply);
+                    }
+                }
+                Ok(None) => return Err(self.unavailable("connection lost while waiting for stats")),
+                Err(Stall::Deadline { .. }) => break,
+                Err(stall) => return Err(self.stalled(stall, what, window, "stats answers")),
+            }
+        }
+        answers.sort_by(|a, b| a.host.cmp(&b.host));
+        Ok(answers)
+    }
+
     /// `describe`: the signature of `method` (parameter names, JSON Schema
     /// types, which are optional, and the result's schema), from the name
     /// service of a host that serves it, with the same ambiguity rule as a

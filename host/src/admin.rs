@@ -188,7 +188,9 @@ pub fn listen(path: &Path) -> Result<UnixListener, AdminError> {
     Ok(listener)
 }
 
-fn check_private_folder(path: &Path, folder: &Path) -> Result<(), AdminError> {
+/// Refuses a socket folder that another user owns or can write to (also
+/// `plughost doctor`'s rule).
+pub(crate) fn check_private_folder(path: &Path, folder: &Path) -> Result<(), AdminError> {
     let unsafe_folder = |reason: String| AdminError::UnsafeFolder {
         path: path.to_path_buf(),
         folder: folder.to_path_buf(),

@@ -76,6 +76,9 @@ pub enum HostError {
     /// The admin socket could not be opened.
     #[error(transparent)]
     Admin(#[from] AdminError),
+    /// The HTTP endpoint (`[http] listen`) could not be opened.
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
     /// Shutdown took longer than its grace; the process gave up on what
     /// was still running.
     #[error("shutdown did not finish within its grace of {grace_ms} ms; abandoned: {}", abandoned.join("; "))]
@@ -142,6 +145,11 @@ impl Host {
     /// Loads the manifest's plugins and starts the roles it enables.
     pub async fn start(manifest: &Manifest, options: &HostOptions) -> Result<Self, HostError> {
         let registry = Registry::from_manifest(manifest)?;
+        // Bound before any role starts: a taken port fails the start whole.
+        let http = match manifest.http.listen {
+            Some(addr) => Some(crate::http::bind(addr).await?),
+            None => None,
+        };
         for plugin in registry.plugins() {
             plugin.set_state(PluginState::Serving);
         }
@@ -160,6 +168,7 @@ impl Host {
         )];
         let health = Arc::new(RpcHealth::default());
         let services = Arc::new(ServiceBoard::default());
+        let retired: Arc<Mutex<Vec<Arc<PluginHandle>>>> = Arc::default();
         let roles = manifest.roles;
         if roles.name_service || roles.rpc {
             let broker = broker_settings(options, manifest);
@@ -266,6 +275,25 @@ impl Host {
                 )),
             ));
         }
+        if let Some(listener) = http {
+            let view = StatusView {
+                name: manifest.host.name.clone(),
+                registry: registry_tx.subscribe(),
+                served: served.clone(),
+                retired: Arc::clone(&retired),
+                broker: broker_rx.clone(),
+                health: Arc::clone(&health),
+                services: Arc::clone(&services),
+            };
+            let serve = crate::http::serve(listener, Arc::new(view), shutdown.clone());
+            tasks.push((
+                "HTTP endpoint",
+                tokio::spawn(async move {
+                    serve.await;
+                    Vec::new()
+                }),
+            ));
+        }
         Ok(Self {
             name: manifest.host.name.clone(),
             registry: registry_tx,
@@ -275,7 +303,7 @@ impl Host {
             services,
             trigger,
             tasks: Mutex::new(tasks),
-            retired: Arc::default(),
+            retired,
             reloading: tokio::sync::Mutex::new(()),
             started_with: manifest.clone(),
             local_socket,
@@ -431,36 +459,35 @@ impl Host {
             || was.roles != manifest.roles
             || host_changed
             || was.limits != manifest.limits
+            || was.http != manifest.http
         {
             warn!(
-                "[host], [rabbitmq], [zeromq], [roles] and [limits] changes take effect only after a restart"
+                "[host], [rabbitmq], [zeromq], [roles], [limits] and [http] changes take effect only after a restart"
             );
         }
     }
 
     /// What `plughost status` shows.
     pub fn status(&self) -> HostStatus {
-        let mut plugins: Vec<PluginStatus> = self
-            .registry()
-            .plugins()
-            .iter()
-            .map(|p| PluginStatus::of(p))
-            .collect();
-        if let Ok(retired) = self.retired.lock() {
-            plugins.extend(retired.iter().map(|p| PluginStatus::of(p)));
-        }
-        let broker = match *self.broker.borrow() {
-            BrokerState::Serving if self.health.all_serving() => "serving",
-            BrokerState::Serving => "degraded",
-            BrokerState::Disconnected => "disconnected",
-        };
-        HostStatus {
-            host: self.name.clone(),
-            broker: broker.to_owned(),
-            plugins,
-            channels: self.health.report(),
-            services: self.services.snapshot(),
-            faults: faults::global().counts(),
+        use crate::http::HostView;
+        self.view().status()
+    }
+
+    /// Whether the host serves: what `/readyz` answers.
+    pub fn readiness(&self) -> crate::http::Readiness {
+        use crate::http::HostView;
+        self.view().readiness()
+    }
+
+    fn view(&self) -> StatusView {
+        StatusView {
+            name: self.name.clone(),
+            registry: self.registry.subscribe(),
+            served: self.served.clone(),
+            retired: Arc::clone(&self.retired),
+            broker: self.broker.clone(),
+            health: Arc::clone(&self.health),
+            services: Arc::clone(&self.services),
         }
     }
 
@@ -519,6 +546,77 @@ impl Host {
             }
         }
         abandoned
+    }
+}
+
+/// The HTTP endpoint's view of a host: the host's shared state, without
+/// the host (the endpoint starts with it, before it exists).
+struct StatusView {
+    name: String,
+    registry: watch::Receiver<Arc<Registry>>,
+    served: Option<watch::Receiver<Arc<Registry>>>,
+    retired: Arc<Mutex<Vec<Arc<PluginHandle>>>>,
+    broker: watch::Receiver<BrokerState>,
+    health: Arc<RpcHealth>,
+    services: Arc<ServiceBoard>,
+}
+
+impl crate::http::HostView for StatusView {
+    fn status(&self) -> HostStatus {
+        let registry = self.registry.borrow().clone();
+        let mut plugins: Vec<PluginStatus> = registry
+            .plugins()
+            .iter()
+            .map(|p| PluginStatus::of(p))
+            .collect();
+        if let Ok(retired) = self.retired.lock() {
+            plugins.extend(retired.iter().map(|p| PluginStatus::of(p)));
+        }
+        let broker = match *self.broker.borrow() {
+            BrokerState::Serving if self.health.all_serving() => "serving",
+            BrokerState::Serving => "degraded",
+            BrokerState::Disconnected => "disconnected",
+        };
+        HostStatus {
+            host: self.name.clone(),
+            broker: broker.to_owned(),
+            plugins,
+            channels: self.health.report(),
+            services: self.services.snapshot(),
+            faults: faults::global().counts(),
+        }
+    }
+
+    fn readiness(&self) -> crate::http::Readiness {
+        use crate::http::Readiness::{NotReady, Ready};
+        let Some(served) = &self.served else {
+            // No broker roles: serving is the local socket's and the tracker's.
+            return Ready;
+        };
+        if *self.broker.borrow() == BrokerState::Disconnected {
+            return NotReady(
+                "the broker is not connected (the RPC roles are reconnecting)".to_owned(),
+            );
+        }
+        if !self.health.all_serving() {
+            let channels = self.health.report();
+            return NotReady(match channels.iter().find(|c| !c.serving()) {
+                Some(c) => format!(
+                    "broker channel {} is {}{}",
+                    c.channel,
+                    c.state,
+                    c.problem
+                        .as_deref()
+                        .map(|p| format!(": {p}"))
+                        .unwrap_or_default()
+                ),
+                None => "the broker connection is closing".to_owned(),
+            });
+        }
+        if !Arc::ptr_eq(&served.borrow(), &self.registry.borrow()) {
+            return NotReady("the routes of the latest reload are not consumed yet".to_owned());
+        }
+        Ready
     }
 }
 
@@ -753,8 +851,9 @@ async fn reload_from_disk(
     };
     match &result {
         Ok(changes) if changes.is_empty() => info!(trigger = why, "reload: nothing changed"),
-        Ok(_) => {}
+        Ok(changes) => crate::metrics::reload(why, Ok(changes)),
         Err(e) => {
+            crate::metrics::reload(why, Err(e));
             faults::note(Fault::ReloadRefused);
             error!(trigger = why, error = %e, "reload refused; still serving the previous set")
         }

@@ -19,6 +19,9 @@
 //!   per-call dispatch path.
 //! - [`tracker`]: the service tracker over ZeroMQ: manager, service agents,
 //!   tracked services, management client.
+//! - [`http`]: the read-only HTTP endpoint (`/metrics`, `/healthz`, `/readyz`).
+//! - [`metrics`]: what `/metrics` counts (calls, latencies, reloads, reconnects).
+//! - [`doctor`]: `plughost doctor`'s checks of a host's configuration and surroundings.
 //! - [`faults`]: fault counters (shown by `plughost status`) and rate-limited fault logging.
 //! - [`watch`]: following the manifest and plugin files (debounced).
 //! - [`shutdown`]: the one shutdown signal every role listens to.
@@ -29,10 +32,13 @@
 //! `plughost-proto` (wire formats, no I/O), `plughost-client` (callers'
 //! side of RabbitMQ, whose connection code the host's roles share).
 pub mod admin;
+pub mod doctor;
 pub mod faults;
 pub mod host;
+pub mod http;
 pub mod local;
 pub mod manifest;
+pub mod metrics;
 pub mod plugins;
 pub mod rpc;
 pub mod runtime;

@@ -38,7 +38,7 @@ pub mod load;
 pub mod pool;
 pub mod settle;
 pub mod shadow;
-mod trust;
+pub mod trust;
 
 pub use call::{CancelReason, CancelScope, HostCall};
 pub use error::LoadError;

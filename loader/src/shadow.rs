@@ -218,6 +218,37 @@ impl Cache {
     }
 }
 
+/// How much the shadow cache holds, for the host's `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheUsage {
+    /// Plugin copies (the lock file and copies being made are not counted).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// What the cache of this process holds now (empty when it was never made).
+pub fn cache_usage() -> io::Result<CacheUsage> {
+    let mut usage = CacheUsage::default();
+    let entries = match fs::read_dir(cache_dir()) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(usage),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        if meta.is_file() {
+            usage.files += 1;
+            usage.bytes += meta.len();
+        }
+    }
+    Ok(usage)
+}
+
 /// Where shadow copies live: `$PLUGHOST_LIB_CACHE`, else a per-user folder
 /// under the temp directory.
 pub(crate) fn cache_dir() -> PathBuf {

@@ -17,6 +17,8 @@
 //!
 //! This module only finds problems; the loader decides whether they refuse
 //! the file or, with `[host] allow_insecure_plugin_files = true`, are logged.
+//! It is public so that `plughost doctor` checks files by the same rule the
+//! loader applies, not by a copy of it.
 
 use std::{
     collections::VecDeque,
@@ -31,15 +33,15 @@ const MAX_LINKS: usize = 40;
 
 /// Something in a plugin file's path that another user could change.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Untrusted {
+pub struct Untrusted {
     /// What kind of thing it is: "file", "folder" or "symbolic link".
-    pub(crate) kind: &'static str,
+    pub kind: &'static str,
     /// The file, folder or link at fault.
-    pub(crate) culprit: PathBuf,
+    pub culprit: PathBuf,
     /// What is wrong with it, e.g. "is writable by others (mode 0666)".
-    pub(crate) problem: String,
+    pub problem: String,
     /// The command that fixes it, e.g. "chmod go-w /srv/plugins".
-    pub(crate) fix: String,
+    pub fix: String,
 }
 
 impl fmt::Display for Untrusted {
@@ -56,7 +58,7 @@ impl fmt::Display for Untrusted {
 
 /// Checks a file, the folders on the way to it and the links followed.
 /// Returns every problem found, the file's own first; none means trusted.
-pub(crate) fn check_file(path: &Path) -> io::Result<Vec<Untrusted>> {
+pub fn check_file(path: &Path) -> io::Result<Vec<Untrusted>> {
     let walk = walk(path)?;
     let meta = fs::metadata(&walk.target)?;
     let mut found: Vec<Untrusted> = problems("file", &walk.target, &meta, false)
@@ -68,7 +70,7 @@ pub(crate) fn check_file(path: &Path) -> io::Result<Vec<Untrusted>> {
 }
 
 /// Checks a folder and the folders on the way to it (for the shadow cache).
-pub(crate) fn check_folder(dir: &Path) -> io::Result<Vec<Untrusted>> {
+pub fn check_folder(dir: &Path) -> io::Result<Vec<Untrusted>> {
     let mut walk = walk(dir)?;
     walk.folders.push(walk.target);
     let mut found = folder_problems(&walk.folders)?;

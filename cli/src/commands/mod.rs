@@ -9,12 +9,14 @@ use clap::{Parser, Subcommand};
 mod admin;
 mod bench;
 mod conformance;
+mod doctor;
 pub mod exit;
 mod new;
 mod plugins;
 pub mod proto;
 mod rpc;
 mod services;
+mod stats;
 mod version;
 
 /// plughost: a plugin-based service host.
@@ -72,6 +74,12 @@ pub(crate) enum Command {
     Reload(admin::AdminArgs),
     /// Show a running host's plugins: versions, file hashes, states, load times, call counts.
     Status(admin::AdminArgs),
+    /// Every host's per-method counters (requests, errors, last error, average and p99 time), one row per host and method.
+    Stats(stats::StatsArgs),
+    /// `stats`, refreshed every second until ctrl-c.
+    Top(stats::StatsArgs),
+    /// Check a host's manifest, files, sockets and broker; one line per check, exit 1 on a failure.
+    Doctor(doctor::DoctorArgs),
     /// Check that a plugin library behaves (the conformance kit); exit 1 naming the failed checks.
     Conformance(conformance::ConformanceArgs),
     /// Create a plugin crate that builds and passes the conformance kit as generated.
@@ -106,6 +114,9 @@ pub fn main() -> ExitCode {
         Command::CmdProc(args) => block_on(services::cmd_proc(args)),
         Command::Reload(args) => block_on(admin::reload(args)),
         Command::Status(args) => block_on(admin::status(args)),
+        Command::Doctor(args) => block_on(doctor::run(args)),
+        Command::Stats(args) => block_on(stats::stats(args)),
+        Command::Top(args) => block_on(stats::top(args)),
         Command::Conformance(args) => conformance::run(args),
         Command::New(args) => new::run(args),
     };

@@ -324,7 +324,7 @@ pub fn say_transport(client: &Client) {
 
 /// Prints an RPC failure for a person (the message, its code, the
 /// method's help when it gave one) and picks the exit code for its kind.
-fn report(e: RpcError) -> Result<ExitCode> {
+pub(super) fn report(e: RpcError) -> Result<ExitCode> {
     eprintln!("error: {e} [{}]", e.code());
     if let RpcError::Remote {
         help: Some(help), ..

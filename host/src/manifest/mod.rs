@@ -31,8 +31,8 @@ pub use broker::{BrokerOverrides, BrokerSettings};
 
 pub use error::ManifestError;
 pub use model::{
-    HostSettings, Limits, LocalSettings, Manifest, MethodOverride, PluginEntry, RabbitSettings,
-    RestartPolicy, Roles, ServiceSettings, ZmqSettings, DEFAULT_AMQP_URL,
+    HostSettings, HttpSettings, Limits, LocalSettings, Manifest, MethodOverride, PluginEntry,
+    RabbitSettings, RestartPolicy, Roles, ServiceSettings, ZmqSettings, DEFAULT_AMQP_URL,
     DEFAULT_MAX_PLUGIN_THREADS, DEFAULT_SHUTDOWN_GRACE_MS,
 };
 

@@ -32,6 +32,8 @@ pub struct Manifest {
     pub limits: Limits,
     /// `[local]`
     pub local: LocalSettings,
+    /// `[http]`
+    pub http: HttpSettings,
     /// `[[plugins]]`, in file order.
     pub plugins: Vec<PluginEntry>,
 }
@@ -87,6 +89,15 @@ impl Default for LocalSettings {
             socket: None,
         }
     }
+}
+
+/// `[http]`: the host's read-only HTTP endpoint (`/metrics`, `/healthz`,
+/// `/readyz`; see docs/operations.md). Off unless `listen` is set: an
+/// operator chooses where metrics are exposed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// The address to serve on, such as `127.0.0.1:9464` (None: no endpoint).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `[rabbitmq]`: the RPC transport.
@@ -286,7 +297,15 @@ struct RawManifest {
     #[serde(default)]
     local: RawLocal,
     #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
     plugins: Vec<RawPlugin>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -765,6 +784,19 @@ impl Manifest {
             },
         };
 
+        let http = HttpSettings {
+            listen: match raw.http.listen {
+                Some(l) => Some(l.get_ref().trim().parse().map_err(|_| {
+                    v.invalid(
+                        "http.listen",
+                        &l,
+                        "must be an IP address and port, such as 127.0.0.1:9464",
+                    )
+                })?),
+                None => None,
+            },
+        };
+
         let plugins = raw
             .plugins
             .into_iter()
@@ -780,6 +812,7 @@ impl Manifest {
             roles: raw.roles,
             limits,
             local,
+            http,
             plugins,
         })
     }
@@ -1138,6 +1171,20 @@ mod tests {
         );
         let err = parse("[local]\nport = 1\n").unwrap_err().to_string();
         assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn the_http_endpoint_is_off_by_default_and_needs_an_address_and_port() {
+        assert_eq!(parse("").unwrap().http.listen, None);
+        let m = parse("[http]\nlisten = \"127.0.0.1:9464\"\n").unwrap();
+        assert_eq!(m.http.listen, Some(([127, 0, 0, 1], 9464).into()));
+        let err = parse("[http]\nlisten = \"localhost\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("http.listen") && err.contains("line 2") && err.contains("127.0.0.1:9464"),
+            "{err}"
+        );
     }
 
     #[test]

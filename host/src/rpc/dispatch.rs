@@ -28,7 +28,10 @@ use tracing::{info, warn};
 use plughost_loader::{pool::PoolJob, Admission, CancelReason, HostCall, NotAdmitted, PluginState};
 use plughost_proto::rpc::v2::ErrorBody;
 
-use crate::plugins::{PluginHandle, Registry};
+use crate::{
+    metrics::{self, CallTimer},
+    plugins::{PluginHandle, Registry},
+};
 
 /// Where a call came from, for the plugin's [`HostCall`] context and its logs.
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +45,9 @@ pub struct Origin<'a> {
 /// Runs `method` with `args_json` (a JSON array, or an object of named
 /// arguments) and returns the result as JSON text. `received` is when the
 /// request arrived; `deadline` is the caller's, when it sent one.
+///
+/// Every call is counted here, once, for `/metrics` (by plugin, method,
+/// protocol and code, with its latency), whichever transport brought it.
 pub async fn dispatch(
     registry: &Registry,
     method: &str,
@@ -49,6 +55,33 @@ pub async fn dispatch(
     received: Instant,
     deadline: Option<Instant>,
     origin: Origin<'_>,
+) -> Result<String, ErrorBody> {
+    let (plugin, name) = registry
+        .method(method)
+        .map_or(("", metrics::UNKNOWN_METHOD), |e| {
+            (e.plugin.name(), e.name.as_str())
+        });
+    let timer = CallTimer::start(plugin, name, origin.protocol);
+    let result = run(
+        registry, method, args_json, received, deadline, origin, &timer,
+    )
+    .await;
+    match &result {
+        Ok(_) => timer.finish(200, None),
+        Err(e) => timer.finish(e.code, Some(&e.message)),
+    }
+    result
+}
+
+/// [`dispatch`] without the counting.
+async fn run(
+    registry: &Registry,
+    method: &str,
+    args_json: String,
+    received: Instant,
+    deadline: Option<Instant>,
+    origin: Origin<'_>,
+    timer: &CallTimer,
 ) -> Result<String, ErrorBody> {
     let entry = registry
         .method(method)
@@ -63,6 +96,7 @@ pub async fn dispatch(
     let permit = match entry.limiter.clone().try_acquire_owned() {
         Ok(permit) => permit,
         Err(_) => {
+            timer.waited_for_limit();
             match tokio::time::timeout_at(end.into(), entry.limiter.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => permit,
                 Ok(Err(_)) => {

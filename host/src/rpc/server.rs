@@ -170,6 +170,7 @@ pub async fn serve(
         match lost {
             Some(reason) => {
                 warn!(broker = %url, %reason, "broker connection lost; closing what is left of it, then reconnecting");
+                crate::metrics::broker_reconnect();
                 session.teardown().await;
             }
             None => break,
@@ -1217,6 +1218,10 @@ async fn answer_find(delivery: &Delivery, ctx: &CallContext) -> Disposition {
         }
         return Disposition::Done;
     }
+    let kind = delivery.properties.kind().as_ref().map(|k| k.as_str());
+    if kind == Some(v2::STATS_REQUEST_TYPE) {
+        return answer_stats(delivery, ctx).await;
+    }
     let content_type = delivery
         .properties
         .content_type()
@@ -1225,6 +1230,37 @@ async fn answer_find(delivery: &Delivery, ctx: &CallContext) -> Disposition {
     match Protocol::of(content_type) {
         Protocol::V2 => find_v2(delivery, ctx).await,
         Protocol::V1 => find_v1(delivery, ctx).await,
+    }
+}
+
+/// Answers a stats request (`plughost stats`) with this host's per-method
+/// counters ([`crate::metrics::method_stats`]).
+async fn answer_stats(delivery: &Delivery, ctx: &CallContext) -> Disposition {
+    let props = &delivery.properties;
+    let (Some(reply_to), Some(correlation_id)) = (props.reply_to(), props.correlation_id()) else {
+        if faults::note(Fault::MissingReplyTo) {
+            warn!("stats request without reply_to or correlation_id; ignored");
+        }
+        return Disposition::Done;
+    };
+    let reply = v2::StatsReply {
+        host: ctx.host_name.clone(),
+        methods: crate::metrics::method_stats(),
+    };
+    let body = serde_json::to_vec(&reply).unwrap_or_default();
+    let props = BasicProperties::default()
+        .with_content_type(v2::CONTENT_TYPE.into())
+        .with_correlation_id(correlation_id.clone());
+    match ctx
+        .replies
+        .publish(&ShortString::default(), reply_to, &body, props)
+        .await
+    {
+        Sent::Yes | Sent::TooLarge { .. } => Disposition::Done,
+        Sent::No { reason, .. } => {
+            not_published(NAME_SERVICE, &reason);
+            Disposition::Requeue
+        }
     }
 }
 

@@ -45,6 +45,7 @@ use super::{
     TrackerError, STOP_LINE, V2_LINE,
 };
 use crate::{
+    metrics,
     proto::{
         address::RawAddress,
         codes::raw::RawCode,
@@ -299,6 +300,7 @@ const BATCH: usize = 1000;
 
 impl Manager {
     fn run(mut self, sockets: &Sockets, wake: &WakeReceiver, stop: &AtomicBool) {
+        metrics::tracker_registry_size(self.registry.len());
         self.beacon = RawRequest::beacon(self.address.clone()).serialize();
         // Every new subscriber is greeted with a beacon (the id is fixed;
         // nobody reads a beacon's id).
@@ -368,10 +370,14 @@ impl Manager {
     }
 
     fn sweep_and_beacon(&mut self, sockets: &Sockets, now: Instant) {
-        for gone in self
+        let expired = self
             .registry
-            .expire(now, self.config.ttl, self.config.v1_ttl)
-        {
+            .expire(now, self.config.ttl, self.config.v1_ttl);
+        if !expired.is_empty() {
+            metrics::tracker_expiries(expired.len());
+            metrics::tracker_registry_size(self.registry.len());
+        }
+        for gone in expired {
             self.pending_stops.remove(&gone.uid());
             info!(service = %gone, "service expired (no message within its TTL)");
         }
@@ -418,7 +424,10 @@ impl Manager {
                 if kind == RawMessageType::Init {
                     info!(service = %request.from(), v2 = details.is_some(), "service registered");
                 }
-                self.registry.touch(request.from(), kind, details, now);
+                if self.registry.touch(request.from(), kind, details, now) {
+                    metrics::tracker_registration();
+                    metrics::tracker_registry_size(self.registry.len());
+                }
                 send(
                     router,
                     &identity,
@@ -441,6 +450,7 @@ impl Manager {
             Some(RawMessageType::Bye) => {
                 self.pending_stops.remove(&request.from().uid());
                 if self.registry.remove(&request.from().uid()) {
+                    metrics::tracker_registry_size(self.registry.len());
                     info!(service = %request.from(), "service said bye");
                 }
             }

@@ -86,14 +86,15 @@ pub struct ServiceRegistry {
 }
 
 impl ServiceRegistry {
-    /// Adds or refreshes a service after INIT or HELLO.
+    /// Adds or refreshes a service after INIT or HELLO; true when it was
+    /// not registered before.
     pub fn touch(
         &mut self,
         address: &RawAddress,
         kind: RawMessageType,
         details: Option<serde_json::Value>,
         now: Instant,
-    ) {
+    ) -> bool {
         let uid = address.uid();
         match self.entries.get_mut(&uid) {
             Some(entry) => {
@@ -114,6 +115,7 @@ impl ServiceRegistry {
                     entry.v2 = true;
                     entry.details = details;
                 }
+                false
             }
             None => {
                 self.order.push(uid);
@@ -128,6 +130,7 @@ impl ServiceRegistry {
                         intervals: Vec::new(),
                     },
                 );
+                true
             }
         }
     }

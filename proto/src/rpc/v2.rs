@@ -61,6 +61,44 @@ impl FindRequest {
     }
 }
 
+/// The AMQP `type` property of a stats request: "every host, send me your
+/// per-method counters", published on the name-service fanout like a find.
+/// Its body is a find for the empty method name (`{"method":""}`), so a host
+/// that predates stats answers "not here" instead of counting a malformed
+/// find; such answers are not [`StatsReply`]s and are skipped.
+pub const STATS_REQUEST_TYPE: &str = "plughost.stats";
+
+/// One host's answer to a stats request: its counters per method since the
+/// process started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsReply {
+    /// The answering host's name.
+    pub host: String,
+    /// One entry per plugin method that was called, sorted by plugin and method.
+    pub methods: Vec<MethodStats>,
+}
+
+/// The counters of one method on one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodStats {
+    /// The plugin serving it.
+    pub plugin: String,
+    /// The method's bare name.
+    pub method: String,
+    /// Calls answered (results and errors).
+    pub requests: u64,
+    /// Calls answered with an error.
+    pub errors: u64,
+    /// The last error's code and message, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Mean time from dispatch to answer, in milliseconds.
+    pub avg_ms: f64,
+    /// 99th percentile of that time, in milliseconds (interpolated within
+    /// doubling buckets from 0.1 ms, so within a factor of two).
+    pub p99_ms: f64,
+}
+
 /// Who else serves a bare name (in a host's collision check).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claimant {
