@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use crate::{
     plugins::{registry::signature_of, PluginHandle, PluginState},
     rpc::ChannelReport,
-    tracker::services::ServiceStatus,
 };
 
 /// One plugin as `plughost status` shows it.
@@ -106,4 +105,22 @@ impl PluginStatus {
                 .collect(),
         }
     }
+}
+
+/// What `plughost status` shows of one tracked service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// The plugin it belongs to.
+    pub plugin: String,
+    /// Its name.
+    pub service: String,
+    /// The plugin instance it runs on.
+    pub instance: u64,
+    /// `running`, `restarting` (waiting out its backoff), `stopped` (on
+    /// purpose), `finished` (returned; its policy keeps it so) or `failed`.
+    pub state: String,
+    /// How often it was restarted on this instance.
+    pub restarts: u32,
+    /// Why its last run ended, when it failed.
+    pub last_error: Option<String>,
 }

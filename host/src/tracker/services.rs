@@ -34,7 +34,6 @@ use plughost_plugin_api::{
     ffi::{ServiceHost, ServiceHost_TO},
     LogLevel, PluginError,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -48,6 +47,7 @@ use crate::{
     plugins::{PluginHandle, Registry},
     proto::{address::RawAddress, uid::Uid},
     shutdown::Shutdown,
+    status::ServiceStatus,
 };
 
 /// Where the manager is and how often to say hello.
@@ -84,24 +84,6 @@ pub fn backoff(restart: u32) -> Duration {
     FIRST_BACKOFF
         .saturating_mul(1u32.checked_shl(restart.min(31)).unwrap_or(u32::MAX))
         .min(MAX_BACKOFF)
-}
-
-/// What `plughost status` shows of one tracked service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceStatus {
-    /// The plugin it belongs to.
-    pub plugin: String,
-    /// Its name.
-    pub service: String,
-    /// The plugin instance it runs on.
-    pub instance: u64,
-    /// `running`, `restarting` (waiting out its backoff), `stopped` (on
-    /// purpose), `finished` (returned; its policy keeps it so) or `failed`.
-    pub state: String,
-    /// How often it was restarted on this instance.
-    pub restarts: u32,
-    /// Why its last run ended, when it failed.
-    pub last_error: Option<String>,
 }
 
 /// The tracked services' states, shared between the services role (which
