@@ -1247,21 +1247,7 @@ async fn answer_stats(delivery: &Delivery, ctx: &CallContext) -> Disposition {
         host: ctx.host_name.clone(),
         methods: crate::metrics::method_stats(),
     };
-    let body = serde_json::to_vec(&reply).unwrap_or_default();
-    let props = BasicProperties::default()
-        .with_content_type(v2::CONTENT_TYPE.into())
-        .with_correlation_id(correlation_id.clone());
-    match ctx
-        .replies
-        .publish(&ShortString::default(), reply_to, &body, props)
-        .await
-    {
-        Sent::Yes | Sent::TooLarge { .. } => Disposition::Done,
-        Sent::No { reason, .. } => {
-            not_published(NAME_SERVICE, &reason);
-            Disposition::Requeue
-        }
-    }
+    answer_name_service(ctx, reply_to, correlation_id, &reply).await
 }
 
 /// True (after counting and logging it) when a find asks for a method name
@@ -1318,7 +1304,18 @@ async fn find_v2(delivery: &Delivery, ctx: &CallContext) -> Disposition {
         method: find.method,
         host: ctx.host_name.clone(),
     };
-    let body = serde_json::to_vec(&reply).unwrap_or_default();
+    answer_name_service(ctx, reply_to, correlation_id, &reply).await
+}
+
+/// Sends a name service's v2 answer (a find's or a stats request's) to
+/// the asker's `reply_to`; one the host could not publish is requeued.
+async fn answer_name_service(
+    ctx: &CallContext,
+    reply_to: &ShortString,
+    correlation_id: &ShortString,
+    reply: &impl serde::Serialize,
+) -> Disposition {
+    let body = serde_json::to_vec(reply).unwrap_or_default();
     let props = BasicProperties::default()
         .with_content_type(v2::CONTENT_TYPE.into())
         .with_correlation_id(correlation_id.clone());
