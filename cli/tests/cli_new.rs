@@ -76,6 +76,36 @@ fn a_new_plugin_builds_and_passes_conformance_as_generated() {
     }
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+
+    // A plugin author builds no broker, ZeroMQ, CLI or async runtime code,
+    // and a small graph (docs/writing-plugins.md).
+    let tree = Command::new(&cargo)
+        .args(["tree", "--offline", "-e", "normal,dev", "--prefix", "none"])
+        .current_dir(&crate_dir)
+        .output()
+        .unwrap();
+    assert!(tree.status.success(), "{}", text(&tree.stderr));
+    let lines: std::collections::BTreeSet<String> =
+        text(&tree.stdout).lines().map(str::to_owned).collect();
+    for heavy in [
+        "lapin ",
+        "zeromq ",
+        "zmq ",
+        "clap ",
+        "indicatif ",
+        "notify ",
+        "hdrhistogram ",
+        "tokio ",
+    ] {
+        let found: Vec<_> = lines.iter().filter(|l| l.starts_with(heavy)).collect();
+        assert!(found.is_empty(), "a plugin crate depends on {found:?}");
+    }
+    assert!(
+        lines.len() <= 80,
+        "{} crates in a plugin's graph (at most 80):\n{lines:#?}",
+        lines.len()
+    );
+
     let test = Command::new(cargo)
         .args(["test", "--offline"])
         .current_dir(&crate_dir)

@@ -15,12 +15,13 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc, OnceLock,
+        Arc, Mutex, OnceLock,
     },
     time::SystemTime,
 };
 
 use abi_stable::{sabi_trait::TD_Opaque, std_types::RStr};
+use event_listener::{Event, EventListener};
 use plughost_plugin_api::{
     ffi::{
         CallContext_TO, ExampleCall, PluginInfo, PluginInstanceBox, ServiceHostBox, StateSnapshot,
@@ -29,7 +30,6 @@ use plughost_plugin_api::{
 };
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{watch, Notify};
 
 use crate::{
     call::{CancelScope, HostCall},
@@ -193,6 +193,19 @@ pub struct ServiceDescriptor {
     pub doc: String,
 }
 
+/// The next change of a plugin instance's state ([`PluginHandle::state_changes`]).
+/// A plain event (the `event-listener` crate), not a tokio channel: plugin
+/// authors' kit builds this crate, and it stays free of tokio.
+#[derive(Debug)]
+pub struct StateChange(EventListener);
+
+impl StateChange {
+    /// Resolves when the state has changed.
+    pub async fn changed(self) {
+        self.0.await;
+    }
+}
+
 /// A loaded plugin instance: the FFI object plus its descriptor, file
 /// identity, state and call counters.
 pub struct PluginHandle {
@@ -202,11 +215,13 @@ pub struct PluginHandle {
     sha256: String,
     loaded_at: SystemTime,
     config: Value,
-    state: watch::Sender<PluginState>,
+    state: Mutex<PluginState>,
+    /// Woken when the state changes.
+    state_changed: Event,
     calls: HashMap<String, AtomicU64>,
     in_flight: AtomicUsize,
     /// Woken when the last in-flight call leaves.
-    idle: Notify,
+    idle: Event,
     /// Every call of this instance; cancelled on shutdown or retirement.
     cancel: Arc<CancelScope>,
     /// The instance that took over its state, once it has.
@@ -249,10 +264,11 @@ impl PluginHandle {
             sha256,
             loaded_at,
             config,
-            state: watch::Sender::new(PluginState::Loaded),
+            state: Mutex::new(PluginState::Loaded),
+            state_changed: Event::new(),
             calls,
             in_flight: AtomicUsize::new(0),
-            idle: Notify::new(),
+            idle: Event::new(),
             cancel: CancelScope::new(),
             successor: OnceLock::new(),
             pool,
@@ -302,17 +318,20 @@ impl PluginHandle {
 
     /// Its current state.
     pub fn state(&self) -> PluginState {
-        *self.state.borrow()
+        *self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Moves it to another state, waking calls that wait for a change.
     pub fn set_state(&self, state: PluginState) {
-        self.state.send_replace(state);
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        self.state_changed.notify(usize::MAX);
     }
 
-    /// Follows its state: calls turned away by [`Self::admit`] wait here.
-    pub fn state_changes(&self) -> watch::Receiver<PluginState> {
-        self.state.subscribe()
+    /// The next change of its state: calls turned away by [`Self::admit`]
+    /// wait on it. Take it before looking at the state again, so a change in
+    /// between is not missed.
+    pub fn state_changes(&self) -> StateChange {
+        StateChange(self.state_changed.listen())
     }
 
     /// Lets a call in while the instance serves: the call counts as in
@@ -338,7 +357,7 @@ impl PluginHandle {
 
     fn leave(&self) {
         if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.idle.notify_waiters();
+            self.idle.notify(usize::MAX);
         }
     }
 
@@ -346,9 +365,9 @@ impl PluginHandle {
     /// stays so). Woken by the last call that leaves.
     pub async fn drained(&self) {
         loop {
-            let idle = self.idle.notified();
-            tokio::pin!(idle);
-            idle.as_mut().enable();
+            // Listen first, then look: the last call's wake-up cannot slip
+            // in between.
+            let idle = self.idle.listen();
             if self.in_flight.load(Ordering::SeqCst) == 0 {
                 return;
             }

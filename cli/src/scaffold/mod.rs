@@ -294,9 +294,9 @@ mod tests {
             "{cargo}"
         );
         assert!(cargo.contains("\n[workspace]\n"), "{cargo}");
-        // Dependencies build without debug info (a quicker first build).
+        // Built without incremental state or debug info (a quicker first build).
         assert!(
-            cargo.contains("[profile.dev.package.\"*\"]\ndebug = false"),
+            cargo.contains("[profile.dev]\nincremental = false\ndebug = false\n"),
             "{cargo}"
         );
         let lib = fs::read_to_string(s.root.join("src/lib.rs")).unwrap();

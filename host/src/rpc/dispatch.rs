@@ -161,7 +161,7 @@ async fn admit(
                 }
             }
             Err(NotAdmitted::Wait) => {
-                let mut changes = plugin.state_changes();
+                let changes = plugin.state_changes();
                 // Look again after subscribing: a change in between is not lost.
                 let state = plugin.state();
                 if state == PluginState::Serving || plugin.successor().is_some() {
@@ -176,9 +176,11 @@ async fn admit(
                         ),
                     ));
                 }
-                match tokio::time::timeout_at(end.into(), changes.changed()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) | Err(_) => return Err(timed_out(method, budget)),
+                if tokio::time::timeout_at(end.into(), changes.changed())
+                    .await
+                    .is_err()
+                {
+                    return Err(timed_out(method, budget));
                 }
             }
         }
