@@ -258,3 +258,88 @@ fn with_neither_a_broker_nor_a_local_host_the_caller_is_told_both() {
         "{out:?}"
     );
 }
+
+/// Writes one frame (length prefix, then `body`).
+fn send_frame(stream: &mut std::os::unix::net::UnixStream, body: &[u8]) {
+    use std::io::Write;
+    let len = u32::try_from(body.len()).unwrap();
+    stream.write_all(&len.to_be_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+}
+
+/// Reads one frame's body.
+fn read_frame(stream: &mut std::os::unix::net::UnixStream) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut prefix = [0u8; 4];
+    stream.read_exact(&mut prefix)?;
+    let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+    stream.read_exact(&mut body)?;
+    Ok(body)
+}
+
+#[test]
+fn bad_frames_and_vanishing_callers_on_the_local_socket_cost_only_themselves() {
+    use std::{io::Read, os::unix::net::UnixStream};
+    let LocalHost { host, dir } = no_broker_host(&["math"]);
+    let socket = dir.path().join("local.sock");
+    let connect = || {
+        let stream = UnixStream::connect(&socket).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+    };
+
+    // Not a request, but it names a correlation id: answered 400, and the
+    // connection goes on serving.
+    let mut stream = connect();
+    send_frame(
+        &mut stream,
+        br#"{"correlation_id":"bad","call":{"args":[1]}}"#,
+    );
+    let reply: serde_json::Value =
+        serde_json::from_slice(&read_frame(&mut stream).unwrap()).unwrap();
+    assert_eq!(reply["correlation_id"], "bad", "{reply}");
+    assert_eq!(reply["called"]["error"]["code"], 400, "{reply}");
+    send_frame(&mut stream, b"\xff\xfe not json at all");
+    send_frame(
+        &mut stream,
+        br#"{"correlation_id":"ok","call":{"method":"fibo","args":[10]}}"#,
+    );
+    let reply: serde_json::Value =
+        serde_json::from_slice(&read_frame(&mut stream).unwrap()).unwrap();
+    assert_eq!(reply["correlation_id"], "ok", "{reply}");
+    assert_eq!(reply["called"]["result"], 55, "{reply}");
+
+    // A frame announcing 4 GiB: the host ends that connection without
+    // reading (or allocating) it.
+    let mut huge = connect();
+    use std::io::Write;
+    huge.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(
+        huge.read_to_end(&mut rest).unwrap(),
+        0,
+        "the connection is closed"
+    );
+
+    // Callers that vanish: half a frame, and a call left unanswered when
+    // the caller goes (its reply has nowhere to go).
+    let mut half = connect();
+    half.write_all(&[0, 0, 1, 0, b'{']).unwrap();
+    drop(half);
+    let mut gone = connect();
+    send_frame(
+        &mut gone,
+        br#"{"correlation_id":"1","call":{"method":"fibo","args":[20]}}"#,
+    );
+    drop(gone);
+
+    // The host serves on, and counted the refusals.
+    let out = plughost(&host, &["call", "fibo", "10"]);
+    assert_eq!(process::stdout(&out).trim(), "55", "{out:?}");
+    let status = host.wait_status(Duration::from_secs(10), "counted the bad frames", |s| {
+        s["faults"]["malformed_local_request"] == 2 && s["faults"]["request_too_large"] == 1
+    });
+    assert!(host.log_text().contains("local socket"), "{status}");
+}
