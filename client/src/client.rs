@@ -1201,6 +1201,26 @@ fn decode_result<T: DeserializeOwned>(method: &str, value: Value) -> Result<T, R
     })
 }
 
+/// Consumes a reply queue without acks: a reply is read once or lost with
+/// its connection, never redelivered to another caller.
+async fn consume_replies(
+    channel: &Channel,
+    queue: &str,
+    tag: &str,
+) -> lapin::Result<lapin::Consumer> {
+    channel
+        .basic_consume(
+            queue.into(),
+            tag.into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+}
+
 impl Session {
     /// Connects within `timeout` and sets up the channel, its confirms and
     /// the reply consumer by `bound`.
@@ -1243,16 +1263,7 @@ impl Session {
                     .await
                     .map_err(|e| fail("declare reply queue", e))?,
             };
-            let consumer = channel
-                .basic_consume(
-                    reply_to.as_str().into(),
-                    "plughost-replies".into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
+            let consumer = consume_replies(&channel, &reply_to, "plughost-replies")
                 .await
                 .map_err(|e| fail("consume replies", e))?;
             Ok::<_, RpcError>((channel, reply_to, consumer))
@@ -1292,18 +1303,7 @@ impl Session {
     async fn v1_queue(&self, deadline: Instant) -> Result<&V1Queue, Stall> {
         let make = async {
             let name = declare_private_queue(&self.channel).await?;
-            let consumer = self
-                .channel
-                .basic_consume(
-                    name.as_str().into(),
-                    "plughost-v1-replies".into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await?;
+            let consumer = consume_replies(&self.channel, &name, "plughost-v1-replies").await?;
             let reader = tokio::spawn(read_replies(
                 consumer,
                 Arc::clone(&self.pending),

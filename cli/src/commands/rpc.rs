@@ -157,13 +157,24 @@ fn seconds(s: f64) -> Result<Duration> {
     Duration::try_from_secs_f64(s).context("timeout must be a positive number of seconds")
 }
 
-pub async fn find(args: FindArgs) -> Result<ExitCode> {
-    let timeout = seconds(args.timeout)?;
+/// Connects a client whose connect counts against `timeout` seconds;
+/// returns it and the deadline that covers the rest of the command.
+async fn connect_within(
+    broker: &BrokerArgs,
+    timeout: f64,
+) -> Result<Result<(Client, Instant), RpcError>> {
+    let timeout = seconds(timeout)?;
     let deadline = Instant::now() + timeout;
-    let mut options = args.broker.client_options()?;
+    let mut options = broker.client_options()?;
     options.connect_timeout = timeout;
-    let client = match Client::connect(options).await {
-        Ok(client) => client,
+    Ok(Client::connect(options)
+        .await
+        .map(|client| (client, deadline)))
+}
+
+pub async fn find(args: FindArgs) -> Result<ExitCode> {
+    let (client, deadline) = match connect_within(&args.broker, args.timeout).await? {
+        Ok(connected) => connected,
         Err(e) => return report(e),
     };
     say_transport(&client);
@@ -216,12 +227,8 @@ fn answer_line(f: &Found) -> String {
 /// `plughost describe`: a method's signature, from the name service of a
 /// host that serves it (a v2 `describe` request).
 pub async fn describe(args: DescribeArgs) -> Result<ExitCode> {
-    let timeout = seconds(args.timeout)?;
-    let deadline = Instant::now() + timeout;
-    let mut options = args.broker.client_options()?;
-    options.connect_timeout = timeout;
-    let client = match Client::connect(options).await {
-        Ok(client) => client,
+    let (client, deadline) = match connect_within(&args.broker, args.timeout).await? {
+        Ok(connected) => connected,
         Err(e) => return report(e),
     };
     let left = deadline.saturating_duration_since(Instant::now());
