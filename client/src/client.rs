@@ -77,9 +77,10 @@ use tracing::{debug, info, warn};
 use plughost_proto::rpc::{v1, v2, Protocol};
 
 use crate::{
-    connection::{connect, redact, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
+    connection::{redact, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
     local::LocalClient,
     topology::{declare_private_queue, Exchanges},
+    urls::BrokerUrls,
     RpcError,
 };
 
@@ -104,6 +105,10 @@ pub enum ReplyMode {
 pub struct ClientOptions {
     /// Broker URL (`amqp://` or `amqps://`).
     pub url: String,
+    /// Other nodes of the same RabbitMQ cluster, tried in order when `url`
+    /// does not answer, including when reconnecting after a lost
+    /// connection (`crate::urls`). Empty: `url` only.
+    pub fallback_urls: Vec<String>,
     /// CA and client certificate files for `amqps://`.
     pub tls: TlsFiles,
     /// Exchange names (must match the hosts').
@@ -180,6 +185,7 @@ impl ClientOptions {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            fallback_urls: Vec::new(),
             tls: TlsFiles::default(),
             exchanges: Exchanges::default(),
             reply_mode: ReplyMode::default(),
@@ -1230,8 +1236,9 @@ impl Session {
         bound: Instant,
     ) -> Result<Self, RpcError> {
         let name = format!("plughost client ({})", std::process::id());
-        let conn = connect(&options.url, &options.tls, &name, timeout).await?;
-        let url = redact(&options.url);
+        let urls = BrokerUrls::new(options.url.as_str(), &options.fallback_urls);
+        let (conn, index) = urls.connect(&options.tls, &name, timeout).await?;
+        let url = redact(urls.get(index));
         let link = Arc::new(watch::Sender::new(Link::Open));
         let mut tasks = Tasks(vec![tokio::spawn(follow_events(
             conn.events_listener(),

@@ -18,7 +18,10 @@
 //! - [`client`]: [`Client`] and [`ClientOptions`]: connect, find, call.
 //! - [`connection`]: one way to open a broker connection (TLS, deadlines,
 //!   names the broker shows), shared with the host's own roles.
-//! - [`topology`]: the exchanges plughost and the old tools share.
+//! - [`topology`]: the exchanges plughost and the old tools share, and the
+//!   route queues' declaration ([`topology::RouteQueueKind`]).
+//! - [`urls`]: several broker addresses (a cluster's nodes): connect to
+//!   the first that answers, fail over on loss, spread hosts over nodes.
 //! - [`local`]: a host's local socket, for machines without a broker.
 //! - [`RpcError`]: what can go wrong, each with its wire code.
 
@@ -27,6 +30,7 @@ pub mod connection;
 mod error;
 pub mod local;
 pub mod topology;
+pub mod urls;
 
 pub use client::{Answer, Args, Client, ClientOptions, Found, LocalMode, ReplyMode, Transport};
 pub use connection::TlsFiles;
@@ -34,4 +38,5 @@ pub use error::RpcError;
 /// The wire codecs the client speaks (re-exported for callers that look
 /// at replies themselves).
 pub use plughost_proto::rpc as wire;
-pub use topology::Exchanges;
+pub use topology::{Exchanges, RouteQueueKind};
+pub use urls::BrokerUrls;

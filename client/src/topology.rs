@@ -3,6 +3,10 @@
 //! attributes is refused by RabbitMQ (406), which would stop whichever side
 //! starts second.
 //!
+//! Route queues are the exception: they are plughost's own, declared as
+//! [`RouteQueueKind`] says (durable classic by default, quorum for
+//! replication on a cluster; see docs/deploying.md).
+//!
 //! Every declaration here is idempotent, so a host repairs a consumer whose
 //! queue an operator deleted by declaring it again, and [`exchange_exists`]
 //! checks a reply exchange without creating it.
@@ -69,31 +73,109 @@ pub fn route_queue_name(exchange: &str, route: &str) -> String {
 
 /// How long a route queue nobody consumes survives (RabbitMQ `x-expires`),
 /// so routes that every host stopped serving do not linger forever.
-const ROUTE_QUEUE_EXPIRES_MS: i64 = 10 * 60 * 1000;
+pub const ROUTE_QUEUE_EXPIRES_MS: i64 = 10 * 60 * 1000;
 
-/// Declares a route's shared queue and binds it to the RPC exchange. Every
-/// host declares it with the same arguments, so the declarations agree.
+/// How a route's shared queue is declared (`[rabbitmq] route_queues`).
+///
+/// Every host of a deployment must declare a route's queue the same way:
+/// RabbitMQ refuses a declaration whose attributes differ from the
+/// queue's (406 PRECONDITION_FAILED).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RouteQueueKind {
+    /// A durable classic queue with `x-expires` (the default). Accepted by
+    /// RabbitMQ 3.x and 4.x alike (4.3 refuses transient non-exclusive
+    /// queues by default); on a cluster it lives on one node, the one the
+    /// first declaring host was connected to, and is unavailable while that
+    /// node is down.
+    #[default]
+    Classic,
+    /// A quorum queue (`x-queue-type = quorum`, durable, with `x-expires`):
+    /// replicated on every node of the cluster, so it keeps serving while a
+    /// minority of nodes is down. Costs a Raft write per call on a majority
+    /// of nodes.
+    Quorum,
+    /// What plughost declared before: a transient (non-durable) classic
+    /// queue with `x-expires`. Only for deployments that still run older
+    /// hosts declaring it so; deprecated in RabbitMQ 4 and refused by
+    /// default from 4.3.
+    Transient,
+}
+
+impl RouteQueueKind {
+    /// Every kind, in the order the manifest's documentation lists them.
+    pub const ALL: [RouteQueueKind; 3] = [Self::Classic, Self::Quorum, Self::Transient];
+
+    /// Its name in the manifest (`route_queues = "classic"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Quorum => "quorum",
+            Self::Transient => "transient",
+        }
+    }
+
+    /// The kind a manifest name stands for.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// Whether the queue survives a broker restart (AMQP `durable`).
+    pub fn durable(self) -> bool {
+        !matches!(self, Self::Transient)
+    }
+
+    /// The declaration's arguments: `x-expires` always, `x-queue-type` for
+    /// quorum queues.
+    pub fn arguments(self) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-expires".into(),
+            AMQPValue::LongLongInt(ROUTE_QUEUE_EXPIRES_MS),
+        );
+        if self == Self::Quorum {
+            args.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+        }
+        args
+    }
+
+    /// Whether the broker takes `queue.delete` with `if-unused`/`if-empty`
+    /// for this kind: quorum queues answer it with `not_implemented`, a
+    /// connection error that would cost the host its whole session, so
+    /// their unused queues are left to `x-expires`.
+    pub fn conditional_delete(self) -> bool {
+        self != Self::Quorum
+    }
+}
+
+impl std::fmt::Display for RouteQueueKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Declares a route's shared queue as `kind` says and binds it to the RPC
+/// exchange. Every host declares it with the same arguments, so the
+/// declarations agree.
 pub async fn declare_route_queue(
     channel: &Channel,
     exchanges: &Exchanges,
     route: &str,
+    kind: RouteQueueKind,
 ) -> lapin::Result<String> {
     let name = route_queue_name(&exchanges.rpc, route);
-    let mut args = FieldTable::default();
-    args.insert(
-        "x-expires".into(),
-        AMQPValue::LongLongInt(ROUTE_QUEUE_EXPIRES_MS),
-    );
     channel
         .queue_declare(
             name.as_str().into(),
             QueueDeclareOptions {
-                durable: false,
+                durable: kind.durable(),
                 exclusive: false,
                 auto_delete: false,
                 ..Default::default()
             },
-            args,
+            kind.arguments(),
         )
         .await?;
     channel

@@ -20,6 +20,7 @@ use lapin::{options::ExchangeDeclareOptions, types::FieldTable, Connection, Exch
 use plughost_client::{
     connection::{connect, redact},
     topology::{exchange_exists, ExchangeLookup},
+    RouteQueueKind,
 };
 use plughost_loader::trust;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -322,7 +323,7 @@ async fn broker(settings: &BrokerSettings) -> Vec<Check> {
             Err(why) => format!("reachable at {url} (version not read: {why})"),
         },
     )];
-    checks.push(route_queues(version.ok().as_ref()));
+    checks.push(route_queues(settings.route_queues, version.ok().as_ref()));
     for (name, kind, text) in [
         (&settings.exchanges.rpc, ExchangeKind::Topic, "topic"),
         (&settings.exchanges.ns, ExchangeKind::Fanout, "fanout"),
@@ -406,36 +407,60 @@ fn parse_start(payload: &[u8]) -> Result<ServerVersion, String> {
     })
 }
 
-/// The route queues (transient, non-exclusive, `x-expires`) against what
-/// the broker's version does with such queues.
-fn route_queues(version: Option<&ServerVersion>) -> Check {
+/// The route queues as `[rabbitmq] route_queues` declares them, against
+/// what the broker's version does with such queues: RabbitMQ 4.3 refuses
+/// transient non-exclusive queues by default, and quorum queues honour a
+/// call's per-message `expiration` only from 3.10.
+fn route_queues(kind: RouteQueueKind, version: Option<&ServerVersion>) -> Check {
     const NAME: &str = "route queues";
-    let what = "route queues are transient (non-durable), non-exclusive queues with x-expires";
-    let fix = "allow them with `deprecated_features.permit.transient_nonexcl_queues = true` in rabbitmq.conf until plughost declares them otherwise";
     let numbers = version
         .filter(|v| v.product == "RabbitMQ")
         .and_then(|v| parse_major_minor(&v.version));
-    match numbers {
-        Some((major, minor)) if (major, minor) >= (4, 3) => Check::new(
+    match kind {
+        RouteQueueKind::Classic => Check::new(
             NAME,
-            Verdict::Fail,
-            format!("{what}: RabbitMQ {major}.{minor} refuses them by default; {fix}"),
+            Verdict::Pass,
+            "durable classic queues with x-expires (route_queues = \"classic\"), which RabbitMQ 3.x and 4.x accept; \
+             on a cluster each lives on one node and is unavailable while that node is down (route_queues = \"quorum\" replicates them, docs/deploying.md)",
         ),
-        Some((major, _)) if major >= 4 => Check::new(
-            NAME,
-            Verdict::Warn,
-            format!("{what}: deprecated in RabbitMQ 4 (feature transient_nonexcl_queues), refused by default from 4.3; before upgrading, {fix}"),
-        ),
-        Some(_) => Check::new(
-            NAME,
-            Verdict::Warn,
-            format!("{what}: fine on this broker, but RabbitMQ 4.3 refuses them by default; before upgrading, {fix}"),
-        ),
-        None => Check::new(
-            NAME,
-            Verdict::Warn,
-            format!("{what}: the broker's version is unknown; RabbitMQ 4.3 refuses them by default"),
-        ),
+        RouteQueueKind::Quorum => match numbers {
+            Some((major, minor)) if (major, minor) < (3, 10) => Check::new(
+                NAME,
+                Verdict::Fail,
+                format!("quorum queues (route_queues = \"quorum\"): RabbitMQ {major}.{minor} ignores a call's expiration in quorum queues (from 3.10 it does not), so calls nobody picked up in time would run late; upgrade RabbitMQ or use route_queues = \"classic\""),
+            ),
+            _ => Check::new(
+                NAME,
+                Verdict::Pass,
+                "quorum queues with x-expires (route_queues = \"quorum\"): replicated over the cluster's nodes; every host must say \"quorum\" too",
+            ),
+        },
+        RouteQueueKind::Transient => {
+            let what = "route queues are transient (non-durable), non-exclusive queues with x-expires (route_queues = \"transient\")";
+            let fix = "set route_queues = \"classic\" on every host (after deleting the old queues), or allow them with `deprecated_features.permit.transient_nonexcl_queues = true` in rabbitmq.conf";
+            match numbers {
+                Some((major, minor)) if (major, minor) >= (4, 3) => Check::new(
+                    NAME,
+                    Verdict::Fail,
+                    format!("{what}: RabbitMQ {major}.{minor} refuses them by default; {fix}"),
+                ),
+                Some((major, _)) if major >= 4 => Check::new(
+                    NAME,
+                    Verdict::Warn,
+                    format!("{what}: deprecated in RabbitMQ 4 (feature transient_nonexcl_queues), refused by default from 4.3; before upgrading, {fix}"),
+                ),
+                Some(_) => Check::new(
+                    NAME,
+                    Verdict::Warn,
+                    format!("{what}: fine on this broker, but RabbitMQ 4.3 refuses them by default; before upgrading, {fix}"),
+                ),
+                None => Check::new(
+                    NAME,
+                    Verdict::Warn,
+                    format!("{what}: the broker's version is unknown; RabbitMQ 4.3 refuses them by default"),
+                ),
+            }
+        }
     }
 }
 
@@ -510,16 +535,40 @@ mod tests {
 
     #[test]
     fn route_queues_fail_from_rabbitmq_4_3_and_warn_before() {
-        assert_eq!(route_queues(Some(&rabbit("4.3.0"))).verdict, Verdict::Fail);
-        assert_eq!(route_queues(Some(&rabbit("5.0.1"))).verdict, Verdict::Fail);
-        let on_4_2 = route_queues(Some(&rabbit("4.2.1")));
+        let transient = RouteQueueKind::Transient;
+        assert_eq!(
+            route_queues(transient, Some(&rabbit("4.3.0"))).verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            route_queues(transient, Some(&rabbit("5.0.1"))).verdict,
+            Verdict::Fail
+        );
+        let on_4_2 = route_queues(transient, Some(&rabbit("4.2.1")));
         assert_eq!(on_4_2.verdict, Verdict::Warn);
         assert!(
             on_4_2.detail.contains("transient_nonexcl_queues"),
             "{on_4_2}"
         );
-        assert_eq!(route_queues(Some(&rabbit("3.10.7"))).verdict, Verdict::Warn);
-        assert_eq!(route_queues(None).verdict, Verdict::Warn);
+        assert_eq!(
+            route_queues(transient, Some(&rabbit("3.10.7"))).verdict,
+            Verdict::Warn
+        );
+        assert_eq!(route_queues(transient, None).verdict, Verdict::Warn);
+    }
+
+    #[test]
+    fn classic_route_queues_pass_everywhere_and_quorum_ones_from_3_10() {
+        for version in ["3.10.8", "4.3.0"] {
+            let classic = route_queues(RouteQueueKind::Classic, Some(&rabbit(version)));
+            assert_eq!(classic.verdict, Verdict::Pass, "{classic}");
+            assert!(classic.detail.contains("durable classic"), "{classic}");
+            let quorum = route_queues(RouteQueueKind::Quorum, Some(&rabbit(version)));
+            assert_eq!(quorum.verdict, Verdict::Pass, "{quorum}");
+        }
+        let old = route_queues(RouteQueueKind::Quorum, Some(&rabbit("3.9.29")));
+        assert_eq!(old.verdict, Verdict::Fail, "{old}");
+        assert!(old.detail.contains("expiration"), "{old}");
     }
 
     #[test]

@@ -174,6 +174,8 @@ impl Host {
             let broker = broker_settings(options, manifest);
             let config = RpcConfig {
                 url: broker.url,
+                fallback_urls: broker.fallback_urls,
+                route_queues: broker.route_queues,
                 tls: broker.tls,
                 exchanges: broker.exchanges,
                 host_name: manifest.host.name.clone(),

@@ -22,7 +22,8 @@ pub struct RunArgs {
     /// The manifest to serve.
     #[arg(long, short, env = "PLUGHOST_MANIFEST")]
     manifest: PathBuf,
-    /// Broker URL (overrides the manifest's [rabbitmq] url).
+    /// Broker URL (overrides the manifest's [rabbitmq] url or urls); several,
+    /// separated by commas, are one cluster's nodes.
     #[arg(long, env = "PLUGHOST_AMQP_URL")]
     amqp: Option<String>,
 }
@@ -30,7 +31,8 @@ pub struct RunArgs {
 /// Where a caller finds the broker and which exchanges to use.
 #[derive(Debug, Args)]
 pub struct BrokerArgs {
-    /// Broker URL [default: the manifest's, else amqp://guest:guest@127.0.0.1:5672/%2f].
+    /// Broker URL [default: the manifest's, else amqp://guest:guest@127.0.0.1:5672/%2f];
+    /// several, separated by commas, are one cluster's nodes, tried in order.
     #[arg(long, env = "PLUGHOST_AMQP_URL")]
     amqp: Option<String>,
     /// Take the broker URL and exchange names from this manifest.
@@ -139,7 +141,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     };
     // A URL or TLS file that can never work fails the start, not the reconnect loop.
     let broker = host::broker_settings(&options, &manifest);
-    check_settings(&broker.url, &broker.tls)?;
+    for url in std::iter::once(&broker.url).chain(&broker.fallback_urls) {
+        check_settings(url, &broker.tls)?;
+    }
     host::run(&manifest, &options, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,14 +9,16 @@
 
 use std::path::PathBuf;
 
-use plughost_client::{ClientOptions, Exchanges, LocalMode, TlsFiles};
+use plughost_client::{ClientOptions, Exchanges, LocalMode, RouteQueueKind, TlsFiles};
 
 use super::{Manifest, RabbitSettings, DEFAULT_AMQP_URL};
 
 /// Broker settings given explicitly, each overriding the manifest's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BrokerOverrides {
-    /// Broker URL (`--amqp`, `PLUGHOST_AMQP_URL`).
+    /// Broker URL (`--amqp`, `PLUGHOST_AMQP_URL`); several, separated by
+    /// commas, are a cluster's nodes ([`split_urls`]) and replace the
+    /// manifest's `url` or `urls` whole.
     pub url: Option<String>,
     /// The RPC (topic) exchange.
     pub rpc_exchange: Option<String>,
@@ -36,8 +38,13 @@ pub struct BrokerOverrides {
 /// client connect with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerSettings {
-    /// Broker URL.
+    /// Broker URL: the first one tried.
     pub url: String,
+    /// The other nodes of the same cluster, tried in order when `url` does
+    /// not answer or is lost.
+    pub fallback_urls: Vec<String>,
+    /// How route queues are declared (the manifest's `route_queues`).
+    pub route_queues: RouteQueueKind,
     /// Exchange names.
     pub exchanges: Exchanges,
     /// TLS files for `amqps://`.
@@ -71,12 +78,26 @@ impl BrokerOverrides {
         let manifest = manifest.map(|m| &m.rabbitmq);
         let defaults = Exchanges::default();
         let from_manifest = manifest.map(RabbitSettings::tls_files).unwrap_or_default();
+        let (url, fallback_urls) = match &self.url {
+            Some(flag) => {
+                let mut all = split_urls(flag).into_iter();
+                let first = all.next().unwrap_or_else(|| flag.clone());
+                (first, all.collect())
+            }
+            None => match manifest.and_then(|m| m.url.clone()) {
+                Some(url) => (
+                    url,
+                    manifest
+                        .map(|m| m.fallback_urls.clone())
+                        .unwrap_or_default(),
+                ),
+                None => (DEFAULT_AMQP_URL.to_owned(), Vec::new()),
+            },
+        };
         BrokerSettings {
-            url: self
-                .url
-                .clone()
-                .or_else(|| manifest.and_then(|m| m.url.clone()))
-                .unwrap_or_else(|| DEFAULT_AMQP_URL.to_owned()),
+            url,
+            fallback_urls,
+            route_queues: manifest.map(|m| m.route_queues).unwrap_or_default(),
             exchanges: Exchanges {
                 rpc: self
                     .rpc_exchange
@@ -104,11 +125,29 @@ impl BrokerSettings {
     /// the broker, falling back to the local socket when no broker runs.
     pub fn client_options(&self) -> ClientOptions {
         let mut options = ClientOptions::new(self.url.clone());
+        options.fallback_urls = self.fallback_urls.clone();
         options.exchanges = self.exchanges.clone();
         options.tls = self.tls.clone();
         options.local = LocalMode::Fallback(self.local_socket.clone());
         options
     }
+}
+
+/// The URLs of a `--amqp` value: one URL, or several separated by commas
+/// (a cluster's nodes). Blank entries are dropped.
+///
+/// ```
+/// use plughost::manifest::split_urls;
+/// assert_eq!(split_urls("amqp://a, amqp://b"), ["amqp://a", "amqp://b"]);
+/// assert_eq!(split_urls("amqp://a"), ["amqp://a"]);
+/// ```
+pub fn split_urls(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]
@@ -165,6 +204,8 @@ mod tests {
             defaults.local_socket,
             plughost_client::local::default_socket()
         );
+        assert!(defaults.fallback_urls.is_empty());
+        assert_eq!(defaults.route_queues, RouteQueueKind::Classic);
         // A manifest without a URL leaves the default in force.
         assert_eq!(none.resolve(Some(&manifest(""))).url, DEFAULT_AMQP_URL);
     }
@@ -179,5 +220,29 @@ mod tests {
         let options = settings.client_options();
         assert_eq!(options.url, "amqp://h:1");
         assert_eq!(options.exchanges, Exchanges::default());
+    }
+
+    #[test]
+    fn several_urls_come_from_the_manifest_or_replace_it_whole_from_the_flag() {
+        let m = manifest(
+            "[rabbitmq]\nurls = [\"amqp://a:1\", \"amqp://b:2\", \"amqp://c:3\"]\nroute_queues = \"quorum\"\n",
+        );
+        let from_manifest = BrokerOverrides::default().resolve(Some(&m));
+        assert_eq!(from_manifest.url, "amqp://a:1");
+        assert_eq!(from_manifest.fallback_urls, ["amqp://b:2", "amqp://c:3"]);
+        assert_eq!(from_manifest.route_queues, RouteQueueKind::Quorum);
+        let options = from_manifest.client_options();
+        assert_eq!(options.url, "amqp://a:1");
+        assert_eq!(options.fallback_urls, ["amqp://b:2", "amqp://c:3"]);
+
+        let flag = BrokerOverrides {
+            url: Some("amqp://x:1,amqp://y:2".into()),
+            ..Default::default()
+        }
+        .resolve(Some(&m));
+        assert_eq!(flag.url, "amqp://x:1");
+        assert_eq!(flag.fallback_urls, ["amqp://y:2"]);
+        // The flag names brokers, not the queue type: that stays the manifest's.
+        assert_eq!(flag.route_queues, RouteQueueKind::Quorum);
     }
 }

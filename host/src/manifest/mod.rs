@@ -27,7 +27,7 @@ mod broker;
 mod error;
 mod model;
 
-pub use broker::{BrokerOverrides, BrokerSettings};
+pub use broker::{split_urls, BrokerOverrides, BrokerSettings};
 
 pub use error::ManifestError;
 pub use model::{

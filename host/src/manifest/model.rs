@@ -6,6 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use plughost_client::RouteQueueKind;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -104,7 +105,14 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RabbitSettings {
     /// Broker URL; `None` means "CLI, `PLUGHOST_AMQP_URL`, or the default".
+    /// With `urls = [...]`, the first of them.
     pub url: Option<String>,
+    /// The other URLs of `urls = [...]` (a cluster's other nodes), tried in
+    /// order when `url` does not answer or is lost.
+    pub fallback_urls: Vec<String>,
+    /// How route queues are declared (`route_queues`, default `classic`):
+    /// every host of a deployment must say the same.
+    pub route_queues: RouteQueueKind,
     /// The topic exchange calls are published to.
     pub rpc_exchange: String,
     /// The fanout exchange finds are published to.
@@ -338,6 +346,8 @@ struct RawHost {
 #[serde(deny_unknown_fields)]
 struct RawRabbit {
     url: Option<Spanned<String>>,
+    urls: Option<Spanned<Vec<String>>>,
+    route_queues: Option<Spanned<String>>,
     rpc_exchange: Option<Spanned<String>>,
     ns_exchange: Option<Spanned<String>>,
     prefetch: Option<Spanned<u16>>,
@@ -647,14 +657,60 @@ impl Manifest {
             )?,
         };
 
-        let url = match raw.rabbitmq.url {
-            Some(u)
-                if !(u.get_ref().starts_with("amqp://") || u.get_ref().starts_with("amqps://")) =>
-            {
+        let amqp = |u: &str| u.starts_with("amqp://") || u.starts_with("amqps://");
+        let (url, fallback_urls) = match (raw.rabbitmq.url, raw.rabbitmq.urls) {
+            (Some(_), Some(urls)) => {
+                return Err(v.invalid(
+                    "rabbitmq.urls",
+                    &urls,
+                    "set either rabbitmq.url or rabbitmq.urls, not both",
+                ))
+            }
+            (Some(u), None) if !amqp(u.get_ref()) => {
                 return Err(v.invalid("rabbitmq.url", &u, "must start with amqp:// or amqps://"))
             }
-            other => other.map(Spanned::into_inner),
+            (Some(u), None) => (Some(u.into_inner()), Vec::new()),
+            (None, Some(urls)) => {
+                if urls.get_ref().is_empty() {
+                    return Err(v.invalid(
+                        "rabbitmq.urls",
+                        &urls,
+                        "must name at least one broker URL",
+                    ));
+                }
+                if let Some(bad) = urls.get_ref().iter().find(|u| !amqp(u)) {
+                    return Err(v.invalid(
+                        "rabbitmq.urls",
+                        &urls,
+                        format!("{bad:?} must start with amqp:// or amqps://"),
+                    ));
+                }
+                let mut all = urls.into_inner().into_iter();
+                (all.next(), all.collect())
+            }
+            (None, None) => (None, Vec::new()),
         };
+        let route_queues =
+            match raw.rabbitmq.route_queues {
+                Some(kind) => match RouteQueueKind::from_name(kind.get_ref()) {
+                    Some(k) => k,
+                    None => return Err(v.invalid(
+                        "rabbitmq.route_queues",
+                        &kind,
+                        "must be \"classic\" (durable classic queues, the default), \"quorum\" \
+                         (replicated over a cluster's nodes) or \"transient\" (what older \
+                         plughost hosts declare; refused by RabbitMQ 4.3 by default)",
+                    )),
+                },
+                None => RouteQueueKind::default(),
+            };
+        // A plaintext URL anywhere in the list refuses TLS files.
+        let plaintext = url
+            .iter()
+            .chain(&fallback_urls)
+            .find(|u| u.starts_with("amqp://"))
+            .or(url.as_ref())
+            .cloned();
         let prefetch = match raw.rabbitmq.prefetch {
             Some(p) if *p.get_ref() == 0 => {
                 return Err(v.invalid("rabbitmq.prefetch", &p, "must be greater than 0"))
@@ -666,11 +722,13 @@ impl Manifest {
             raw.rabbitmq.ca_file,
             raw.rabbitmq.client_cert,
             raw.rabbitmq.client_key,
-            url.as_deref(),
+            plaintext.as_deref(),
             base_dir,
         )?;
         let rabbitmq = RabbitSettings {
             url,
+            fallback_urls,
+            route_queues,
             rpc_exchange: v.exchange(
                 "rabbitmq.rpc_exchange",
                 raw.rabbitmq.rpc_exchange,
@@ -945,6 +1003,47 @@ mod tests {
 
     fn parse(text: &str) -> Result<Manifest, ManifestError> {
         Manifest::parse(text, Path::new("/base"), "m.toml")
+    }
+
+    #[test]
+    fn urls_name_a_clusters_nodes_and_route_queues_its_queue_type() {
+        let m = parse(
+            "[rabbitmq]\nurls = [\"amqp://a:1\", \"amqps://b:2\"]\nroute_queues = \"quorum\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.rabbitmq.url.as_deref(), Some("amqp://a:1"));
+        assert_eq!(m.rabbitmq.fallback_urls, ["amqps://b:2"]);
+        assert_eq!(m.rabbitmq.route_queues, RouteQueueKind::Quorum);
+        assert_eq!(
+            parse("").unwrap().rabbitmq.route_queues,
+            RouteQueueKind::Classic
+        );
+
+        let refused = |text: &str, key: &str, needle: &str| {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(needle), "{e}");
+        };
+        refused(
+            "[rabbitmq]\nurl = \"amqp://a\"\nurls = [\"amqp://b\"]\n",
+            "rabbitmq.urls",
+            "not both",
+        );
+        refused("[rabbitmq]\nurls = []\n", "rabbitmq.urls", "at least one");
+        refused(
+            "[rabbitmq]\nurls = [\"amqp://a\", \"http://b\"]\n",
+            "rabbitmq.urls",
+            "http://b",
+        );
+        refused(
+            "[rabbitmq]\nroute_queues = \"mirrored\"\n",
+            "rabbitmq.route_queues",
+            "\"quorum\"",
+        );
+        refused(
+            "[rabbitmq]\nurls = [\"amqps://a\", \"amqp://b\"]\nca_file = \"ca.pem\"\n",
+            "rabbitmq.ca_file",
+            "amqps://",
+        );
     }
 
     #[test]

@@ -139,6 +139,7 @@ async fn run_check(
     tokio::time::sleep(CHECK_SETTLE).await;
     let connect = || {
         let mut options = ClientOptions::new(config.url.clone());
+        options.fallback_urls = config.fallback_urls.clone();
         options.tls = config.tls.clone();
         options.exchanges = config.exchanges.clone();
         options.answer_window = CHECK_WINDOW;

@@ -10,6 +10,8 @@
 //!   (warnings at start and after each reload; who answers v1 finds).
 //! - [`health`]: each channel's state, for `plughost status`.
 //! - [`dispatch`]: the per-call path: limits, timeouts, the plugin's threads.
+//! - `route_queue`: a route queue declared elsewhere with other arguments
+//!   (a 406): which argument differs and how to fix it.
 //!
 //! The wire formats are `plughost-proto`'s ([`plughost_proto::rpc`]); the
 //! connection code and the shared topology are `plughost-client`'s.
@@ -18,6 +20,7 @@ pub mod collisions;
 pub mod dispatch;
 pub mod health;
 mod replies;
+mod route_queue;
 pub mod server;
 
 pub use health::{ChannelReport, RpcHealth};

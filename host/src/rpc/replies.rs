@@ -61,6 +61,9 @@ pub(crate) enum ChannelError {
         /// What was being done.
         what: &'static str,
     },
+    /// A route queue that exists with other arguments (406).
+    #[error(transparent)]
+    Mismatch(#[from] super::route_queue::RouteQueueMismatch),
     /// A queue or consumer name AMQP cannot carry.
     #[error("queue `{name}`: its name (or its consumer's) is longer than AMQP's 255 bytes; use a shorter exchange, route or host name")]
     Name {

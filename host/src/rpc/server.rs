@@ -56,15 +56,18 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
+use plughost_client::urls::BrokerUrls;
+
 use super::{
     collisions::{self, Collisions},
-    connection::{connect, redact, Backoff, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
+    connection::{redact, Backoff, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
     dispatch::{dispatch, Origin},
     health::RpcHealth,
     replies::{broker_op, ChannelError, Replies, ReplyExchanges, Sent, Verdict},
+    route_queue::RouteQueueMismatch,
     topology::{
         declare_exchanges, declare_name_service_queue, declare_route_queue,
-        name_service_queue_name, route_queue_name, Exchanges,
+        name_service_queue_name, route_queue_name, Exchanges, RouteQueueKind,
     },
     wire::{v1, v2, Protocol},
 };
@@ -80,6 +83,12 @@ use crate::{
 pub struct RpcConfig {
     /// Broker URL.
     pub url: String,
+    /// A cluster's other nodes, tried in order when `url` does not answer
+    /// or is lost; the host starts its walk at a place of its own (see
+    /// [`plughost_client::urls`]), so hosts spread over the nodes.
+    pub fallback_urls: Vec<String>,
+    /// How route queues are declared (`[rabbitmq] route_queues`).
+    pub route_queues: RouteQueueKind,
     /// Exchange names.
     pub exchanges: Exchanges,
     /// This host's name (in v2 find replies and the connection name).
@@ -125,43 +134,45 @@ pub async fn serve(
 ) {
     let served = Arc::new(served);
     let mut backoff = Backoff::default();
-    let url = redact(&config.url);
+    let conn_name = format!(
+        "plughost host {} ({})",
+        config.host_name,
+        std::process::id()
+    );
+    let mut urls =
+        BrokerUrls::new(config.url.as_str(), &config.fallback_urls).spread(&config.host_name);
+    let all = urls.redacted();
     while !shutdown.is_fired() {
-        let conn_name = format!(
-            "plughost host {} ({})",
-            config.host_name,
-            std::process::id()
-        );
-        let session = match connect(
-            &config.url,
-            &config.tls,
-            &conn_name,
-            DEFAULT_CONNECT_TIMEOUT,
-        )
-        .await
-        {
-            Ok(conn) => Session::start(
-                conn,
-                &config,
-                registry.clone(),
-                Arc::clone(&served),
-                Arc::clone(&health),
-            )
-            .await
-            .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+        let connected = urls
+            .connect(&config.tls, &conn_name, DEFAULT_CONNECT_TIMEOUT)
+            .await;
+        let (session, index) = match connected {
+            Ok((conn, index)) => (
+                Session::start(
+                    conn,
+                    &config,
+                    registry.clone(),
+                    Arc::clone(&served),
+                    Arc::clone(&health),
+                )
+                .await
+                .map_err(|e| e.to_string()),
+                index,
+            ),
+            Err(e) => (Err(e.to_string()), 0),
         };
         let mut session = match session {
             Ok(s) => s,
             Err(reason) => {
                 let delay = backoff.next_delay();
-                warn!(broker = %url, %reason, retry_in_ms = delay.as_millis() as u64, "RPC roles cannot reach the broker; retrying");
+                warn!(broker = %all, %reason, retry_in_ms = delay.as_millis() as u64, "RPC roles cannot reach the broker; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => continue,
                     _ = shutdown.wait() => break,
                 }
             }
         };
+        let url = redact(urls.get(index));
         backoff.reset();
         info!(broker = %url, consumers = session.consumers.len(), "RPC roles serving");
         let _ = state.send(BrokerState::Serving);
@@ -169,8 +180,9 @@ pub async fn serve(
         let _ = state.send(BrokerState::Disconnected);
         match lost {
             Some(reason) => {
-                warn!(broker = %url, %reason, "broker connection lost; closing what is left of it, then reconnecting");
+                warn!(broker = %url, %reason, "broker connection lost; closing what is left of it, then reconnecting (this node last)");
                 crate::metrics::broker_reconnect();
+                urls.lost(index);
                 session.teardown().await;
             }
             None => break,
@@ -411,7 +423,9 @@ impl Session {
         for role in gone {
             self.ctx.health.forget(&role.channel_name());
             if let Some(Slot::Consuming(consumer)) = self.consumers.remove(&role) {
-                consumer.stop(true).await;
+                consumer
+                    .stop(self.config.route_queues.conditional_delete())
+                    .await;
                 info!(channel = %role.channel_name(), "stopped serving route");
             }
         }
@@ -520,11 +534,13 @@ impl Session {
         .await?;
         match role {
             Role::Route(route) => {
+                let kind = self.config.route_queues;
                 broker_op(
                     "declare the route queue",
-                    declare_route_queue(channel, exchanges, route),
+                    declare_route_queue(channel, exchanges, route, kind),
                 )
-                .await?;
+                .await
+                .map_err(|e| mismatch(e, &queue, kind))?;
             }
             Role::NameService => {
                 broker_op(
@@ -621,7 +637,9 @@ impl Session {
         collisions::close_checker(&self.checker).await;
         for (role, slot) in self.consumers.drain() {
             if let Slot::Consuming(consumer) = slot {
-                consumer.stop(matches!(role, Role::Route(_))).await;
+                let delete =
+                    matches!(role, Role::Route(_)) && self.config.route_queues.conditional_delete();
+                consumer.stop(delete).await;
             }
         }
         while self.retired.join_next().await.is_some() {}
@@ -650,6 +668,22 @@ impl Session {
 }
 
 /// Sleeps until `at` (forever for None: the branch is disabled then).
+/// A 406 on a route queue's declaration, told as what differs and how to
+/// fix it; any other error as it was.
+fn mismatch(error: ChannelError, queue: &str, kind: RouteQueueKind) -> ChannelError {
+    if let ChannelError::Broker { source, .. } = &error {
+        if let lapin::ErrorKind::ProtocolError(amqp) = source.kind() {
+            if let Some(m) =
+                RouteQueueMismatch::from_broker(queue, kind, amqp.get_message().as_str())
+            {
+                warn!(queue, argument = %m.argument, theirs = %m.theirs, ours = %m.ours, "route queue declared elsewhere with other arguments");
+                return m.into();
+            }
+        }
+    }
+    error
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
