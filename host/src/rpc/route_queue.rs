@@ -18,7 +18,7 @@ use plughost_client::RouteQueueKind;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "route queue `{queue}` exists with {argument} = {theirs}, but this host declares it with \
-     {argument} = {ours} ([rabbitmq] route_queues = \"{kind}\"), so the broker refuses it (406). \
+     {argument} = {ours} ([rabbitmq] route_queues = \"{kind}\"), so the broker refuses it (406 PRECONDITION_FAILED). \
      Fix: {fix}"
 )]
 pub(crate) struct RouteQueueMismatch {

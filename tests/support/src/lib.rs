@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod plughost_run;
 pub mod process;
 pub mod pyzmq;
+pub mod rabbit_cluster;
 pub mod rabbit_node;
 pub mod tls;
 
@@ -26,5 +27,6 @@ pub use inspect::QueueDepth;
 pub use manifest::TempManifest;
 pub use plughost_run::PlughostRun;
 pub use process::{free_port, KillOnDrop};
+pub use rabbit_cluster::{NodeStopped, RabbitCluster, SharedCluster};
 pub use rabbit_node::{NodeConfig, RabbitNode};
 pub use tls::TestCa;
