@@ -176,6 +176,6 @@ for i in range(n):
 PY
         sleep 5
         after=$(mem)
-        echo "cluster memory: $before -> $after bytes for $QUEUES $kind queues: $(( (after - before) / QUEUES )) bytes per queue (all nodes together)"
+        echo "cluster memory: $before -> $after bytes for $QUEUES $kind queues: $(( (after - before) / QUEUES )) bytes per queue (all nodes together)" >&2
     done
 fi

@@ -16,10 +16,7 @@
 //! share of what is left, so a frozen node (TCP accepted, AMQP never
 //! answered) costs its share, and the next node is still tried in time.
 
-use std::{
-    hash::{Hash, Hasher},
-    time::Duration,
-};
+use std::time::Duration;
 
 use lapin::Connection;
 use tokio::time::Instant;
@@ -46,12 +43,15 @@ impl BrokerUrls {
         Self { urls, next: 0 }
     }
 
-    /// Starts the walk at a place derived from `key` (a host's name and
-    /// process id), so hosts given the same list spread over its nodes.
+    /// Starts the walk at a place derived from `key` (a host's name), so
+    /// hosts given the same list spread over its nodes. The hash is FNV-1a,
+    /// spelled out here so the place stays the same across builds and Rust
+    /// versions (std's hashers promise no stable output).
     pub fn spread(mut self, key: &str) -> Self {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut hasher);
-        self.next = usize::try_from(hasher.finish() % self.urls.len() as u64).unwrap_or(0);
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        self.next = usize::try_from(hash % self.urls.len() as u64).unwrap_or(0);
         self
     }
 
