@@ -61,9 +61,9 @@ impl Names {
     }
 }
 
-/// A host named `name` serving `plugins`, given `urls` (a cluster's nodes)
-/// and `route_queues`.
-fn host(name: &str, names: &Names, urls: &[String], kind: &str, plugins: &[&str]) -> HostProcess {
+/// The manifest of a host named `name` serving `plugins`, given `urls` (a
+/// cluster's nodes) and `route_queues`.
+fn manifest(name: &str, names: &Names, urls: &[String], kind: &str, plugins: &[&str]) -> String {
     let mut text = format!(
         "[host]\nname = {name:?}\n\n[rabbitmq]\nurls = {urls:?}\nrpc_exchange = {:?}\nns_exchange = {:?}\nprefetch = 16\nroute_queues = {kind:?}\n\n[roles]\nmanager = false\nservices = false\n",
         names.rpc, names.ns
@@ -74,7 +74,12 @@ fn host(name: &str, names: &Names, urls: &[String], kind: &str, plugins: &[&str]
             plugin_lib(p).display().to_string()
         ));
     }
-    HostProcess::start(plughost_bin(), &text)
+    text
+}
+
+/// A host running [`manifest`].
+fn host(name: &str, names: &Names, urls: &[String], kind: &str, plugins: &[&str]) -> HostProcess {
+    HostProcess::start(plughost_bin(), &manifest(name, names, urls, kind, plugins))
 }
 
 /// Host names whose place in the URL list (`BrokerUrls::spread`, the rule
@@ -620,4 +625,50 @@ fn a_route_queue_declared_otherwise_is_refused_with_what_differs_and_the_fix() {
     let out = call(&old, &urls, "fibo", &["10"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "55");
+}
+
+#[test]
+fn a_host_that_stops_serving_a_quorum_route_keeps_its_connection_and_leaves_the_queue_to_expire() {
+    // RabbitMQ answers a conditional delete (if-unused, if-empty) of a
+    // quorum queue with `not_implemented`, a connection error: a host that
+    // asked would lose every route for a reconnect. It leaves the queue
+    // to x-expires instead.
+    let cluster = RabbitCluster::shared();
+    let urls = cluster.urls();
+    let names = Names::new("qdrop");
+    let h = host("qdrop", &names, &urls, "quorum", &["math", "echo"]);
+    h.wait_serving();
+    h.rewrite_manifest(&manifest("qdrop", &names, &urls, "quorum", &["math"]));
+    let logged = |what: &str| {
+        h.log_records()
+            .into_iter()
+            .filter(|r| {
+                r["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(what))
+            })
+            .count()
+    };
+    // Each of echo's five routes: consumer cancelled, queue left, channel closed.
+    let started = Instant::now();
+    while logged("stopped serving route") < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "echo's routes were never dropped:\n{}",
+            h.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = call(&names, &urls, "fibo", &["10"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        logged("broker connection lost"),
+        0,
+        "the host kept its connection:\n{}",
+        h.log_text()
+    );
+    assert!(
+        queue_line(&cluster, &names.route_queue("plughost.echo.upper")).is_some(),
+        "the quorum queue is left to x-expires"
+    );
 }
