@@ -671,6 +671,7 @@ mod tests {
             takes_context: false,
             examples: Vec::new(),
             latency_budget_ms: 0,
+            non_blocking: false,
         };
         let ok = Outcome::Result(json!(55));
         assert_eq!(misfit(&fibo, &json!([10]), &ok), None);
