@@ -21,7 +21,9 @@ reply=()
 
 dir=$(mktemp -d)
 queue="plughost.bench.pika.$$"
-$bin run --manifest examples/plughost.toml 2>"$dir/host.log" &
+# The example manifest with the pair server's prefetch (256), plugin paths made absolute.
+sed -e 's/^prefetch = .*/prefetch = 256/' -e "s#path = \"\.\./#path = \"$PWD/#" examples/plughost.toml >"$dir/plughost.toml"
+$bin run --manifest "$dir/plughost.toml" 2>"$dir/host.log" &
 host=$!
 PYTHONPATH=$pika python3 scripts/pika_rpc_peer.py server "$queue" "$url" >"$dir/pika-server.out" 2>&1 &
 pika_server=$!

@@ -33,10 +33,9 @@ use tracing::warn;
 
 use crate::faults::{self, Fault};
 
-/// How long one inline call may run before its method moves to the pool.
-/// A non-blocking method answers in microseconds; this is far above that
-/// and well below what callers on the same thread would notice as a stall.
-pub const INLINE_BUDGET: Duration = Duration::from_millis(5);
+/// How long one inline call may run before its method moves to the pool:
+/// the budget authors are told ([`plughost_plugin_api::NON_BLOCKING_BUDGET`]).
+pub const INLINE_BUDGET: Duration = plughost_plugin_api::NON_BLOCKING_BUDGET;
 
 /// How often the watchdog looks at the running inline calls.
 const WATCH_EVERY: Duration = Duration::from_millis(10);
