@@ -39,6 +39,14 @@ fn slow_inline(ms: u64) -> Result<String, PluginError> {
     Ok(thread_name())
 }
 
+/// Declared non-blocking, but sleeps `ms` and returns it. Built with
+/// `FAULTY_NAP_EXAMPLE_MS` set, it carries an example that naps that long,
+/// for the kit's check of non-blocking methods.
+fn nap(ms: u64) -> Result<u64, PluginError> {
+    std::thread::sleep(std::time::Duration::from_millis(ms.min(60_000)));
+    Ok(ms)
+}
+
 /// Builds the plugin; exported below.
 pub fn plugin(config: &Config) -> Result<Plugin, PluginError> {
     if config.get::<bool>("fail_init")?.unwrap_or(false) {
@@ -46,6 +54,13 @@ pub fn plugin(config: &Config) -> Result<Plugin, PluginError> {
     }
     if config.get::<bool>("panic_init")?.unwrap_or(false) {
         panic!("faulty: told to panic in init by config");
+    }
+    let mut nap_method = Method::new("nap", nap)
+        .non_blocking()
+        .route("plughost.faulty.nap")
+        .doc("Declared non-blocking, yet sleeps the given milliseconds; returns them");
+    if let Some(ms) = option_env!("FAULTY_NAP_EXAMPLE_MS").and_then(|ms| ms.parse::<u64>().ok()) {
+        nap_method = nap_method.example(json!([ms]), json!(ms));
     }
     Ok(Plugin::new("faulty", env!("CARGO_PKG_VERSION"))
         .doc("Misbehaves on purpose, for tests")
@@ -75,7 +90,8 @@ pub fn plugin(config: &Config) -> Result<Plugin, PluginError> {
                 .non_blocking()
                 .route("plughost.faulty.slow_inline")
                 .doc("Declared non-blocking, yet sleeps the given milliseconds; names its thread"),
-        ))
+        )
+        .method(nap_method))
 }
 
 export_plugin!(plugin);
