@@ -32,7 +32,7 @@ fn math_prints_a_table_of_passed_checks_and_exits_0() {
     );
     let text = stdout(&out);
     assert!(
-        text.starts_with("plughost conformance: math 0.1.0 (plugin-api 0.2.0)\n"),
+        text.starts_with("plughost conformance: math 0.1.0 (plugin-api 0.2.1)\n"),
         "{text}"
     );
     for id in [

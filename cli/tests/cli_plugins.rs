@@ -160,7 +160,7 @@ fn version_names_plugin_api() {
     assert!(out.status.success());
     let text = stdout(&out);
     assert!(
-        text.contains("plughost") && text.contains("plugin-api 0.2.0"),
+        text.contains("plughost") && text.contains("plugin-api 0.2.1"),
         "{text}"
     );
 }

@@ -7,9 +7,15 @@
 //! (RabbitMQ's direct reply-to or one exclusive queue; see [`ReplyMode`]),
 //! never a queue per call.
 //!
-//! Calls are published `mandatory` with publisher confirms, so a call to a
-//! route nobody consumes is returned by the broker before its ack and fails
-//! at once with [`RpcError::NoRoute`] instead of waiting for the timeout.
+//! Calls are published `mandatory`, so a call to a route nobody consumes is
+//! returned by the broker and fails at once with [`RpcError::NoRoute`]
+//! instead of waiting for the timeout. They go without publisher confirms:
+//! a confirm would cost the broker (the shared bottleneck) work and the
+//! caller a wake-up on every call, and a request the broker loses is
+//! answered by the deadline anyway. lapin keeps the returns of a channel
+//! without confirms in a list it does not announce, so the session drains
+//! that list every [`RETURN_POLL`] while calls wait, and hands each return
+//! to the call with its correlation id.
 //! Routes found through the name service are cached; a "no route" clears the
 //! entry and the call is retried once with a fresh find.
 //!
@@ -22,7 +28,7 @@
 //! called with v1 framing ([`Found::protocol`], [`Answer::protocol`]).
 //!
 //! **Every step of a call counts against its deadline**: (re)connecting,
-//! publishing, the broker's confirm and the reply wait all end when it
+//! publishing and the reply wait all end when it
 //! passes, so a stalled broker costs a caller its deadline and never more.
 //! The broker's `connection.blocked` (a memory or disk alarm, during which
 //! RabbitMQ stops reading from publishing connections) is followed: while it
@@ -61,14 +67,14 @@ use std::{
 
 use futures_util::StreamExt;
 use lapin::{
-    options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions},
+    options::{BasicConsumeOptions, BasicPublishOptions, QueueBindOptions},
     types::{AMQPValue, FieldTable},
     BasicProperties, Channel, Connection,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use tokio::{
-    sync::{mpsc, watch},
+    sync::{mpsc, watch, Notify},
     task::JoinHandle,
     time::Instant,
 };
@@ -207,7 +213,27 @@ struct OutgoingCall<'a> {
     args: Args<'a>,
 }
 
-type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Vec<u8>>>>>;
+/// What reaches a waiting request, by its correlation id.
+#[derive(Debug)]
+enum Incoming {
+    /// A reply.
+    Reply(Vec<u8>),
+    /// The request itself, returned by the broker: no queue took it.
+    Returned,
+}
+
+/// The requests waiting on a session, by correlation id.
+type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Incoming>>>>;
+
+/// How long a call waits for its reply before the session checks that the
+/// broker still answers (at most half the call's timeout), so that a
+/// timeout names a broker that went quiet rather than the host.
+pub const PROBE_AFTER: Duration = Duration::from_secs(1);
+
+/// How often a session looks for returned requests while any wait (the
+/// longest a call to a route nobody consumes waits for its
+/// [`RpcError::NoRoute`], beyond the broker's round trip).
+pub const RETURN_POLL: Duration = Duration::from_millis(10);
 
 /// What the broker last said about a session's connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,8 +253,6 @@ enum Stall {
     Blocked(String),
     /// The connection is gone.
     Lost(String),
-    /// The broker refused the message (a publisher nack).
-    Nack,
     /// The deadline passed; `blocked` holds the alarm if the broker was
     /// blocking publishers at that moment (the likely cause).
     Deadline {
@@ -292,6 +316,8 @@ struct Session {
     channel: Channel,
     reply_to: String,
     pending: Pending,
+    /// Told when a request starts waiting (wakes the returns follower).
+    waiting: Arc<Notify>,
     link: Arc<watch::Sender<Link>>,
     /// The queue v1 answers arrive on, made the first time an old
     /// deployment is talked to.
@@ -474,7 +500,6 @@ impl Client {
                 reason,
             },
             Stall::Lost(reason) => self.unavailable(reason),
-            Stall::Nack => self.unavailable("the broker refused the request (nack)"),
             Stall::Deadline { blocked: None } => RpcError::Timeout {
                 method: method.to_owned(),
                 timeout_ms: millis(timeout),
@@ -552,22 +577,20 @@ impl Client {
         let props = session
             .request_props(&id, window)
             .with_type(v2::STATS_REQUEST_TYPE.into());
-        let returned = session
+        session
             .publish(&self.options.exchanges.ns, "", &body, props, deadline)
             .await
-            .map_err(|s| {
-                self.stalled(s, what, window, "the broker to confirm the stats request")
-            })?;
-        if returned {
-            return Err(RpcError::NoNameService {
-                exchange: self.options.exchanges.ns.clone(),
-            });
-        }
+            .map_err(|s| self.stalled(s, what, window, "the broker to take the stats request"))?;
         let link = session.link.subscribe();
         let mut answers = Vec::new();
         loop {
             match bounded(replies.recv(), &link, deadline, false).await {
-                Ok(Some(body)) => {
+                Ok(Some(Incoming::Returned)) => {
+                    return Err(RpcError::NoNameService {
+                        exchange: self.options.exchanges.ns.clone(),
+                    })
+                }
+                Ok(Some(Incoming::Reply(body))) => {
                     // Answers of hosts without stats are find replies: skipped.
                     if let Ok(reply) = serde_json::from_slice::<v2::StatsReply>(&body) {
                         answers.push(reply);
@@ -648,15 +671,10 @@ impl Client {
         let (id, mut replies, _guard) = session.expect_replies();
         let body = serde_json::to_vec(&request).unwrap_or_default();
         let props = session.request_props(&id, timeout);
-        let returned = session
+        session
             .publish(&self.options.exchanges.ns, "", &body, props, deadline)
             .await
-            .map_err(|s| self.stalled(s, &what, timeout, "the broker to confirm the find"))?;
-        if returned {
-            return Err(RpcError::NoNameService {
-                exchange: self.options.exchanges.ns.clone(),
-            });
-        }
+            .map_err(|s| self.stalled(s, &what, timeout, "the broker to take the find"))?;
         let link = session.link.subscribe();
         let mut give_up = deadline;
         // v1 name services never describe nor check claims.
@@ -666,7 +684,7 @@ impl Client {
             }
             _ => None,
         };
-        let mut v1: Option<(mpsc::UnboundedReceiver<Vec<u8>>, PendingGuard<'_>)> = None;
+        let mut v1: Option<(mpsc::UnboundedReceiver<Incoming>, PendingGuard<'_>)> = None;
         let mut v2_answers: Vec<Found> = Vec::new();
         let mut v1_answers: Vec<Found> = Vec::new();
         loop {
@@ -684,7 +702,15 @@ impl Client {
                 Ok((_, None)) => {
                     return Err(self.unavailable("connection lost while waiting for a find answer"))
                 }
-                Ok((Protocol::V2, Some(body))) => {
+                Ok((Protocol::V2, Some(Incoming::Returned))) => {
+                    // No name service's queue is bound to the exchange.
+                    return Err(RpcError::NoNameService {
+                        exchange: self.options.exchanges.ns.clone(),
+                    });
+                }
+                // A v1 find nobody took: old name services are not there.
+                Ok((Protocol::V1, Some(Incoming::Returned))) => v1 = None,
+                Ok((Protocol::V2, Some(Incoming::Reply(body)))) => {
                     let reply: v2::FindReply = serde_json::from_slice(&body)
                         .map_err(|e| RpcError::BadReply(e.to_string()))?;
                     // A v2 name service answered: this is a v2 deployment.
@@ -707,7 +733,7 @@ impl Client {
                         give_up = give_up.min(Instant::now() + window);
                     }
                 }
-                Ok((Protocol::V1, Some(body))) => {
+                Ok((Protocol::V1, Some(Incoming::Reply(body)))) => {
                     let Some(route) = v1::parse_find_reply(&body) else {
                         continue;
                     };
@@ -746,7 +772,7 @@ impl Client {
         session: &'s Session,
         method: &str,
         deadline: Instant,
-    ) -> Result<(mpsc::UnboundedReceiver<Vec<u8>>, PendingGuard<'s>), RpcError> {
+    ) -> Result<(mpsc::UnboundedReceiver<Incoming>, PendingGuard<'s>), RpcError> {
         let what = format!("v1 find {method}");
         let timeout = deadline.saturating_duration_since(Instant::now());
         let rpc = &self.options.exchanges.rpc;
@@ -770,7 +796,7 @@ impl Client {
         session
             .publish(&self.options.exchanges.ns, "", &body, props, deadline)
             .await
-            .map_err(|s| self.stalled(s, &what, timeout, "the broker to confirm the v1 find"))?;
+            .map_err(|s| self.stalled(s, &what, timeout, "the broker to take the v1 find"))?;
         Ok((rx, guard))
     }
 
@@ -1003,25 +1029,51 @@ impl Client {
     async fn request_reply(
         &self,
         session: &Session,
-        replies: &mut mpsc::UnboundedReceiver<Vec<u8>>,
+        replies: &mut mpsc::UnboundedReceiver<Incoming>,
         (exchange, route): (&str, &str),
         body: &[u8],
         props: BasicProperties,
         method: &str,
         (timeout, deadline): (Duration, Instant),
     ) -> Result<Vec<u8>, RpcError> {
-        let returned = session
+        session
             .publish(exchange, route, body, props, deadline)
             .await
-            .map_err(|s| self.stalled(s, method, timeout, "the broker to confirm the request"))?;
-        if returned {
-            return Err(RpcError::NoRoute {
+            .map_err(|s| self.stalled(s, method, timeout, "the broker to take the request"))?;
+        let link = session.link.subscribe();
+        let wait = bounded(replies.recv(), &link, deadline, false);
+        tokio::pin!(wait);
+        // A reply slow in coming: ask the broker for a sign of life, so a
+        // timeout can say whether the broker or the host went quiet (there
+        // is no confirm to tell).
+        let probe_at = Instant::now() + (timeout / 2).min(PROBE_AFTER);
+        let (outcome, broker_answered) = tokio::select! {
+            outcome = &mut wait => (outcome, true),
+            () = tokio::time::sleep_until(probe_at) => {
+                let probe = session.probe();
+                tokio::pin!(probe);
+                let mut answered = false;
+                loop {
+                    tokio::select! {
+                        outcome = &mut wait => break (outcome, answered),
+                        () = &mut probe, if !answered => answered = true,
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(Some(Incoming::Reply(body))) => Ok(body),
+            Ok(Some(Incoming::Returned)) => Err(RpcError::NoRoute {
                 route: route.to_owned(),
-            });
-        }
-        match bounded(replies.recv(), &session.link.subscribe(), deadline, false).await {
-            Ok(Some(body)) => Ok(body),
+            }),
             Ok(None) => Err(self.unavailable("connection lost while waiting for the reply")),
+            Err(stall @ Stall::Deadline { blocked: None }) if !broker_answered => Err(self
+                .stalled(
+                    stall,
+                    method,
+                    timeout,
+                    "the broker to confirm the request (it answered nothing after taking it)",
+                )),
             Err(stall) => Err(self.stalled(stall, method, timeout, "the reply")),
         }
     }
@@ -1228,7 +1280,7 @@ async fn consume_replies(
 }
 
 impl Session {
-    /// Connects within `timeout` and sets up the channel, its confirms and
+    /// Connects within `timeout` and sets up the channel and
     /// the reply consumer by `bound`.
     async fn open(
         options: &ClientOptions,
@@ -1260,10 +1312,6 @@ impl Session {
                 .create_channel()
                 .await
                 .map_err(|e| fail("create channel", e))?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-                .map_err(|e| fail("enable confirms", e))?;
             let reply_to = match options.reply_mode {
                 ReplyMode::DirectReplyTo => "amq.rabbitmq.reply-to".to_owned(),
                 ReplyMode::ExclusiveQueue => declare_private_queue(&channel)
@@ -1290,16 +1338,23 @@ impl Session {
             }
         };
         let pending: Pending = Arc::default();
+        let waiting = Arc::new(Notify::new());
         tasks.0.push(tokio::spawn(read_replies(
             consumer,
             Arc::clone(&pending),
             Arc::clone(&link),
+        )));
+        tasks.0.push(tokio::spawn(follow_returns(
+            channel.clone(),
+            Arc::clone(&pending),
+            Arc::clone(&waiting),
         )));
         Ok(Self {
             conn: Some(conn),
             channel,
             reply_to,
             pending,
+            waiting,
             link,
             v1: tokio::sync::OnceCell::new(),
             _tasks: tasks,
@@ -1369,10 +1424,11 @@ impl Session {
     }
 
     /// Registers a fresh correlation id and returns where its replies arrive.
-    fn expect_replies(&self) -> (String, mpsc::UnboundedReceiver<Vec<u8>>, PendingGuard<'_>) {
+    fn expect_replies(&self) -> (String, mpsc::UnboundedReceiver<Incoming>, PendingGuard<'_>) {
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         lock(&self.pending).insert(id.clone(), tx);
+        self.waiting.notify_one();
         let guard = PendingGuard {
             pending: &self.pending,
             id: id.clone(),
@@ -1399,8 +1455,21 @@ impl Session {
             .with_headers(headers)
     }
 
-    /// Publishes mandatory and waits for the confirm, by `deadline`;
-    /// `Ok(true)` when the broker returned the message as unroutable.
+    /// A round trip to the broker on the session's channel (a `basic.qos`
+    /// that changes nothing: the reply consumer takes no acks, so no
+    /// prefetch applies): it finishes once the broker has answered, and
+    /// never if the broker is stalled. Errors count as answers; the
+    /// session's link reports a lost connection.
+    async fn probe(&self) {
+        let _ = self
+            .channel
+            .basic_qos(0, lapin::options::BasicQosOptions::default())
+            .await;
+    }
+
+    /// Publishes mandatory (without a confirm), by `deadline`. A message
+    /// the broker returns reaches its waiting request as
+    /// [`Incoming::Returned`] (see [`follow_returns`]).
     async fn publish(
         &self,
         exchange: &str,
@@ -1408,21 +1477,16 @@ impl Session {
         body: &[u8],
         props: BasicProperties,
         deadline: Instant,
-    ) -> Result<bool, Stall> {
+    ) -> Result<(), Stall> {
         let options = BasicPublishOptions {
             mandatory: true,
             ..Default::default()
         };
-        let send = async {
-            let confirm = self
-                .channel
-                .basic_publish(exchange.into(), key.into(), options, body, props)
-                .await?;
-            confirm.await
-        };
+        let send = self
+            .channel
+            .basic_publish(exchange.into(), key.into(), options, body, props);
         match bounded(send, &self.link.subscribe(), deadline, true).await? {
-            Ok(lapin::Confirmation::Nack(_)) => Err(Stall::Nack),
-            Ok(confirmation) => Ok(confirmation.take_message().is_some()),
+            Ok(_not_confirmed) => Ok(()),
             Err(e) => {
                 // A closed channel (e.g. a missing exchange) ends the session: the next call opens a new one.
                 let reason = format!("cannot publish: {e}");
@@ -1515,6 +1579,32 @@ async fn follow_events(
     link.send_replace(Link::Lost("the connection's event stream ended".into()));
 }
 
+/// Hands each message the broker returned (mandatory, and no queue took
+/// it) to the request with its correlation id. lapin keeps a channel's
+/// returns in a list that only `wait_for_confirms` drains (at once, on a
+/// channel without confirms), and announces nothing, so this drains it
+/// every [`RETURN_POLL`] while requests wait, and sleeps otherwise.
+async fn follow_returns(channel: Channel, pending: Pending, waiting: Arc<Notify>) {
+    loop {
+        if lock(&pending).is_empty() {
+            waiting.notified().await;
+            continue;
+        }
+        tokio::time::sleep(RETURN_POLL).await;
+        let Ok(returned) = channel.wait_for_confirms().await else {
+            return; // the channel is gone; the session ends with it
+        };
+        for message in returned {
+            let Some(id) = message.properties.correlation_id() else {
+                continue;
+            };
+            if let Some(tx) = lock(&pending).get(id.as_str()) {
+                let _ = tx.send(Incoming::Returned);
+            }
+        }
+    }
+}
+
 /// Hands each reply to the call waiting for its correlation id; when the
 /// consumer ends, loses the link and fails every waiting call at once.
 async fn read_replies(
@@ -1527,7 +1617,7 @@ async fn read_replies(
             continue;
         };
         if let Some(tx) = lock(&pending).get(id.as_str()) {
-            let _ = tx.send(delivery.data);
+            let _ = tx.send(Incoming::Reply(delivery.data));
         }
     }
     link.send_if_modified(|l| match l {

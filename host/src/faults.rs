@@ -76,11 +76,14 @@ pub enum Fault {
     /// A local-socket frame that is not a request (answered 400 when it
     /// names a correlation id, else dropped).
     MalformedLocalRequest,
+    /// A call of a method declared non-blocking that ran past its inline
+    /// budget (the method moves to its plugin's threads).
+    InlineOverrun,
 }
 
 impl Fault {
     /// Every kind, in the order `plughost status` prints them.
-    pub const ALL: [Fault; 16] = [
+    pub const ALL: [Fault; 17] = [
         Fault::MalformedV1Call,
         Fault::MalformedV1Find,
         Fault::MalformedV2Call,
@@ -97,6 +100,7 @@ impl Fault {
         Fault::Requeued,
         Fault::ChannelRepaired,
         Fault::MalformedLocalRequest,
+        Fault::InlineOverrun,
     ];
 
     /// The counter's name in `plughost status`.
@@ -118,6 +122,7 @@ impl Fault {
             Fault::ReplyNotPublished => "reply_not_published",
             Fault::Requeued => "requeued",
             Fault::ChannelRepaired => "channel_repaired",
+            Fault::InlineOverrun => "inline_overrun",
         }
     }
 
@@ -140,6 +145,7 @@ impl Fault {
             Fault::Requeued => "requeued requests",
             Fault::ChannelRepaired => "channel repairs",
             Fault::MalformedLocalRequest => "malformed local requests",
+            Fault::InlineOverrun => "inline overruns",
         }
     }
 

@@ -188,6 +188,12 @@ struct StateLabel {
     state: String,
 }
 
+/// How a reply went out (see [`reply_sent`]).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabel {
+    path: String,
+}
+
 /// A fault kind ([`crate::faults::Fault::name`]).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
@@ -214,6 +220,10 @@ struct Metrics {
     reloads_applied: Counter,
     reloads_refused: Counter,
     reconnects: Counter,
+    /// Replies sent on the request's own channel without a confirm.
+    replies_unconfirmed: Counter,
+    /// Replies sent on the reply channel with a confirm.
+    replies_confirmed: Counter,
     registrations: Counter,
     expiries: Counter,
     /// -1 while no manager role runs in this process.
@@ -235,33 +245,105 @@ fn metrics() -> &'static Metrics {
         reloads_applied: Counter::default(),
         reloads_refused: Counter::default(),
         reconnects: Counter::default(),
+        replies_unconfirmed: Counter::default(),
+        replies_confirmed: Counter::default(),
         registrations: Counter::default(),
         expiries: Counter::default(),
         registry_size: AtomicI64::new(-1),
     })
 }
 
+/// The protocols a call can arrive by, in [`MethodMeter::results`] order.
+const PROTOCOLS: [&str; 3] = ["v1", "v2", "local"];
+
+/// One method's Prometheus handles and stats totals, looked up in their
+/// families once and then kept, so counting a call is atomic adds and one
+/// histogram observation: no label strings built, no family lock taken.
+/// The registry holds one per method ([`crate::plugins::MethodEntry`]).
+#[derive(Debug)]
+pub struct MethodMeter {
+    labels: MethodLabels,
+    in_flight: Gauge,
+    latency: Histogram,
+    limit_waits: Counter,
+    totals: Arc<MethodTotals>,
+    /// Calls answered with a result (code 200), by protocol, from the
+    /// first such call on (a protocol never used shows no series).
+    results: [OnceLock<Counter>; PROTOCOLS.len()],
+}
+
+impl MethodMeter {
+    /// The handles of `method` of `plugin` (as the registry names them).
+    pub fn new(plugin: &str, method: &str) -> Self {
+        let labels = MethodLabels {
+            plugin: plugin.to_owned(),
+            method: method.to_owned(),
+        };
+        let m = metrics();
+        Self {
+            in_flight: m.in_flight.get_or_create(&labels).clone(),
+            latency: m.latency.get_or_create(&labels).clone(),
+            limit_waits: m.limit_waits.get_or_create(&labels).clone(),
+            totals: totals_of(&labels),
+            results: Default::default(),
+            labels,
+        }
+    }
+
+    /// The meter calls to methods this host does not serve count under
+    /// ([`UNKNOWN_METHOD`], no plugin).
+    pub fn unknown() -> Arc<Self> {
+        static UNKNOWN: OnceLock<Arc<MethodMeter>> = OnceLock::new();
+        Arc::clone(UNKNOWN.get_or_init(|| Arc::new(Self::new("", UNKNOWN_METHOD))))
+    }
+
+    /// Counts one call ending with `code` (200: a result).
+    fn count(&self, protocol: &str, code: &str) {
+        if code == "200" {
+            if let Some(i) = PROTOCOLS.iter().position(|p| *p == protocol) {
+                self.results[i]
+                    .get_or_init(|| {
+                        metrics()
+                            .calls
+                            .get_or_create(&call_labels(&self.labels, protocol, code))
+                            .clone()
+                    })
+                    .inc();
+                return;
+            }
+        }
+        metrics()
+            .calls
+            .get_or_create(&call_labels(&self.labels, protocol, code))
+            .inc();
+    }
+}
+
+fn call_labels(method: &MethodLabels, protocol: &str, code: &str) -> CallLabels {
+    CallLabels {
+        plugin: method.plugin.clone(),
+        method: method.method.clone(),
+        protocol: protocol.to_owned(),
+        code: code.to_owned(),
+    }
+}
+
 /// One call being dispatched: in flight until [`CallTimer::finish`] (or
 /// until dropped, for a call whose caller went away).
 #[derive(Debug)]
 pub struct CallTimer {
-    labels: MethodLabels,
+    meter: Arc<MethodMeter>,
     protocol: &'static str,
     started: std::time::Instant,
     done: bool,
 }
 
 impl CallTimer {
-    /// A call to `method` of `plugin` starts (both as the registry names
-    /// them, or [`UNKNOWN_METHOD`] and an empty plugin).
-    pub fn start(plugin: &str, method: &str, protocol: &'static str) -> Self {
-        let labels = MethodLabels {
-            plugin: plugin.to_owned(),
-            method: method.to_owned(),
-        };
-        metrics().in_flight.get_or_create(&labels).inc();
+    /// A call counted by `meter` starts.
+    pub fn start(meter: Arc<MethodMeter>, protocol: &'static str) -> Self {
+        meter.in_flight.inc();
         Self {
-            labels,
+            meter,
             protocol,
             started: std::time::Instant::now(),
             done: false,
@@ -270,45 +352,33 @@ impl CallTimer {
 
     /// The call had to wait for its method's concurrency limit.
     pub fn waited_for_limit(&self) {
-        metrics().limit_waits.get_or_create(&self.labels).inc();
+        self.meter.limit_waits.inc();
     }
 
     /// The call ended with `code` (200: a result); `error` is the error's
     /// message when it failed.
     pub fn finish(mut self, code: u16, error: Option<&str>) {
         let elapsed = self.started.elapsed();
-        totals_of(&self.labels).record(elapsed, error.map(|e| format!("{code}: {e}")));
-        let m = metrics();
-        m.calls
-            .get_or_create(&CallLabels {
-                plugin: self.labels.plugin.clone(),
-                method: self.labels.method.clone(),
-                protocol: self.protocol.to_owned(),
-                code: code.to_string(),
-            })
-            .inc();
-        m.latency
-            .get_or_create(&self.labels)
-            .observe(elapsed.as_secs_f64());
+        self.meter
+            .totals
+            .record(elapsed, error.map(|e| format!("{code}: {e}")));
+        if code == 200 {
+            self.meter.count(self.protocol, "200");
+        } else {
+            self.meter.count(self.protocol, &code.to_string());
+        }
+        self.meter.latency.observe(elapsed.as_secs_f64());
         self.done = true;
     }
 }
 
 impl Drop for CallTimer {
     fn drop(&mut self) {
-        metrics().in_flight.get_or_create(&self.labels).dec();
+        self.meter.in_flight.dec();
         if !self.done {
             // The future was dropped: its caller is gone (a closed local
             // connection, a shut-down role). Counted as cancelled.
-            let m = metrics();
-            m.calls
-                .get_or_create(&CallLabels {
-                    plugin: self.labels.plugin.clone(),
-                    method: self.labels.method.clone(),
-                    protocol: self.protocol.to_owned(),
-                    code: "cancelled".to_owned(),
-                })
-                .inc();
+            self.meter.count(self.protocol, "cancelled");
         }
     }
 }
@@ -382,6 +452,17 @@ pub fn recent_reloads() -> Vec<ReloadRecord> {
 /// The RPC roles lost their broker connection and reconnect.
 pub fn broker_reconnect() {
     metrics().reconnects.inc();
+}
+
+/// A reply went out: on the request's own channel without a confirm
+/// (`confirmed` false), or on the reply channel with one.
+pub fn reply_sent(confirmed: bool) {
+    let m = metrics();
+    if confirmed {
+        m.replies_confirmed.inc();
+    } else {
+        m.replies_unconfirmed.inc();
+    }
 }
 
 /// The service manager registered a new service.
@@ -495,6 +576,20 @@ pub fn render(status: &HostStatus, cache: Option<CacheSize>) -> String {
         "plughost_broker_reconnects",
         "Broker connections lost and reconnected since the process started",
         m.reconnects.clone(),
+    );
+    let replies: Family<PathLabel, Counter> = Family::default();
+    for (path, counter) in [
+        ("request_channel", &m.replies_unconfirmed),
+        ("confirmed", &m.replies_confirmed),
+    ] {
+        replies
+            .get_or_create(&PathLabel { path: path.into() })
+            .inc_by(counter.get());
+    }
+    r.register(
+        "plughost_replies",
+        "Replies published, by path: request_channel (small, quick calls: on the request's own channel, no confirm) or confirmed (the reply channel, with a publisher confirm)",
+        replies,
     );
 
     let faults: Family<KindLabel, Counter> = Family::default();

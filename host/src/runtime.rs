@@ -1,8 +1,10 @@
 //! The one tokio runtime a host runs on, with the limits the host relies
 //! on set here rather than by each program that embeds a host.
 //!
-//! Plugin code never runs on this runtime's threads: each plugin has its
-//! own bounded pool (`[host] max_plugin_threads`, the loader's bulkheads).
+//! Plugin code runs on its plugin's own bounded pool (`[host]
+//! max_plugin_threads`, the loader's bulkheads), except methods their
+//! authors declared non-blocking, which run inline on these threads under a
+//! watchdog ([`crate::rpc::inline`]).
 //! What does use tokio's blocking pool (building the next registry during
 //! a reload, file checks, DNS) is bounded by [`MAX_BLOCKING_THREADS`], so a
 //! burst of reloads or lookups cannot grow threads without end.

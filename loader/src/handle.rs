@@ -14,7 +14,7 @@ use std::{
     fmt,
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, OnceLock,
     },
     time::SystemTime,
@@ -143,6 +143,9 @@ pub struct MethodDescriptor {
     pub examples: Vec<Example>,
     /// Latency budget for an example call, in milliseconds (0 = default).
     pub latency_budget_ms: u64,
+    /// Its author declared it non-blocking (`Method::non_blocking`): the
+    /// host may run it inline.
+    pub non_blocking: bool,
 }
 
 /// One parameter of a method.
@@ -218,7 +221,11 @@ pub struct PluginHandle {
     state: Mutex<PluginState>,
     /// Woken when the state changes.
     state_changed: Event,
+    /// Calls served, per method.
     calls: HashMap<String, AtomicU64>,
+    /// The methods that may run inline (declared non-blocking and not yet
+    /// caught overrunning): see [`PluginHandle::runs_inline`].
+    inline: HashMap<String, AtomicBool>,
     in_flight: AtomicUsize,
     /// Woken when the last in-flight call leaves.
     idle: Event,
@@ -250,11 +257,21 @@ impl PluginHandle {
         config: Value,
         instance: PluginInstanceBox,
     ) -> Result<Self, LoadError> {
-        let descriptor = describe(&file, instance.info())?;
+        let mut descriptor = describe(&file, instance.info())?;
+        let non_blocking = instance.non_blocking_methods();
+        for m in &mut descriptor.methods {
+            m.non_blocking = non_blocking.iter().any(|n| n.as_str() == m.name);
+        }
         let calls = descriptor
             .methods
             .iter()
             .map(|m| (m.name.clone(), AtomicU64::new(0)))
+            .collect();
+        let inline = descriptor
+            .methods
+            .iter()
+            .filter(|m| m.non_blocking)
+            .map(|m| (m.name.clone(), AtomicBool::new(true)))
             .collect();
         let pool = PluginPool::new(descriptor.name.clone(), DEFAULT_THREADS);
         Ok(Self {
@@ -267,6 +284,7 @@ impl PluginHandle {
             state: Mutex::new(PluginState::Loaded),
             state_changed: Event::new(),
             calls,
+            inline,
             in_flight: AtomicUsize::new(0),
             idle: Event::new(),
             cancel: CancelScope::new(),
@@ -390,6 +408,25 @@ impl PluginHandle {
     /// them all (shutdown, retirement).
     pub fn cancel_scope(&self) -> &Arc<CancelScope> {
         &self.cancel
+    }
+
+    /// True when `method` may run on the thread that received the call
+    /// rather than on this instance's pool: its author declared it
+    /// non-blocking and no call of it has overrun since this instance
+    /// loaded.
+    pub fn runs_inline(&self, method: &str) -> bool {
+        self.inline
+            .get(method)
+            .is_some_and(|i| i.load(Ordering::Relaxed))
+    }
+
+    /// Moves `method` back to this instance's pool for the rest of the
+    /// instance's life (a call overran its inline budget). True the first
+    /// time, so the caller logs it once.
+    pub fn stop_inline(&self, method: &str) -> bool {
+        self.inline
+            .get(method)
+            .is_some_and(|i| i.swap(false, Ordering::Relaxed))
     }
 
     /// Calls served so far, per method.
@@ -619,6 +656,7 @@ fn describe(file: &Path, info: PluginInfo) -> Result<PluginDescriptor, LoadError
             takes_context: m.takes_context,
             examples,
             latency_budget_ms: m.latency_budget_ms,
+            non_blocking: false,
         });
     }
     let mut services: Vec<ServiceDescriptor> = Vec::new();

@@ -401,6 +401,7 @@ pub struct Method {
     pub(crate) signature: Signature,
     pub(crate) names: Option<Vec<String>>,
     pub(crate) takes_context: bool,
+    pub(crate) non_blocking: bool,
     handler: BoxedHandler,
 }
 
@@ -460,8 +461,37 @@ impl Method {
             signature,
             names: None,
             takes_context: false,
+            non_blocking: false,
             handler,
         }
+    }
+
+    /// Declares that the method never blocks: it computes from its
+    /// arguments and returns within microseconds, without I/O, sleeps,
+    /// waiting on locks other calls hold, or waiting on its [`Context`]'s
+    /// cancellation.
+    ///
+    /// A host may then run it on the thread that received the call instead
+    /// of handing it to the plugin's own threads, which saves two thread
+    /// wake-ups per call (the largest per-call cost of a fast method; see
+    /// `docs/benchmarks.md`). The host holds the method to it: one call
+    /// that runs longer than a few milliseconds there moves the method back
+    /// to the plugin's threads, with a warning naming it. Without this
+    /// declaration (the default) every call runs on the plugin's threads.
+    ///
+    /// ```
+    /// use plughost_plugin_api::prelude::*;
+    ///
+    /// fn square(x: i64) -> Result<i64, PluginError> {
+    ///     Ok(x * x)
+    /// }
+    /// let method = Method::new("square", square).non_blocking();
+    /// let p = Plugin::new("math", "1.0.0").method(method.doc("x * x"));
+    /// assert_eq!(p.call("square", vec![json!(7)]).unwrap(), json!(49));
+    /// ```
+    pub fn non_blocking(mut self) -> Self {
+        self.non_blocking = true;
+        self
     }
 
     /// The default route (AMQP topic key). Without one the route is

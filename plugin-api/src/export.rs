@@ -187,6 +187,15 @@ impl PluginInstance for Instance {
         guarded("state import", || self.plugin.import_state(&state)).into()
     }
 
+    fn non_blocking_methods(&self) -> abi_stable::std_types::RVec<RString> {
+        self.plugin
+            .methods
+            .iter()
+            .filter(|m| m.non_blocking)
+            .map(|m| RString::from(m.name.as_str()))
+            .collect()
+    }
+
     fn run_service(&self, service: RStr<'_>, host: ServiceHostBox) -> RResult<(), PluginError> {
         let service = service.as_str();
         guarded(&format!("service {service}"), || {

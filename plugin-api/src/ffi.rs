@@ -100,6 +100,14 @@ pub trait PluginInstance: Send + Sync {
     /// instance goes on serving). Never unwinds.
     #[sabi(last_prefix_field)]
     fn import_state(&self, state: StateSnapshot) -> RResult<(), PluginError>;
+
+    /// The methods the author declared non-blocking
+    /// ([`crate::Method::non_blocking`]). Added in 0.2.1 after the prefix,
+    /// with a default: a plugin built against 0.2.0 has none, and still
+    /// loads.
+    fn non_blocking_methods(&self) -> RVec<RString> {
+        RVec::new()
+    }
 }
 
 /// What the host tells a plugin about one call, for as long as it runs.

@@ -81,6 +81,13 @@ pub use serde_json;
 /// The version of this crate, compiled into every plugin and the host.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// How long one call of a method declared [`Method::non_blocking`] may run:
+/// past it the host moves the method to the plugin's own threads, and the
+/// conformance kit's latency check holds such a method's examples to it.
+/// Far above what a non-blocking method needs (microseconds), well below
+/// what other calls on the same host thread would notice as a stall.
+pub const NON_BLOCKING_BUDGET: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// The default route of a method that names none: `plughost.<plugin>.<method>`.
 ///
 /// ```

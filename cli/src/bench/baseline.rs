@@ -1,13 +1,28 @@
-//! The baseline: bare lapin request/reply with a trivial echo consumer.
+//! The baseline: a two-process bare-lapin request/reply pair.
 //!
-//! It does what a plughost call does on the broker (publish mandatory with
-//! confirms through a topic exchange to a shared queue, consume with the
-//! same prefetch, reply to `reply_to` by correlation id, ack after the
-//! reply), and nothing else: no name service, no JSON, no plugin. Its
-//! calls/s is the ceiling plughost is measured against.
+//! `plughost bench baseline` starts a server process (`plughost bench
+//! pair-server`, this same binary) and drives it from its own process, on
+//! the same broker, the way a plughost caller drives a host:
+//!
+//! - the server consumes one queue bound to a topic exchange (so the broker
+//!   routes the request as it routes a plughost call), with prefetch 256,
+//!   computes fib(n) with the same loop as the math plugin, publishes the
+//!   answer to `reply_to` by correlation id and acknowledges after it;
+//! - the client keeps C calls in flight over one channel, with direct
+//!   reply-to (or an exclusive queue) and no publisher confirms.
+//!
+//! There is no name service, no JSON, no plugin, no metrics: it is the
+//! limit plughost's own request/reply path is held to (issue 15). Two
+//! processes, because one process would share the lapin I/O thread and the
+//! wake-ups between caller and server, which flatters the ratio.
+//!
+//! The run reports the server process's CPU per call from `/proc`, to set
+//! beside a host's (`plughost bench call --host-pid`).
 
 use std::{
     collections::HashMap,
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
 };
 
@@ -15,115 +30,226 @@ use futures_util::StreamExt;
 use lapin::{
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-        ConfirmSelectOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+        ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     },
     types::FieldTable,
-    BasicProperties, ExchangeKind,
+    BasicProperties, Channel, ExchangeKind,
 };
 use tokio::sync::oneshot;
 
-use super::{closed_loop, BenchReport, LoadShape, Progress};
+use super::{closed_loop, cpu::CpuClock, BenchReport, LoadShape, Progress};
 use plughost_client::{
-    connection::{connect, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
+    connection::{connect, redact, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
     ReplyMode, RpcError,
 };
 
+/// The routing key the pair's requests travel under.
+const ROUTE: &str = "pair.fib";
+
+/// What the server process prints once it consumes (the client waits for it).
+const READY: &str = "pair-server ready";
+
+/// Where the pair meets: a topic exchange and the server's queue.
+#[derive(Debug, Clone)]
+pub struct PairNames {
+    /// The topic exchange requests are published to.
+    pub exchange: String,
+    /// The queue the server consumes.
+    pub queue: String,
+}
+
+impl PairNames {
+    /// Fresh names, so runs never share a queue.
+    pub fn fresh() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            exchange: format!("plughost.bench.{id}"),
+            queue: format!("plughost.bench.{id}.fib"),
+        }
+    }
+}
+
 fn unavailable(url: &str) -> impl Fn(lapin::Error) -> RpcError + '_ {
     move |e| RpcError::BrokerUnavailable {
-        url: plughost_client::connection::redact(url),
+        url: redact(url),
         reason: e.to_string(),
     }
 }
 
-/// A server-named queue that lives as long as the connection.
-async fn exclusive_queue(channel: &lapin::Channel) -> lapin::Result<String> {
-    let options = QueueDeclareOptions {
-        exclusive: true,
-        ..Default::default()
-    };
-    let queue = channel
-        .queue_declare("".into(), options, FieldTable::default())
-        .await?;
-    Ok(queue.name().to_string())
+/// F(n) with the math plugin's loop (wrapping: the pair never refuses).
+fn fib(n: u32) -> u64 {
+    let (mut a, mut b) = (0u64, 1u64);
+    for _ in 0..n {
+        (a, b) = (b, a.wrapping_add(b));
+    }
+    a
 }
 
-/// Runs the baseline against the broker at `url` (connected the way every
-/// plughost connection is, so `amqps://` works here too).
-pub async fn baseline(
+/// The first decimal number in a request body (`[10]` or `10`).
+fn first_number(body: &[u8]) -> u32 {
+    body.iter()
+        .skip_while(|b| !b.is_ascii_digit())
+        .take_while(|b| b.is_ascii_digit())
+        .fold(0u32, |n, d| {
+            n.saturating_mul(10).saturating_add(u32::from(d - b'0'))
+        })
+}
+
+/// The pair's server process: declares `names`, consumes with `prefetch`,
+/// and answers every request until the connection ends. Prints [`READY`]
+/// on stdout once it consumes.
+pub async fn serve_pair(
     url: &str,
     tls: &TlsFiles,
-    reply_mode: ReplyMode,
+    names: &PairNames,
     prefetch: u16,
-    shape: LoadShape,
-    progress: Progress,
-) -> Result<BenchReport, RpcError> {
+) -> Result<(), RpcError> {
     let fail = unavailable(url);
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let exchange = format!("plughost.bench.{id}");
-
-    // The echo side, on its own connection as a host would be.
-    let server = connect(url, tls, "plughost bench echo", DEFAULT_CONNECT_TIMEOUT).await?;
-    let sch = server.create_channel().await.map_err(&fail)?;
-    sch.exchange_declare(
-        exchange.as_str().into(),
+    let conn = connect(
+        url,
+        tls,
+        "plughost bench pair-server",
+        DEFAULT_CONNECT_TIMEOUT,
+    )
+    .await?;
+    let ch = conn.create_channel().await.map_err(&fail)?;
+    ch.exchange_declare(
+        names.exchange.as_str().into(),
         ExchangeKind::Topic,
         Default::default(),
         FieldTable::default(),
     )
     .await
     .map_err(&fail)?;
-    let queue = exclusive_queue(&sch).await.map_err(&fail)?;
-    sch.queue_bind(
-        queue.as_str().into(),
-        exchange.as_str().into(),
-        "echo".into(),
+    let options = QueueDeclareOptions {
+        auto_delete: true,
+        ..Default::default()
+    };
+    ch.queue_declare(names.queue.as_str().into(), options, FieldTable::default())
+        .await
+        .map_err(&fail)?;
+    ch.queue_bind(
+        names.queue.as_str().into(),
+        names.exchange.as_str().into(),
+        ROUTE.into(),
         QueueBindOptions::default(),
         FieldTable::default(),
     )
     .await
     .map_err(&fail)?;
-    sch.basic_qos(prefetch, BasicQosOptions::default())
+    ch.basic_qos(prefetch, BasicQosOptions::default())
         .await
         .map_err(&fail)?;
-    let replies = server.create_channel().await.map_err(&fail)?;
-    let mut requests = sch
+    let mut requests = ch
         .basic_consume(
-            queue.as_str().into(),
-            "echo".into(),
+            names.queue.as_str().into(),
+            "pair-server".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
         .await
         .map_err(&fail)?;
-    let echo = tokio::spawn(async move {
-        while let Some(Ok(delivery)) = requests.next().await {
-            let replies = replies.clone();
-            tokio::spawn(async move {
-                let props = &delivery.properties;
-                if let Some(reply_to) = props.reply_to() {
-                    let reply_props = BasicProperties::default()
-                        .with_correlation_id(props.correlation_id().clone().unwrap_or_default());
-                    let _ = replies
-                        .basic_publish(
-                            "".into(),
-                            reply_to.clone(),
-                            BasicPublishOptions::default(),
-                            &delivery.data,
-                            reply_props,
-                        )
-                        .await;
-                }
-                let _ = delivery.ack(BasicAckOptions::default()).await;
-            });
-        }
-    });
+    crate::outln!("{READY}");
+    while let Some(Ok(delivery)) = requests.next().await {
+        let ch = ch.clone();
+        tokio::spawn(async move {
+            let props = &delivery.properties;
+            if let Some(reply_to) = props.reply_to() {
+                let answer = fib(first_number(&delivery.data)).to_string();
+                let reply_props = BasicProperties::default()
+                    .with_correlation_id(props.correlation_id().clone().unwrap_or_default());
+                let _ = ch
+                    .basic_publish(
+                        "".into(),
+                        reply_to.clone(),
+                        BasicPublishOptions::default(),
+                        answer.as_bytes(),
+                        reply_props,
+                    )
+                    .await;
+            }
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+        });
+    }
+    Ok(())
+}
 
-    // The calling side: one connection, one channel with confirms, one reply address.
-    let client = connect(url, tls, "plughost bench caller", DEFAULT_CONNECT_TIMEOUT).await?;
+/// The server child, killed (and its queue with it) when dropped.
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `plughost bench pair-server` and waits until it consumes.
+fn start_server(
+    url: &str,
+    tls: &TlsFiles,
+    names: &PairNames,
+    prefetch: u16,
+) -> Result<ServerProcess, RpcError> {
+    let failed = |reason: String| RpcError::BrokerUnavailable {
+        url: redact(url),
+        reason: format!("the pair's server process: {reason}"),
+    };
+    let exe = std::env::current_exe().map_err(|e| failed(format!("cannot find plughost: {e}")))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["bench", "pair-server", "--amqp", url])
+        .args(["--exchange", &names.exchange, "--queue", &names.queue])
+        .args(["--prefetch", &prefetch.to_string()]);
+    for (flag, file) in [
+        ("--ca-file", &tls.ca_file),
+        ("--client-cert", &tls.client_cert),
+        ("--client-key", &tls.client_key),
+    ] {
+        if let Some(file) = file {
+            cmd.arg(flag).arg(file);
+        }
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| failed(format!("cannot start it: {e}")))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let server = ServerProcess(child);
+    let mut first = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .map_err(|e| failed(format!("cannot read it: {e}")))?;
+    if first.trim() != READY {
+        return Err(failed(
+            "it ended before it consumed (its error is above)".into(),
+        ));
+    }
+    Ok(server)
+}
+
+/// Runs the pair against the broker at `url` (connected the way every
+/// plughost connection is, so `amqps://` works here too).
+pub async fn baseline(
+    url: &str,
+    tls: &TlsFiles,
+    reply_mode: ReplyMode,
+    prefetch: u16,
+    fib_n: u32,
+    shape: LoadShape,
+    progress: Progress,
+) -> Result<BenchReport, RpcError> {
+    let fail = unavailable(url);
+    let names = PairNames::fresh();
+    let server = start_server(url, tls, &names, prefetch)?;
+    let client = connect(
+        url,
+        tls,
+        "plughost bench pair-client",
+        DEFAULT_CONNECT_TIMEOUT,
+    )
+    .await?;
     let ch = client.create_channel().await.map_err(&fail)?;
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(&fail)?;
     let reply_to = match reply_mode {
         ReplyMode::DirectReplyTo => "amq.rabbitmq.reply-to".to_owned(),
         ReplyMode::ExclusiveQueue => exclusive_queue(&ch).await.map_err(&fail)?,
@@ -158,21 +284,14 @@ pub async fn baseline(
         })
     };
 
-    let report = closed_loop(shape, progress, {
-        let (ch, exchange, reply_to, pending) = (
-            ch.clone(),
-            exchange.clone(),
-            reply_to.clone(),
-            Arc::clone(&pending),
-        );
+    let body = format!("[{fib_n}]").into_bytes();
+    let cpu = CpuClock::of(server.0.id());
+    let mut report = closed_loop(shape, progress, {
+        let call = Arc::new((ch.clone(), names.exchange.clone(), reply_to, body));
         move || {
-            let (ch, exchange, reply_to, pending) = (
-                ch.clone(),
-                exchange.clone(),
-                reply_to.clone(),
-                Arc::clone(&pending),
-            );
+            let (call, pending) = (Arc::clone(&call), Arc::clone(&pending));
             async move {
+                let (ch, exchange, reply_to, body) = &*call;
                 let id = uuid::Uuid::new_v4().to_string();
                 let (tx, rx) = oneshot::channel();
                 pending
@@ -182,33 +301,63 @@ pub async fn baseline(
                 let props = BasicProperties::default()
                     .with_correlation_id(id.as_str().into())
                     .with_reply_to(reply_to.as_str().into());
-                let options = BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                };
-                let confirm = ch
-                    .basic_publish(
-                        exchange.as_str().into(),
-                        "echo".into(),
-                        options,
-                        b"[20]",
-                        props,
-                    )
-                    .await
-                    .map_err(|_| 503u16)?;
-                confirm.await.map_err(|_| 503u16)?;
+                ch.basic_publish(
+                    exchange.as_str().into(),
+                    ROUTE.into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    props,
+                )
+                .await
+                .map_err(|_| 503u16)?;
                 rx.await.map_err(|_| 503u16)
             }
         }
     })
     .await;
+    report.server_cpu_us_per_call = cpu.and_then(|c| c.micros_per(report.calls()));
 
-    echo.abort();
     reader.abort();
-    let _ = sch
-        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+    let _ = ch
+        .exchange_delete(
+            names.exchange.as_str().into(),
+            ExchangeDeleteOptions::default(),
+        )
         .await;
     let _ = client.close(200, "bench done".into()).await;
-    let _ = server.close(200, "bench done".into()).await;
+    drop(server);
     Ok(report)
+}
+
+/// A server-named queue that lives as long as the connection.
+async fn exclusive_queue(channel: &Channel) -> lapin::Result<String> {
+    let options = QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    };
+    let queue = channel
+        .queue_declare("".into(), options, FieldTable::default())
+        .await?;
+    Ok(queue.name().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pair_computes_what_the_math_plugin_computes() {
+        assert_eq!(fib(0), 0);
+        assert_eq!(fib(1), 1);
+        assert_eq!(fib(10), 55);
+        assert_eq!(fib(20), 6765);
+        assert_eq!(fib(93), 12_200_160_415_121_876_738);
+    }
+
+    #[test]
+    fn the_request_body_carries_n() {
+        assert_eq!(first_number(b"[10]"), 10);
+        assert_eq!(first_number(b"20"), 20);
+        assert_eq!(first_number(b"[]"), 0);
+    }
 }

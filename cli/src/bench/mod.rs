@@ -2,13 +2,14 @@
 //! one call in flight for a fixed time, with latencies in an HDR histogram.
 //!
 //! - [`run_calls`]: plughost's own client against running hosts.
-//! - [`baseline`]: the practical limit of the broker on this machine: the
-//!   same request/reply pattern (mandatory + confirms, the same reply
-//!   mechanism, ack after reply) written with bare lapin and a trivial echo
-//!   consumer, with no plughost code on the path.
+//! - [`baseline`]: the practical limit of the broker on this machine: a
+//!   two-process bare-lapin request/reply pair (a server process computing
+//!   fib(n), a client with direct reply-to), with no plughost code on the
+//!   path.
 //! - [`tracker`]: simulated services heartbeating a service manager.
 
 mod baseline;
+pub mod cpu;
 mod report;
 pub mod tracker;
 
@@ -21,7 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use baseline::baseline;
+pub use baseline::{baseline, serve_pair, PairNames};
 pub use report::BenchReport;
 use serde_json::Value;
 

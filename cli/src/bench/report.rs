@@ -13,6 +13,9 @@ pub struct BenchReport {
     pub errors: BTreeMap<u16, u64>,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// CPU the serving process spent per call, in microseconds, when the
+    /// run could read it (`bench call --host-pid`, the pair's server).
+    pub server_cpu_us_per_call: Option<f64>,
 }
 
 /// The figures of a report, for JSON output and docs.
@@ -30,6 +33,9 @@ pub struct Summary {
     pub max_ms: f64,
     /// Failed calls by code.
     pub errors: BTreeMap<u16, u64>,
+    /// CPU the serving process spent per call, µs (when measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_call: Option<f64>,
 }
 
 impl BenchReport {
@@ -40,6 +46,7 @@ impl BenchReport {
                 .expect("1 µs to 1 h at 3 significant figures are valid histogram bounds"),
             errors: BTreeMap::new(),
             elapsed: Duration::ZERO,
+            server_cpu_us_per_call: None,
         }
     }
 
@@ -82,6 +89,7 @@ impl BenchReport {
             p99_ms: ms(self.latencies.value_at_quantile(0.99)),
             max_ms: ms(self.latencies.max()),
             errors: self.errors.clone(),
+            server_cpu_us_per_call: self.server_cpu_us_per_call,
         }
     }
 }
@@ -101,6 +109,9 @@ impl fmt::Display for BenchReport {
             "latency: p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
             s.p50_ms, s.p99_ms, s.max_ms
         )?;
+        if let Some(cpu) = s.server_cpu_us_per_call {
+            writeln!(f, "server:  {cpu:.1} µs CPU per call")?;
+        }
         if s.errors.is_empty() {
             write!(f, "errors:  none")
         } else {

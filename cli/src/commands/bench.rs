@@ -1,4 +1,5 @@
-//! `plughost bench call` and `plughost bench baseline`.
+//! `plughost bench call`, `plughost bench baseline` (and its hidden
+//! `pair-server` half) and `plughost bench tracker`.
 
 use std::{
     process::ExitCode,
@@ -19,8 +20,12 @@ use super::{plugins::parse_arg, rpc::BrokerArgs};
 pub enum BenchCommand {
     /// Load running hosts with calls to one method through plughost's client.
     Call(CallBench),
-    /// Measure the broker's bare request/reply limit (lapin + trivial echo, no plughost code).
+    /// Measure the broker's bare request/reply limit: a two-process lapin pair
+    /// (a server process computing fib(n), this process calling it), no plughost code.
     Baseline(BaselineBench),
+    /// The server half of `bench baseline` (started by it; not for direct use).
+    #[command(hide = true)]
+    PairServer(PairServer),
     /// Simulate many services heartbeating a service manager every second; time the listing.
     Tracker(TrackerBench),
 }
@@ -52,9 +57,9 @@ pub struct Load {
     /// Seconds to measure.
     #[arg(long, short, default_value_t = 10.0)]
     duration: f64,
-    /// Reply mechanism.
-    #[arg(long, value_enum, default_value_t = Reply::Queue)]
-    reply: Reply,
+    /// Reply mechanism [default: queue for `call`, direct for `baseline`].
+    #[arg(long, value_enum)]
+    reply: Option<Reply>,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
@@ -90,6 +95,10 @@ pub struct CallBench {
     /// another answer counts as an error with code 0.
     #[arg(long, value_name = "METHOD")]
     read_back: Option<String>,
+    /// Also report this process's CPU per call (from /proc): the host's pid,
+    /// when it runs on this machine.
+    #[arg(long, value_name = "PID")]
+    host_pid: Option<u32>,
     #[command(flatten)]
     load: Load,
     #[command(flatten)]
@@ -100,8 +109,26 @@ pub struct CallBench {
 pub struct BaselineBench {
     #[command(flatten)]
     load: Load,
-    /// Prefetch of the echo consumer (plughost's default is 64).
-    #[arg(long, default_value_t = 64)]
+    /// Prefetch of the pair's server.
+    #[arg(long, default_value_t = 256)]
+    prefetch: u16,
+    /// The n of the fib(n) the server computes per call.
+    #[arg(long, default_value_t = 10)]
+    fib: u32,
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PairServer {
+    /// The topic exchange to declare and consume through.
+    #[arg(long)]
+    exchange: String,
+    /// The queue to declare and consume.
+    #[arg(long)]
+    queue: String,
+    /// Unacknowledged requests at once.
+    #[arg(long, default_value_t = 256)]
     prefetch: u16,
     #[command(flatten)]
     broker: BrokerArgs,
@@ -111,7 +138,9 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Call(b) => {
             let mut options = b.broker.client_options()?;
-            options.reply_mode = b.load.reply.into();
+            if let Some(reply) = b.load.reply {
+                options.reply_mode = reply.into();
+            }
             let client = Arc::new(Client::connect(options).await?);
             eprintln!(
                 "bench: calling through the {}",
@@ -129,6 +158,12 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             );
             let args = b.args.iter().map(|a| parse_arg(a)).collect();
             let (shape, progress, bar) = start(&b.load)?;
+            let host_cpu = b.host_pid.map(|pid| {
+                bench::cpu::CpuClock::of(pid).ok_or_else(|| {
+                    anyhow::anyhow!("--host-pid {pid}: no such process on this machine")
+                })
+            });
+            let host_cpu = host_cpu.transpose()?;
             let report = bench::run_calls(
                 Arc::clone(&client),
                 &b.method,
@@ -141,7 +176,9 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             )
             .await;
             client.close().await;
-            finish(bar, report?, &b.load)
+            let mut report = report?;
+            report.server_cpu_us_per_call = host_cpu.and_then(|c| c.micros_per(report.calls()));
+            finish(bar, report, &b.load)
         }
         BenchCommand::Tracker(b) => {
             let load = bench::tracker::simulate(
@@ -161,13 +198,23 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             let report = bench::baseline(
                 &options.url,
                 &options.tls,
-                b.load.reply.into(),
+                b.load.reply.unwrap_or(Reply::Direct).into(),
                 b.prefetch,
+                b.fib,
                 shape,
                 Arc::clone(&progress),
             )
             .await;
             finish(bar, report?, &b.load)
+        }
+        BenchCommand::PairServer(b) => {
+            let options = b.broker.client_options()?;
+            let names = bench::PairNames {
+                exchange: b.exchange,
+                queue: b.queue,
+            };
+            bench::serve_pair(&options.url, &options.tls, &names, b.prefetch).await?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -5,7 +5,11 @@
 //! names are errors), so a host can build the next one beside the one that
 //! is serving and swap only when it is complete.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use plughost_plugin_api::PluginError;
 use plughost_proto::rpc::v2::{ParamSignature, Signature};
@@ -13,7 +17,10 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::{load, MethodDescriptor, PluginHandle, RegistryError};
-use crate::manifest::{Manifest, MethodOverride, RestartPolicy, ServiceSettings};
+use crate::{
+    manifest::{Manifest, MethodOverride, RestartPolicy, ServiceSettings},
+    metrics::MethodMeter,
+};
 
 /// Timeout of a method the manifest gives none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,9 +45,19 @@ pub struct MethodEntry {
     /// Permits for those calls; a call holds one until the plugin returns,
     /// even past its timeout, so runaway calls cannot pile up threads.
     pub limiter: Arc<Semaphore>,
+    /// Its `/metrics` handles and stats totals, looked up at its first call.
+    meter: OnceLock<Arc<MethodMeter>>,
 }
 
 impl MethodEntry {
+    /// What counts this method's calls (see [`MethodMeter`]).
+    pub fn meter(&self) -> Arc<MethodMeter> {
+        Arc::clone(
+            self.meter
+                .get_or_init(|| Arc::new(MethodMeter::new(self.plugin.name(), &self.name))),
+        )
+    }
+
     /// The method's published signature (parameter and result schemas), as
     /// `describe`, `plughost plugins --json` and `plughost status` show it.
     pub fn signature(&self) -> Signature {
@@ -209,6 +226,7 @@ impl Registry {
                         .unwrap_or(DEFAULT_TIMEOUT),
                     concurrency,
                     limiter: Arc::new(Semaphore::new(concurrency)),
+                    meter: OnceLock::new(),
                 },
             );
         }

@@ -1,6 +1,7 @@
 //! The per-call path shared by v1 and v2: find the method in the current
 //! registry, respect its concurrency limit and timeout, run the plugin on its
-//! own threads (its [`PluginPool`](plughost_loader::pool::PluginPool)), and
+//! own threads (its [`PluginPool`](plughost_loader::pool::PluginPool)), or
+//! inline when its author declared it non-blocking ([`super::inline`]), and
 //! turn every outcome into a result or a coded error.
 //!
 //! A call's clock starts when its request was delivered, not when a permit
@@ -28,8 +29,9 @@ use tracing::{info, warn};
 use plughost_loader::{pool::PoolJob, Admission, CancelReason, HostCall, NotAdmitted, PluginState};
 use plughost_proto::rpc::v2::ErrorBody;
 
+use super::inline;
 use crate::{
-    metrics::{self, CallTimer},
+    metrics::{CallTimer, MethodMeter},
     plugins::{PluginHandle, Registry},
 };
 
@@ -56,12 +58,10 @@ pub async fn dispatch(
     deadline: Option<Instant>,
     origin: Origin<'_>,
 ) -> Result<String, ErrorBody> {
-    let (plugin, name) = registry
+    let meter = registry
         .method(method)
-        .map_or(("", metrics::UNKNOWN_METHOD), |e| {
-            (e.plugin.name(), e.name.as_str())
-        });
-    let timer = CallTimer::start(plugin, name, origin.protocol);
+        .map_or_else(MethodMeter::unknown, |e| e.meter());
+    let timer = CallTimer::start(meter, origin.protocol);
     let result = run(
         registry, method, args_json, received, deadline, origin, &timer,
     )
@@ -118,6 +118,18 @@ async fn run(
         .deadline(Some(end))
         .correlation_id(origin.correlation_id)
         .scope(Arc::clone(plugin.cancel_scope()));
+    if plugin.runs_inline(method) {
+        // Declared non-blocking: no hand-off to the pool (see `inline`).
+        let result = inline::call(&admission, method, &args_json, &context);
+        drop(permit);
+        if let Some(reason) = context.cancel_reason() {
+            log_cancelled(&admission, method, &context, reason);
+        }
+        drop(admission);
+        return result
+            .inspect_err(|e| crate::faults::plugin_error(plugin.name(), method, e))
+            .map_err(error_body);
+    }
     let call = PluginCall {
         admission,
         method: method.to_owned(),

@@ -4,12 +4,15 @@
 //!
 //! - [`server`]: the name-service and RPC-service roles of a host, with
 //!   their reconnect loop and channel repairs.
-//! - `replies`: the reply channel (confirmed publishes) and the check of
-//!   v1 reply exchanges, so one bad reply cannot silence the others.
+//! - `replies`: where replies go (small ones on the request's own channel,
+//!   the rest on a reply channel with confirms) and the check of v1 reply
+//!   exchanges, so one bad reply cannot silence the others.
 //! - [`collisions`]: bare names other hosts serve from other plugins
 //!   (warnings at start and after each reload; who answers v1 finds).
 //! - [`health`]: each channel's state, for `plughost status`.
 //! - [`dispatch`]: the per-call path: limits, timeouts, the plugin's threads.
+//! - [`inline`]: non-blocking methods run on the receiving thread, held to
+//!   a budget by a watchdog.
 //! - `route_queue`: a route queue declared elsewhere with other arguments
 //!   (a 406): which argument differs and how to fix it.
 //!
@@ -19,6 +22,7 @@
 pub mod collisions;
 pub mod dispatch;
 pub mod health;
+pub mod inline;
 mod replies;
 mod route_queue;
 pub mod server;

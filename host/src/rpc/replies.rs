@@ -10,13 +10,25 @@
 //!   looked up with a passive declare on a probe channel of its own (which
 //!   the broker may close freely), and the answer is cached briefly, so the
 //!   per-call cost is a hash lookup at most.
-//! - [`Replies`] publishes with publisher confirms, so a reply counts as
-//!   sent only once the broker has it (the request is acknowledged only
-//!   then, and requeued for another consumer otherwise). When the broker
-//!   closes the channel anyway, the publish that caused it learns why (an
-//!   exchange to avoid from now on, or the broker's size limit), the others
-//!   learn that their reply did not go out, and the next publish reopens the
-//!   channel.
+//! - [`Replies`] sends an ordinary reply (one to the default exchange, which
+//!   RabbitMQ never refuses, or to the host's own RPC exchange, up to
+//!   [`FAST_REPLY_MAX`] bytes) on the request's own channel, without a
+//!   confirm, and the request is acknowledged after it on that channel.
+//!   The broker handles one channel's frames in order, so the ack is never
+//!   processed before the reply is routed: if the channel dies in between,
+//!   the ack dies with it and the request is redelivered. That keeps
+//!   ack-after-reply and at-least-once, without a confirm round trip per call
+//!   (issue 15 measured the confirms in `docs/benchmarks.md`).
+//! - Every other reply (a large one, one to another exchange, a name
+//!   service's answer) goes on the shared reply channel with publisher
+//!   confirms, so it counts as sent only once the broker has it (the
+//!   request is acknowledged only then, and requeued for another consumer
+//!   otherwise). When the broker closes that channel anyway, the publish
+//!   that caused it learns why (an exchange to avoid from now on, or the
+//!   broker's size limit), the others learn that their reply did not go
+//!   out, and the next publish reopens the channel. Such refusals can only
+//!   come from these replies, so they never cost a request channel and the
+//!   other requests it holds.
 
 use std::{
     collections::HashMap,
@@ -104,9 +116,17 @@ pub(crate) enum Sent {
     },
 }
 
+/// The largest reply sent on the request's own channel without a confirm.
+/// Far below any broker's `max_message_size` one would run (RabbitMQ's
+/// default is 128 MiB), so the broker never refuses one and never closes a
+/// request channel over a reply.
+pub(crate) const FAST_REPLY_MAX: usize = 64 * 1024;
+
 /// The reply channel of one session.
 pub(crate) struct Replies {
     conn: Arc<Connection>,
+    /// The host's RPC exchange: it always exists while the host serves.
+    rpc_exchange: ShortString,
     current: RwLock<Arc<Channel>>,
     /// One repair at a time: concurrent publishers that find the channel
     /// closed wait for the same new channel.
@@ -123,12 +143,14 @@ impl Replies {
     /// Opens the reply channel.
     pub(crate) async fn open(
         conn: Arc<Connection>,
+        rpc_exchange: ShortString,
         health: Arc<RpcHealth>,
     ) -> Result<Self, ChannelError> {
         let channel = Arc::new(open_channel(&conn).await?);
         health.watch(REPLIES, &channel, None);
         Ok(Self {
             conn,
+            rpc_exchange,
             current: RwLock::new(channel),
             repair: tokio::sync::Mutex::new(()),
             health,
@@ -177,7 +199,46 @@ impl Replies {
         Ok(fresh)
     }
 
-    /// Publishes one reply and waits for the broker's confirm.
+    /// Publishes one reply to a request: on `request_channel` (the
+    /// request's own) without a confirm when one is given and the broker
+    /// cannot refuse the reply (see the module comment), else on the reply
+    /// channel with a confirm. Either way the request is to be
+    /// acknowledged (on its own channel) only after this returns
+    /// [`Sent::Yes`].
+    pub(crate) async fn publish_for(
+        &self,
+        request_channel: Option<&Channel>,
+        exchange: &ShortString,
+        key: &ShortString,
+        body: &[u8],
+        props: BasicProperties,
+    ) -> Sent {
+        let safe_exchange = exchange.as_str().is_empty() || *exchange == self.rpc_exchange;
+        let safe_size = body.len() <= FAST_REPLY_MAX.min(self.broker_max.load(Ordering::Relaxed));
+        let Some(request_channel) = request_channel.filter(|_| safe_exchange && safe_size) else {
+            return self.publish(exchange, key, body, props).await;
+        };
+        let sent = request_channel.basic_publish(
+            exchange.clone(),
+            key.clone(),
+            BasicPublishOptions::default(),
+            body,
+            props,
+        );
+        match broker_op("publish a reply", sent).await {
+            Ok(_not_confirmed) => {
+                crate::metrics::reply_sent(false);
+                Sent::Yes
+            }
+            Err(e) => Sent::No {
+                reason: format!("the request's channel: {e}"),
+                refused_exchange: None,
+            },
+        }
+    }
+
+    /// Publishes one reply on the reply channel and waits for the broker's
+    /// confirm.
     pub(crate) async fn publish(
         &self,
         exchange: &ShortString,
@@ -207,7 +268,10 @@ impl Replies {
                 .await
         };
         match broker_op("publish a reply", confirmed).await {
-            Ok(Confirmation::Ack(_) | Confirmation::NotRequested) => Sent::Yes,
+            Ok(Confirmation::Ack(_) | Confirmation::NotRequested) => {
+                crate::metrics::reply_sent(true);
+                Sent::Yes
+            }
             Ok(Confirmation::Nack(_)) => Sent::No {
                 reason: "the broker did not take it (nack)".into(),
                 refused_exchange: None,

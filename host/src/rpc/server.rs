@@ -32,6 +32,7 @@
 
 use std::{
     collections::HashMap,
+    panic::AssertUnwindSafe,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -39,7 +40,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use futures_util::StreamExt;
+use futures_util::{stream::FuturesUnordered, FutureExt, StreamExt};
 use lapin::{
     message::Delivery,
     options::{
@@ -327,12 +328,14 @@ impl Session {
         )
         .await?;
         let _ = broker_op("close the set-up channel", setup.close(200, "done".into())).await;
-        let replies = Replies::open(Arc::clone(conn), Arc::clone(health)).await?;
+        // The manifest keeps exchange names within 255 bytes.
+        let rpc_exchange = ShortString::try_new(config.exchanges.rpc.as_str()).unwrap_or_default();
+        let replies =
+            Replies::open(Arc::clone(conn), rpc_exchange.clone(), Arc::clone(health)).await?;
         Ok(CallContext {
             replies,
             reply_exchanges: ReplyExchanges::new(Arc::clone(conn), config.exchanges.rpc.clone()),
-            // The manifest keeps exchange names within 255 bytes.
-            rpc_exchange: ShortString::try_new(config.exchanges.rpc.as_str()).unwrap_or_default(),
+            rpc_exchange,
             host_name: config.host_name.clone(),
             limits: config.limits,
             health: Arc::clone(health),
@@ -486,6 +489,7 @@ impl Session {
                 };
                 let task = tokio::spawn(consume(
                     consumer,
+                    channel.clone(),
                     Arc::clone(&self.ctx),
                     kind,
                     consuming,
@@ -667,7 +671,6 @@ impl Session {
     }
 }
 
-/// Sleeps until `at` (forever for None: the branch is disabled then).
 /// A 406 on a route queue's declaration, told as what differs and how to
 /// fix it; any other error as it was.
 fn mismatch(error: ChannelError, queue: &str, kind: RouteQueueKind) -> ChannelError {
@@ -684,6 +687,7 @@ fn mismatch(error: ChannelError, queue: &str, kind: RouteQueueKind) -> ChannelEr
     error
 }
 
+/// Sleeps until `at` (forever for None: the branch is disabled then).
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -757,30 +761,49 @@ enum Kind {
 /// Consumes one queue, handling requests concurrently (up to the channel's
 /// prefetch); tells the session the moment the broker stops delivering,
 /// then returns once every request it took has been settled.
+///
+/// The requests in flight are futures this task polls itself rather than
+/// tasks of their own: a spawned task per request made the runtime wake
+/// its other worker to steal it, a thread wake-up per call (measured in
+/// `docs/benchmarks.md`). A panic in one is caught and costs only that
+/// request (unacknowledged, it is redelivered once this consumer's channel
+/// closes).
 async fn consume(
     mut consumer: lapin::Consumer,
+    channel: Channel,
     ctx: Arc<CallContext>,
     kind: Kind,
     consuming: Arc<AtomicBool>,
     ended: mpsc::UnboundedSender<Ended>,
     tag: String,
 ) {
-    let mut in_flight = JoinSet::new();
+    let mut in_flight = FuturesUnordered::new();
+    let channel = Arc::new(channel);
     let reason = loop {
         tokio::select! {
             delivery = consumer.next() => match delivery {
                 Some(Ok(delivery)) => {
-                    in_flight.spawn(handle(delivery, Instant::now(), Arc::clone(&ctx), kind));
+                    let request = Request {
+                        delivery,
+                        channel: Arc::clone(&channel),
+                        received: Instant::now(),
+                    };
+                    let handled = AssertUnwindSafe(handle(request, Arc::clone(&ctx), kind));
+                    in_flight.push(handled.catch_unwind());
                 }
                 Some(Err(e)) => break Some(e.to_string()),
                 None => break None,
             },
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            Some(handled) = in_flight.next(), if !in_flight.is_empty() => {
+                if handled.is_err() {
+                    warn!(%tag, "a request's handler panicked; the request stays unacknowledged until this consumer's channel closes, and the broker redelivers it then");
+                }
+            }
         }
     };
     consuming.store(false, Ordering::Release);
     let _ = ended.send(Ended { tag, reason });
-    while in_flight.join_next().await.is_some() {}
+    while in_flight.next().await.is_some() {}
 }
 
 /// How a request ends.
@@ -792,11 +815,36 @@ enum Disposition {
     Requeue,
 }
 
-async fn handle(delivery: Delivery, received: Instant, ctx: Arc<CallContext>, kind: Kind) {
+/// A request, the channel it came on (where it is acknowledged) and when.
+struct Request {
+    delivery: Delivery,
+    channel: Arc<Channel>,
+    /// When it was delivered: its clock (timeouts, deadlines) starts here.
+    received: Instant,
+}
+
+/// Replies to calls that took longer than this keep the confirmed path
+/// even when small (see `replies`): a confirm's round trip (a fraction of
+/// a millisecond here) is noise beside such a call, and with it the host
+/// notices a broker that stopped answering and hands the request back
+/// after [`replies::BROKER_OP_TIMEOUT`] instead of leaving it to TCP.
+const FAST_REPLY_WITHIN: Duration = Duration::from_millis(100);
+
+impl Request {
+    /// The channel a reply may take without a confirm: the request's own,
+    /// when the call was quick (see [`FAST_REPLY_WITHIN`]).
+    fn fast_channel(&self) -> Option<&Channel> {
+        (self.received.elapsed() < FAST_REPLY_WITHIN).then_some(&*self.channel)
+    }
+}
+
+async fn handle(request: Request, ctx: Arc<CallContext>, kind: Kind) {
+    let received = request.received;
     let disposition = match kind {
-        Kind::Calls => answer_call(&delivery, received, &ctx).await,
-        Kind::Finds => answer_find(&delivery, &ctx).await,
+        Kind::Calls => answer_call(&request, received, &ctx).await,
+        Kind::Finds => answer_find(&request.delivery, &ctx).await,
     };
+    let delivery = request.delivery;
     match disposition {
         Disposition::Done => {
             if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
@@ -819,19 +867,21 @@ async fn handle(delivery: Delivery, received: Instant, ctx: Arc<CallContext>, ki
 // ---- calls ---------------------------------------------------------------
 
 /// Handles one call (v1 or v2): check it, run it, publish the reply.
-async fn answer_call(delivery: &Delivery, received: Instant, ctx: &CallContext) -> Disposition {
-    let content_type = delivery
+async fn answer_call(request: &Request, received: Instant, ctx: &CallContext) -> Disposition {
+    let content_type = request
+        .delivery
         .properties
         .content_type()
         .as_ref()
         .map(|c| c.as_str());
     match Protocol::of(content_type) {
-        Protocol::V2 => call_v2(delivery, received, ctx).await,
-        Protocol::V1 => call_v1(delivery, received, ctx).await,
+        Protocol::V2 => call_v2(request, received, ctx).await,
+        Protocol::V1 => call_v1(request, received, ctx).await,
     }
 }
 
-async fn call_v2(delivery: &Delivery, received: Instant, ctx: &CallContext) -> Disposition {
+async fn call_v2(request: &Request, received: Instant, ctx: &CallContext) -> Disposition {
+    let delivery = &request.delivery;
     let props = &delivery.properties;
     let route = delivery.routing_key.as_str();
     let Some(reply_to) = props.reply_to() else {
@@ -851,7 +901,15 @@ async fn call_v2(delivery: &Delivery, received: Instant, ctx: &CallContext) -> D
             codes::BAD_ARGUMENTS,
             "v2 call without correlation_id: its reply could not be matched to it; not run",
         );
-        return reply_v2(ctx, route, reply_to, &ShortString::default(), Err(error)).await;
+        return reply_v2(
+            ctx,
+            request,
+            route,
+            reply_to,
+            &ShortString::default(),
+            Err(error),
+        )
+        .await;
     };
     let size = delivery.data.len();
     let limit = ctx.limits.max_request_bytes;
@@ -865,7 +923,7 @@ async fn call_v2(delivery: &Delivery, received: Instant, ctx: &CallContext) -> D
             );
         }
         let error = v2::ErrorBody::new(codes::TOO_LARGE, request_too_large(size, limit));
-        return reply_v2(ctx, route, reply_to, correlation_id, Err(error)).await;
+        return reply_v2(ctx, request, route, reply_to, correlation_id, Err(error)).await;
     }
     if let Err(e) = ctx.replies.usable().await {
         not_published(route, &e.to_string());
@@ -899,12 +957,13 @@ async fn call_v2(delivery: &Delivery, received: Instant, ctx: &CallContext) -> D
             ))
         }
     };
-    reply_v2(ctx, route, reply_to, correlation_id, outcome).await
+    reply_v2(ctx, request, route, reply_to, correlation_id, outcome).await
 }
 
 /// Publishes a v2 reply, held to the reply limit.
 async fn reply_v2(
     ctx: &CallContext,
+    request: &Request,
     route: &str,
     reply_to: &ShortString,
     correlation_id: &ShortString,
@@ -932,7 +991,13 @@ async fn reply_v2(
     let default_exchange = ShortString::default();
     match ctx
         .replies
-        .publish(&default_exchange, reply_to, &body, props())
+        .publish_for(
+            request.fast_channel(),
+            &default_exchange,
+            reply_to,
+            &body,
+            props(),
+        )
         .await
     {
         Sent::Yes => Disposition::Done,
@@ -952,7 +1017,8 @@ fn too_large_v2(route: &str, size: usize, max: usize, whose: &str) -> Vec<u8> {
     v2::encode_error(&v2::ErrorBody::new(codes::TOO_LARGE, message))
 }
 
-async fn call_v1(delivery: &Delivery, received: Instant, ctx: &CallContext) -> Disposition {
+async fn call_v1(request: &Request, received: Instant, ctx: &CallContext) -> Disposition {
+    let delivery = &request.delivery;
     let route = delivery.routing_key.as_str();
     let Ok(key) = ShortString::try_new(v1::result_key(route)) else {
         if faults::note(Fault::MalformedV1Call) {
@@ -992,6 +1058,7 @@ async fn call_v1(delivery: &Delivery, received: Instant, ctx: &CallContext) -> D
         );
         return reply_v1(
             ctx,
+            request,
             route,
             &exchange,
             &key,
@@ -1007,7 +1074,16 @@ async fn call_v1(delivery: &Delivery, received: Instant, ctx: &CallContext) -> D
                 warn!(route, error = %e, "malformed v1 call; answering Failure on the RPC exchange");
             }
             let reply = v1::CallReply::Failure(e.to_string());
-            return reply_v1(ctx, route, &ctx.rpc_exchange, &key, correlation_id, reply).await;
+            return reply_v1(
+                ctx,
+                request,
+                route,
+                &ctx.rpc_exchange,
+                &key,
+                correlation_id,
+                reply,
+            )
+            .await;
         }
     };
     let exchange = match usable_exchange(ctx, route, &req.reply_exchange, "call").await {
@@ -1021,7 +1097,7 @@ async fn call_v1(delivery: &Delivery, received: Instant, ctx: &CallContext) -> D
         let reply = v1::CallReply::Failure(
             "v1 call without correlation_id: its reply could not be matched to it; not run".into(),
         );
-        return reply_v1(ctx, route, &exchange, &key, None, reply).await;
+        return reply_v1(ctx, request, route, &exchange, &key, None, reply).await;
     };
     if let Err(e) = ctx.replies.usable().await {
         not_published(route, &e.to_string());
@@ -1045,7 +1121,16 @@ async fn call_v1(delivery: &Delivery, received: Instant, ctx: &CallContext) -> D
         },
         Err(e) => v1::CallReply::Failure(e.message),
     };
-    reply_v1(ctx, route, &exchange, &key, Some(correlation_id), reply).await
+    reply_v1(
+        ctx,
+        request,
+        route,
+        &exchange,
+        &key,
+        Some(correlation_id),
+        reply,
+    )
+    .await
 }
 
 /// A v1 call's text arguments as the JSON array the plugin gets, the way
@@ -1103,6 +1188,7 @@ async fn usable_exchange(
 /// Publishes a v1 reply, held to the reply limit.
 async fn reply_v1(
     ctx: &CallContext,
+    request: &Request,
     route: &str,
     exchange: &ShortString,
     key: &ShortString,
@@ -1120,7 +1206,11 @@ async fn reply_v1(
     let props = || {
         BasicProperties::default().with_correlation_id(correlation_id.cloned().unwrap_or_default())
     };
-    match ctx.replies.publish(exchange, key, &body, props()).await {
+    match ctx
+        .replies
+        .publish_for(request.fast_channel(), exchange, key, &body, props())
+        .await
+    {
         Sent::Yes => Disposition::Done,
         Sent::TooLarge { broker_max } => {
             let text = v1_too_large(route, body.len(), broker_max, BROKER_LIMIT);

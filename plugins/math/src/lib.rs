@@ -21,6 +21,7 @@ pub fn plugin(_config: &Config) -> Result<Plugin, PluginError> {
         .doc("Math algorithms")
         .method(
             Method::new("fibo", fibo)
+                .non_blocking()
                 .route("com.goffersoft.math.algo.fibo")
                 .doc("The n-th Fibonacci number (F(0) = 0, F(1) = 1, n <= 93)")
                 .example(json!([10]), json!(55))

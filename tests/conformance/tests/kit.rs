@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use plughost_conformance::{Check, Conformance, Outcome, Report};
-use plughost_test_support::plugin_lib;
+use plughost_test_support::{plugin_lib, variant_lib, Variant};
 use serde_json::json;
 
 fn failed(report: &Report) -> Vec<Check> {
@@ -184,6 +184,24 @@ fn each_fixture_passes_when_its_rule_is_not_checked() {
         .run();
     assert!(report.passed(), "{report}");
     assert_eq!(outcome(&report, Check::Quiet), Outcome::Skip);
+}
+
+#[test]
+fn a_method_declared_non_blocking_is_held_to_the_hosts_inline_budget() {
+    // faulty's `nap` declares itself non-blocking; this build gives it an
+    // example that naps 20 ms: well within the kit's default budget, over
+    // the 5 ms a host allows a non-blocking call.
+    let variant = Variant {
+        env: vec![("FAULTY_NAP_EXAMPLE_MS".into(), "20".into())],
+        ..Variant::default()
+    };
+    let report = Conformance::new(variant_lib("faulty", &variant)).run();
+    assert_eq!(failed(&report), [Check::Latency], "{report}");
+    let finding = finding(&report, Check::Latency);
+    assert!(
+        finding.contains("`nap` example 1 took") && finding.contains("5"),
+        "{report}"
+    );
 }
 
 #[test]

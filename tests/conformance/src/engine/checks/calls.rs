@@ -309,7 +309,9 @@ impl Session<'_> {
     }
 
     /// `latency`: the median of a few timed runs of each example is within
-    /// the method's budget.
+    /// the method's budget (for a method declared non-blocking, at most
+    /// [`plughost_plugin_api::NON_BLOCKING_BUDGET`], the host's inline
+    /// budget).
     pub(super) fn check_latency(&mut self) -> CheckResult {
         let (Some(plugin), Some(d)) = (self.plugin(), self.descriptor.clone()) else {
             return CheckResult::skip(Check::Latency, "the plugin did not load");
@@ -320,14 +322,17 @@ impl Session<'_> {
         let mut failures = Vec::new();
         let mut slowest: Option<(Duration, Duration, String)> = None;
         for call in self.examples.clone() {
-            let budget = d
-                .methods
-                .iter()
-                .find(|m| m.name == call.method)
+            let method = d.methods.iter().find(|m| m.name == call.method);
+            let budget = method
                 .map(|m| m.latency_budget_ms)
                 .filter(|ms| *ms > 0)
                 .map(Duration::from_millis)
                 .unwrap_or(self.options.default_latency_budget);
+            let budget = if method.is_some_and(|m| m.non_blocking) {
+                budget.min(plughost_plugin_api::NON_BLOCKING_BUDGET)
+            } else {
+                budget
+            };
             let mut times: Vec<Duration> = (0..LATENCY_RUNS)
                 .map(|_| {
                     self.call(
@@ -671,6 +676,7 @@ mod tests {
             takes_context: false,
             examples: Vec::new(),
             latency_budget_ms: 0,
+            non_blocking: false,
         };
         let ok = Outcome::Result(json!(55));
         assert_eq!(misfit(&fibo, &json!([10]), &ok), None);

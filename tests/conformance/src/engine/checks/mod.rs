@@ -446,6 +446,7 @@ mod tests {
                     expected: plughost_loader::Outcome::Result(json!(2)),
                 }],
                 latency_budget_ms: 0,
+                non_blocking: false,
             }],
             services: vec![ServiceDescriptor {
                 name: "s".into(),

@@ -1,0 +1,169 @@
+//! The per-call fast path (issue 15), against the real `plughost run` and
+//! RabbitMQ: methods declared non-blocking run on the thread that received
+//! the call until one of their calls overruns (caught on return, or by the
+//! watchdog while it is still running), and a quick call's small reply
+//! skips the publisher confirm while every other reply keeps it.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::Duration,
+};
+
+use plughost_test_support::{
+    free_port, plughost_bin, plugin_lib, process::stdout, HostProcess, TestExchanges,
+};
+use serde_json::Value;
+
+/// A host serving faulty and math, with `/metrics` on `http_port`; the
+/// exchanges live as long as the returned names.
+fn host(label: &str, http_port: u16) -> (HostProcess, TestExchanges) {
+    let ex = TestExchanges::new(label);
+    let plugins: String = ["faulty", "math"]
+        .iter()
+        .map(|p| {
+            format!(
+                "[[plugins]]\npath = {:?}\n",
+                plugin_lib(p).display().to_string()
+            )
+        })
+        .collect();
+    let host = HostProcess::start(
+        plughost_bin(),
+        &format!(
+            "[host]\nname = \"fast-{label}\"\n\n{}\n[roles]\nmanager = false\nservices = false\n\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\n{plugins}",
+            ex.rabbitmq_toml()
+        ),
+    );
+    host.wait_serving();
+    (host, ex)
+}
+
+/// `plughost call <args>` against the host; the result as JSON.
+fn call(host: &HostProcess, args: &[&str]) -> Value {
+    let mut all = vec!["call"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--timeout", "30"]);
+    let out = host.plughost(&all);
+    assert!(out.status.success(), "{out:?}\nlog:\n{}", host.log_text());
+    serde_json::from_str(stdout(&out).trim()).unwrap()
+}
+
+fn fault(status: &Value, kind: &str) -> u64 {
+    status["faults"][kind].as_u64().unwrap_or(0)
+}
+
+/// `plughost_replies_total{path=...}` from `/metrics`.
+fn replies(port: u16, path: &str) -> u64 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let series = format!("plughost_replies_total{{path=\"{path}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_method_declared_non_blocking_runs_inline_until_a_call_overruns() {
+    let (host, _ex) = host("inline", free_port());
+    let on_pool = |name: &Value| name.as_str().unwrap().starts_with("plugin-faulty");
+
+    let here = call(&host, &["here"]);
+    assert!(!on_pool(&here), "a non-blocking method ran on {here}");
+    let slow = call(&host, &["slow_inline", "50"]);
+    assert!(!on_pool(&slow), "its first call runs inline: {slow}");
+
+    // The 50 ms call broke the promise: counted, logged, and moved.
+    let status = host.status().unwrap();
+    assert_eq!(fault(&status, "inline_overrun"), 1, "{status:#}");
+    // Caught on return or, if it came first, by the watchdog.
+    let warned = host.log_records().into_iter().any(|r| {
+        r["fields"]["method"] == "slow_inline"
+            && r["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("non-blocking") && m.contains("budget 5 ms"))
+    });
+    assert!(
+        warned,
+        "no warning naming slow_inline:\n{}",
+        host.log_text()
+    );
+    let moved = call(&host, &["slow_inline", "0"]);
+    assert!(on_pool(&moved), "after its overrun it runs on {moved}");
+
+    // Only that method moved.
+    let here = call(&host, &["here"]);
+    assert!(!on_pool(&here), "here ran on {here}");
+    assert_eq!(fault(&host.status().unwrap(), "inline_overrun"), 1);
+}
+
+#[test]
+fn the_watchdog_moves_a_method_while_its_call_is_still_stuck_inline() {
+    let (host, _ex) = host("watchdog", free_port());
+    std::thread::scope(|s| {
+        let stuck = s.spawn(|| call(&host, &["slow_inline", "4000"]));
+        // Seen while the call still runs: the watchdog, not the return.
+        let status = host.wait_status(Duration::from_secs(30), "the watchdog", |s| {
+            s["faults"]["inline_overrun"] == 1
+                && s["plugins"]
+                    .as_array()
+                    .and_then(|p| p.iter().find(|p| p["name"] == "faulty"))
+                    .is_some_and(|p| p["in_flight"] == 1)
+        });
+        assert_eq!(fault(&status, "inline_overrun"), 1, "{status:#}");
+        assert!(
+            host.log_text().contains("is still running after"),
+            "{}",
+            host.log_text()
+        );
+        // Later calls of it go to the pool, while the stuck one goes on.
+        let moved = call(&host, &["slow_inline", "0"]);
+        assert!(
+            moved.as_str().unwrap().starts_with("plugin-faulty"),
+            "{moved}"
+        );
+        let first = stuck.join().unwrap();
+        assert!(!first.as_str().unwrap().starts_with("plugin-"), "{first}");
+    });
+    // Counted once, not again when the stuck call returned.
+    assert_eq!(fault(&host.status().unwrap(), "inline_overrun"), 1);
+}
+
+#[test]
+fn a_quick_calls_small_reply_skips_the_confirm_and_other_replies_keep_it() {
+    let port = free_port();
+    let (host, _ex) = host("replies", port);
+    let counts = || (replies(port, "request_channel"), replies(port, "confirmed"));
+
+    // Each CLI call is a find and a call. Name-service answers (the CLI's
+    // finds, the host's own collision checks) always go confirmed, so only
+    // the request-channel count is exact.
+    let (fast0, confirmed0) = counts();
+    assert_eq!(call(&host, &["fibo", "10"]), Value::from(55));
+    let (fast1, confirmed1) = counts();
+    assert_eq!(fast1, fast0 + 1, "a quick, small reply");
+    assert!(confirmed1 > confirmed0, "the find's answer");
+
+    // A reply over 64 KiB keeps the confirm.
+    let big = call(&host, &["huge", "1"]);
+    assert_eq!(big.as_str().unwrap().len(), 1024 * 1024);
+    assert_eq!(counts().0, fast1, "a 1 MiB reply");
+
+    // So does a small reply after a call of more than 100 ms.
+    call(&host, &["slow_inline", "300"]);
+    assert_eq!(counts().0, fast1, "a slow call's reply");
+}
