@@ -9,13 +9,14 @@
 //!
 //! Calls are published `mandatory`, so a call to a route nobody consumes is
 //! returned by the broker and fails at once with [`RpcError::NoRoute`]
-//! instead of waiting for the timeout. They go without publisher confirms:
-//! a confirm would cost the broker (the shared bottleneck) work and the
-//! caller a wake-up on every call, and a request the broker loses is
-//! answered by the deadline anyway. lapin keeps the returns of a channel
-//! without confirms in a list it does not announce, so the session drains
-//! that list every [`RETURN_POLL`] while calls wait, and hands each return
-//! to the call with its correlation id.
+//! instead of waiting for the timeout. By default they go with publisher
+//! confirms, so a request the broker refuses (a nack) fails at once too;
+//! [`ClientOptions::publisher_confirms`] turns them off for speed (a
+//! confirm costs the broker, the shared bottleneck, work and the caller a
+//! wake-up per call). lapin keeps the returns of a channel without
+//! confirms in a list it does not announce, so such a session drains that
+//! list every [`RETURN_POLL`] while calls wait, and hands each return to
+//! the call with its correlation id.
 //! Routes found through the name service are cached; a "no route" clears the
 //! entry and the call is retried once with a fresh find.
 //!
@@ -121,6 +122,15 @@ pub struct ClientOptions {
     pub exchanges: Exchanges,
     /// Reply mechanism.
     pub reply_mode: ReplyMode,
+    /// Publish with publisher confirms (default). The broker then answers
+    /// every request: a nack fails the call at once (503), for instance a
+    /// request routed to a classic queue whose cluster node is down, which
+    /// the broker otherwise drops without a word and the call waits out
+    /// its deadline (504). Without confirms each call costs the broker and
+    /// the caller less (issue 15 measured p50 0.34 against 0.42 ms at one
+    /// call in flight, `docs/benchmarks.md`): for a single broker, or
+    /// routes on quorum queues. Returns (404) work either way.
+    pub publisher_confirms: bool,
     /// Timeout of a call (find included) when none is given.
     pub timeout: Duration,
     /// Longest wait for a find answer.
@@ -195,6 +205,7 @@ impl ClientOptions {
             tls: TlsFiles::default(),
             exchanges: Exchanges::default(),
             reply_mode: ReplyMode::default(),
+            publisher_confirms: true,
             timeout: Duration::from_secs(30),
             find_timeout: Duration::from_secs(5),
             not_found_grace: Duration::from_millis(250),
@@ -253,6 +264,8 @@ enum Stall {
     Blocked(String),
     /// The connection is gone.
     Lost(String),
+    /// The broker refused the message (a publisher nack).
+    Nack,
     /// The deadline passed; `blocked` holds the alarm if the broker was
     /// blocking publishers at that moment (the likely cause).
     Deadline {
@@ -318,6 +331,8 @@ struct Session {
     pending: Pending,
     /// Told when a request starts waiting (wakes the returns follower).
     waiting: Arc<Notify>,
+    /// The channel is in confirm mode ([`ClientOptions::publisher_confirms`]).
+    confirms: bool,
     link: Arc<watch::Sender<Link>>,
     /// The queue v1 answers arrive on, made the first time an old
     /// deployment is talked to.
@@ -500,6 +515,7 @@ impl Client {
                 reason,
             },
             Stall::Lost(reason) => self.unavailable(reason),
+            Stall::Nack => self.unavailable("the broker refused the request (nack)"),
             Stall::Deadline { blocked: None } => RpcError::Timeout {
                 method: method.to_owned(),
                 timeout_ms: millis(timeout),
@@ -1039,7 +1055,7 @@ impl Client {
         session
             .publish(exchange, route, body, props, deadline)
             .await
-            .map_err(|s| self.stalled(s, method, timeout, "the broker to take the request"))?;
+            .map_err(|s| self.stalled(s, method, timeout, "the broker to confirm the request"))?;
         let link = session.link.subscribe();
         let wait = bounded(replies.recv(), &link, deadline, false);
         tokio::pin!(wait);
@@ -1312,6 +1328,12 @@ impl Session {
                 .create_channel()
                 .await
                 .map_err(|e| fail("create channel", e))?;
+            if options.publisher_confirms {
+                channel
+                    .confirm_select(lapin::options::ConfirmSelectOptions::default())
+                    .await
+                    .map_err(|e| fail("enable confirms", e))?;
+            }
             let reply_to = match options.reply_mode {
                 ReplyMode::DirectReplyTo => "amq.rabbitmq.reply-to".to_owned(),
                 ReplyMode::ExclusiveQueue => declare_private_queue(&channel)
@@ -1344,17 +1366,20 @@ impl Session {
             Arc::clone(&pending),
             Arc::clone(&link),
         )));
-        tasks.0.push(tokio::spawn(follow_returns(
-            channel.clone(),
-            Arc::clone(&pending),
-            Arc::clone(&waiting),
-        )));
+        if !options.publisher_confirms {
+            tasks.0.push(tokio::spawn(follow_returns(
+                channel.clone(),
+                Arc::clone(&pending),
+                Arc::clone(&waiting),
+            )));
+        }
         Ok(Self {
             conn: Some(conn),
             channel,
             reply_to,
             pending,
             waiting,
+            confirms: options.publisher_confirms,
             link,
             v1: tokio::sync::OnceCell::new(),
             _tasks: tasks,
@@ -1467,9 +1492,10 @@ impl Session {
             .await;
     }
 
-    /// Publishes mandatory (without a confirm), by `deadline`. A message
-    /// the broker returns reaches its waiting request as
-    /// [`Incoming::Returned`] (see [`follow_returns`]).
+    /// Publishes mandatory, by `deadline`; with confirms, waits for the
+    /// broker's (a nack is [`Stall::Nack`]). A message the broker returns
+    /// reaches its waiting request as [`Incoming::Returned`]: with
+    /// confirms from the confirm itself, without from [`follow_returns`].
     async fn publish(
         &self,
         exchange: &str,
@@ -1482,11 +1508,31 @@ impl Session {
             mandatory: true,
             ..Default::default()
         };
-        let send = self
-            .channel
-            .basic_publish(exchange.into(), key.into(), options, body, props);
+        let id = props.correlation_id().clone();
+        let confirms = self.confirms;
+        let send = async {
+            let confirm = self
+                .channel
+                .basic_publish(exchange.into(), key.into(), options, body, props)
+                .await?;
+            if confirms {
+                confirm.await
+            } else {
+                Ok(lapin::Confirmation::NotRequested)
+            }
+        };
         match bounded(send, &self.link.subscribe(), deadline, true).await? {
-            Ok(_not_confirmed) => Ok(()),
+            Ok(lapin::Confirmation::Nack(_)) => Err(Stall::Nack),
+            Ok(confirmation) => {
+                if confirmation.take_message().is_some() {
+                    if let Some(tx) =
+                        id.and_then(|id| lock(&self.pending).get(id.as_str()).cloned())
+                    {
+                        let _ = tx.send(Incoming::Returned);
+                    }
+                }
+                Ok(())
+            }
             Err(e) => {
                 // A closed channel (e.g. a missing exchange) ends the session: the next call opens a new one.
                 let reason = format!("cannot publish: {e}");

@@ -12,8 +12,9 @@ use std::{
     time::Duration,
 };
 
+use plughost_client::{Client, ClientOptions, Exchanges, RpcError};
 use plughost_test_support::{
-    free_port, plughost_bin, plugin_lib, process::stdout, HostProcess, TestExchanges,
+    free_port, plughost_bin, plugin_lib, process::stdout, HostProcess, TestExchanges, AMQP_URL,
 };
 use serde_json::Value;
 
@@ -166,4 +167,39 @@ fn a_quick_calls_small_reply_skips_the_confirm_and_other_replies_keep_it() {
     // So does a small reply after a call of more than 100 ms.
     call(&host, &["slow_inline", "300"]);
     assert_eq!(counts().0, fast1, "a slow call's reply");
+}
+
+#[test]
+fn a_client_without_confirms_still_gets_its_404_at_once_from_the_brokers_return() {
+    let (host, ex) = host("no-confirms", free_port());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut options = ClientOptions::new(AMQP_URL);
+        options.exchanges = Exchanges {
+            rpc: ex.rpc.clone(),
+            ns: ex.ns.clone(),
+        };
+        options.publisher_confirms = false;
+        options.timeout = Duration::from_secs(30);
+        let client = Client::connect(options).await.unwrap();
+        assert_eq!(
+            client.call_json("fibo", &[Value::from(10)]).await.unwrap(),
+            Value::from(55)
+        );
+        // Nobody consumes this route: the broker returns the request, and
+        // the returns drain hands it to the call long before its deadline.
+        let started = std::time::Instant::now();
+        let err = client
+            .call_route("no.such.route", "x", &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RpcError::NoRoute { .. }), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the 404 waited {:?}",
+            started.elapsed()
+        );
+        client.close().await;
+    });
+    drop(host);
 }

@@ -99,6 +99,10 @@ pub struct CallBench {
     /// when it runs on this machine.
     #[arg(long, value_name = "PID")]
     host_pid: Option<u32>,
+    /// Publish calls without publisher confirms (faster; a request the
+    /// broker drops then waits out its deadline instead of failing at once).
+    #[arg(long)]
+    no_confirms: bool,
     #[command(flatten)]
     load: Load,
     #[command(flatten)]
@@ -141,6 +145,7 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             if let Some(reply) = b.load.reply {
                 options.reply_mode = reply.into();
             }
+            options.publisher_confirms = !b.no_confirms;
             let client = Arc::new(Client::connect(options).await?);
             eprintln!(
                 "bench: calling through the {}",
