@@ -839,9 +839,8 @@ impl Request {
 }
 
 async fn handle(request: Request, ctx: Arc<CallContext>, kind: Kind) {
-    let received = request.received;
     let disposition = match kind {
-        Kind::Calls => answer_call(&request, received, &ctx).await,
+        Kind::Calls => answer_call(&request, &ctx).await,
         Kind::Finds => answer_find(&request.delivery, &ctx).await,
     };
     let delivery = request.delivery;
@@ -867,7 +866,7 @@ async fn handle(request: Request, ctx: Arc<CallContext>, kind: Kind) {
 // ---- calls ---------------------------------------------------------------
 
 /// Handles one call (v1 or v2): check it, run it, publish the reply.
-async fn answer_call(request: &Request, received: Instant, ctx: &CallContext) -> Disposition {
+async fn answer_call(request: &Request, ctx: &CallContext) -> Disposition {
     let content_type = request
         .delivery
         .properties
@@ -875,12 +874,12 @@ async fn answer_call(request: &Request, received: Instant, ctx: &CallContext) ->
         .as_ref()
         .map(|c| c.as_str());
     match Protocol::of(content_type) {
-        Protocol::V2 => call_v2(request, received, ctx).await,
-        Protocol::V1 => call_v1(request, received, ctx).await,
+        Protocol::V2 => call_v2(request, ctx).await,
+        Protocol::V1 => call_v1(request, ctx).await,
     }
 }
 
-async fn call_v2(request: &Request, received: Instant, ctx: &CallContext) -> Disposition {
+async fn call_v2(request: &Request, ctx: &CallContext) -> Disposition {
     let delivery = &request.delivery;
     let props = &delivery.properties;
     let route = delivery.routing_key.as_str();
@@ -941,7 +940,7 @@ async fn call_v2(request: &Request, received: Instant, ctx: &CallContext) -> Dis
                 &registry,
                 &req.method,
                 req.args.get().to_owned(),
-                received,
+                request.received,
                 deadline,
                 origin,
             )
@@ -1017,7 +1016,7 @@ fn too_large_v2(route: &str, size: usize, max: usize, whose: &str) -> Vec<u8> {
     v2::encode_error(&v2::ErrorBody::new(codes::TOO_LARGE, message))
 }
 
-async fn call_v1(request: &Request, received: Instant, ctx: &CallContext) -> Disposition {
+async fn call_v1(request: &Request, ctx: &CallContext) -> Disposition {
     let delivery = &request.delivery;
     let route = delivery.routing_key.as_str();
     let Ok(key) = ShortString::try_new(v1::result_key(route)) else {
@@ -1110,7 +1109,7 @@ async fn call_v1(request: &Request, received: Instant, ctx: &CallContext) -> Dis
         protocol: "v1",
         correlation_id: correlation_id.as_str(),
     };
-    let reply = match dispatch(&registry, &req.method, args, received, None, origin).await {
+    let reply = match dispatch(&registry, &req.method, args, request.received, None, origin).await {
         // A result that cannot fit is not decoded at all.
         Ok(json) if json.len() > max => {
             v1::CallReply::Failure(v1_too_large(route, json.len(), max, whose))
