@@ -1059,20 +1059,25 @@ impl Client {
         let link = session.link.subscribe();
         let wait = bounded(replies.recv(), &link, deadline, false);
         tokio::pin!(wait);
-        // A reply slow in coming: ask the broker for a sign of life, so a
-        // timeout can say whether the broker or the host went quiet (there
-        // is no confirm to tell).
+        // Without confirms, a reply slow in coming makes the session ask the
+        // broker for a sign of life, so a timeout can say whether the broker
+        // or the host went quiet (with confirms, the broker's confirm said
+        // it already).
         let probe_at = Instant::now() + (timeout / 2).min(PROBE_AFTER);
-        let (outcome, broker_answered) = tokio::select! {
-            outcome = &mut wait => (outcome, true),
-            () = tokio::time::sleep_until(probe_at) => {
-                let probe = session.probe();
-                tokio::pin!(probe);
-                let mut answered = false;
-                loop {
-                    tokio::select! {
-                        outcome = &mut wait => break (outcome, answered),
-                        () = &mut probe, if !answered => answered = true,
+        let (outcome, broker_answered) = if session.confirms {
+            (wait.await, true)
+        } else {
+            tokio::select! {
+                outcome = &mut wait => (outcome, true),
+                () = tokio::time::sleep_until(probe_at) => {
+                    let probe = session.probe();
+                    tokio::pin!(probe);
+                    let mut answered = false;
+                    loop {
+                        tokio::select! {
+                            outcome = &mut wait => break (outcome, answered),
+                            () = &mut probe, if !answered => answered = true,
+                        }
                     }
                 }
             }
@@ -1453,7 +1458,10 @@ impl Session {
         let id = uuid::Uuid::new_v4().to_string();
         let (tx, rx) = mpsc::unbounded_channel();
         lock(&self.pending).insert(id.clone(), tx);
-        self.waiting.notify_one();
+        if !self.confirms {
+            // Only a session without confirms follows returns.
+            self.waiting.notify_one();
+        }
         let guard = PendingGuard {
             pending: &self.pending,
             id: id.clone(),
@@ -1508,7 +1516,6 @@ impl Session {
             mandatory: true,
             ..Default::default()
         };
-        let id = props.correlation_id().clone();
         let confirms = self.confirms;
         let send = async {
             let confirm = self
@@ -1524,12 +1531,8 @@ impl Session {
         match bounded(send, &self.link.subscribe(), deadline, true).await? {
             Ok(lapin::Confirmation::Nack(_)) => Err(Stall::Nack),
             Ok(confirmation) => {
-                if confirmation.take_message().is_some() {
-                    if let Some(tx) =
-                        id.and_then(|id| lock(&self.pending).get(id.as_str()).cloned())
-                    {
-                        let _ = tx.send(Incoming::Returned);
-                    }
+                if let Some(returned) = confirmation.take_message() {
+                    hand_back(&self.pending, &returned);
                 }
                 Ok(())
             }
@@ -1625,6 +1628,17 @@ async fn follow_events(
     link.send_replace(Link::Lost("the connection's event stream ended".into()));
 }
 
+/// Tells the request a returned message belongs to (by its correlation
+/// id) that no queue took it.
+fn hand_back(pending: &Pending, returned: &lapin::message::BasicReturnMessage) {
+    let Some(id) = returned.properties.correlation_id() else {
+        return;
+    };
+    if let Some(tx) = lock(pending).get(id.as_str()) {
+        let _ = tx.send(Incoming::Returned);
+    }
+}
+
 /// Hands each message the broker returned (mandatory, and no queue took
 /// it) to the request with its correlation id. lapin keeps a channel's
 /// returns in a list that only `wait_for_confirms` drains (at once, on a
@@ -1641,12 +1655,7 @@ async fn follow_returns(channel: Channel, pending: Pending, waiting: Arc<Notify>
             return; // the channel is gone; the session ends with it
         };
         for message in returned {
-            let Some(id) = message.properties.correlation_id() else {
-                continue;
-            };
-            if let Some(tx) = lock(&pending).get(id.as_str()) {
-                let _ = tx.send(Incoming::Returned);
-            }
+            hand_back(&pending, &message);
         }
     }
 }

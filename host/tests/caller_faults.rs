@@ -10,6 +10,9 @@
 //!   nothing answers. A CLI call (stuck in its connect) and a call on an
 //!   established connection (stuck waiting for the broker's confirm) both
 //!   end by their deadline, and calls work again after the thaw.
+//! - A client without publisher confirms tells the two apart by checking
+//!   the broker once a reply is slow: a frozen host times out "waiting for
+//!   the reply", a frozen broker names the broker.
 //! - The CLI says goodbye with `connection.close`: the node's log shows no
 //!   "client unexpectedly closed TCP connection" for its connections.
 
@@ -259,4 +262,55 @@ fn cli_connections(log: &str) -> Vec<String> {
             Some(l[start..end].to_owned())
         })
         .collect()
+}
+
+#[test]
+fn without_confirms_a_timeout_still_tells_a_frozen_broker_from_a_frozen_host() {
+    let node = RabbitNode::start();
+    let host = HostProcess::math(plughost_bin(), &format!("url = {:?}", node.url()));
+    host.wait_serving();
+    let rt = runtime();
+    let mut options = ClientOptions::new(node.url());
+    options.publisher_confirms = false;
+    let client = rt.block_on(Client::connect(options)).unwrap();
+    assert_eq!(fibo(&client, &rt, 10).unwrap(), json!(55));
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &host.pid().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} the host");
+    };
+
+    // The host stops answering, the broker does not: the broker check
+    // answers, so the timeout names the reply.
+    signal("-STOP");
+    let e = fibo(&client, &rt, 11).unwrap_err();
+    signal("-CONT");
+    assert_eq!(e.code(), 504, "{e}");
+    assert!(e.to_string().contains("waiting for the reply"), "{e}");
+
+    // The broker stops answering: nothing confirms the request, and the
+    // broker check goes unanswered, so the timeout names the broker.
+    let value = eventually("a call once the host runs again", || {
+        fibo(&client, &rt, 12).map_err(|e| e.to_string())
+    });
+    assert_eq!(value, json!(144));
+    node.freeze();
+    let started = Instant::now();
+    let e = fibo(&client, &rt, 13).unwrap_err();
+    let took = started.elapsed();
+    node.thaw();
+    assert_eq!(e.code(), 504, "{e}");
+    assert!(
+        e.to_string()
+            .contains("the broker to confirm the request (it answered nothing after taking it)"),
+        "{e}"
+    );
+    assert!(took < CALL_BOUND, "took {took:?}: {e}");
+    let value = eventually("a call after the thaw", || {
+        fibo(&client, &rt, 14).map_err(|e| e.to_string())
+    });
+    assert_eq!(value, json!(377));
 }
