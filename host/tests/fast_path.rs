@@ -113,6 +113,27 @@ fn a_method_declared_non_blocking_runs_inline_until_a_call_overruns() {
 }
 
 #[test]
+fn a_panic_in_a_method_running_inline_is_a_500_and_costs_the_host_nothing() {
+    let (host, _ex) = host("inline-panic", free_port());
+    for _ in 0..3 {
+        let out = host.plughost(&["call", "panic_inline", "on purpose", "--timeout", "30"]);
+        assert!(!out.status.success(), "{out:?}");
+        let err = plughost_test_support::process::stderr(&out);
+        assert!(
+            err.contains("[500]") && err.contains("panicked: on purpose"),
+            "{err}"
+        );
+    }
+    // The async thread it ran on goes on serving, inline calls included.
+    let here = call(&host, &["here"]);
+    assert!(!here.as_str().unwrap().starts_with("plugin-"), "{here}");
+    assert_eq!(call(&host, &["fibo", "20"]), Value::from(6765));
+    let status = host.status().unwrap();
+    assert_eq!(fault(&status, "plugin_panic"), 3, "{status:#}");
+    assert_eq!(fault(&status, "inline_overrun"), 0, "{status:#}");
+}
+
+#[test]
 fn the_watchdog_moves_a_method_while_its_call_is_still_stuck_inline() {
     let (host, _ex) = host("watchdog", free_port());
     std::thread::scope(|s| {

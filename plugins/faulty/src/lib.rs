@@ -91,7 +91,13 @@ pub fn plugin(config: &Config) -> Result<Plugin, PluginError> {
                 .route("plughost.faulty.slow_inline")
                 .doc("Declared non-blocking, yet sleeps the given milliseconds; names its thread"),
         )
-        .method(nap_method))
+        .method(nap_method)
+        .method(
+            Method::new("panic_inline", panic_now)
+                .non_blocking()
+                .route("plughost.faulty.panic_inline")
+                .doc("Declared non-blocking, and panics with the given message"),
+        ))
 }
 
 export_plugin!(plugin);
