@@ -341,6 +341,17 @@ struct Outage {
     bench: Value,
 }
 
+impl Outage {
+    /// Every `find` made while the node was down was answered.
+    fn assert_name_service_answered(&self) {
+        assert!(
+            self.finds.iter().all(Result::is_ok),
+            "the name service answers throughout: {:?}",
+            self.finds
+        );
+    }
+}
+
 /// Three hosts (one per node) on `kind` route queues and the bench
 /// (connected to node 0, the one that stops, as are the first host and,
 /// for classic queues, the route queues) at [`IN_FLIGHT`] calls in flight;
@@ -385,13 +396,7 @@ fn a_node_stops_and_comes_back_and_quorum_route_queues_keep_answering() {
         // to the next node.
         wait_calls(hosts, before, 300, "while node 0 was down");
     });
-    for f in &outage.finds {
-        assert!(
-            f.is_ok(),
-            "the name service answers throughout: {:?}",
-            outage.finds
-        );
-    }
+    outage.assert_name_service_answered();
     // Only the calls in flight on the bench's lost connection fail (503:
     // the connection is gone, their replies cannot reach it); no call the
     // broker took is lost (none waits out its deadline: no 504).
@@ -436,13 +441,7 @@ fn a_node_stops_and_comes_back_and_classic_route_queues_fail_fast_until_it_retur
             );
         }
     });
-    for f in &outage.finds {
-        assert!(
-            f.is_ok(),
-            "the name service answers throughout: {:?}",
-            outage.finds
-        );
-    }
+    outage.assert_name_service_answered();
     // Calls fail at once while the node is down (404: no queue takes the
     // request; 503: the lost connection, or the broker's nack), never by
     // waiting out their deadline (504).

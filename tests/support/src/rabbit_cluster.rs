@@ -117,14 +117,7 @@ impl RabbitCluster {
 
     /// Like [`RabbitCluster::ctl`], panicking with the output on failure.
     pub fn ctl_ok(&self, args: &[&str]) -> String {
-        let out = self.ctl(args);
-        assert!(
-            out.status.success(),
-            "rabbitmqctl {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::rabbit_node::ctl_stdout(args, &self.ctl(args))
     }
 
     /// `stop_app` on node `i`: its connections drop and it refuses new

@@ -180,14 +180,7 @@ impl RabbitNode {
 
     /// Like [`RabbitNode::ctl`], panicking with its output when it fails.
     pub fn ctl_ok(&self, args: &[&str]) -> String {
-        let out = self.ctl(args);
-        assert!(
-            out.status.success(),
-            "rabbitmqctl {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        ctl_stdout(args, &self.ctl(args))
     }
 
     /// Raises a memory alarm: the broker blocks every publishing connection.
@@ -307,6 +300,18 @@ fn process_alive(pid: u32) -> bool {
         stat.rsplit_once(')')
             .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
     })
+}
+
+/// The stdout of `rabbitmqctl <args>`, panicking with its output when it
+/// failed (for a node's or a cluster's `ctl_ok`).
+pub(crate) fn ctl_stdout(args: &[&str], out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[cfg(test)]
