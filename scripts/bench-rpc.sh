@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # plughost RPC against the bare broker limit (a two-process lapin pair) and
 # the pika tutorial-6 RPC, interleaved: each round runs, at each concurrency,
-# plughost's `bench call` (with publisher confirms, the client's default,
-# then without: plughost-nc), then `bench baseline`, then (at 1 in flight)
+# plughost's `bench call` (the client's default: no publisher confirms with
+# one broker URL; then with them: plughost-c), then `bench baseline`, then (at 1 in flight)
 # the pika peer. Prints every run, then the medians and ratios as Markdown.
 #   usage: scripts/bench-rpc.sh [seconds per run] [rounds] [n of fib(n)]
 #   (after cargo build --release -p plughost-cli -p plugin-math -p plugin-echo; RabbitMQ on 127.0.0.1:5672)
@@ -41,7 +41,7 @@ record() { # round concurrency who command...
 for round in $(seq "$rounds"); do
     for c in 1 64 256; do
         record "$round" "$c" plughost $bin bench call fibo "$n" --concurrency "$c" --duration "$secs" --host-pid "$host" "${reply[@]}" --json
-        record "$round" "$c" plughost-nc $bin bench call fibo "$n" --concurrency "$c" --duration "$secs" --host-pid "$host" --no-confirms "${reply[@]}" --json
+        record "$round" "$c" plughost-c $bin bench call fibo "$n" --concurrency "$c" --duration "$secs" --host-pid "$host" --confirms "${reply[@]}" --json
         record "$round" "$c" pair $bin bench baseline --fib "$n" --concurrency "$c" --duration "$secs" --json
         if [ "$c" = 1 ]; then
             record "$round" "$c" pika env PYTHONPATH=$pika python3 scripts/pika_rpc_peer.py client "$queue" "$url" "$secs" "$n"
@@ -66,19 +66,19 @@ for r in runs:
 def med(who, c, key):
     vals = [r[key] for r in runs if r["who"] == who and r["c"] == c and r.get(key) is not None]
     return statistics.median(vals) if vals else None
-print("\nMedians over the rounds, and plughost's ratios (plughost-nc: calls without publisher confirms):\n")
+print("\nMedians over the rounds, and plughost's ratios (plughost-c: calls with publisher confirms):\n")
 print("| in flight | client | plughost calls/s | pair calls/s | plughost / pair | plughost p50 ms | pair p50 ms | p50 ratio | host CPU µs/call | pair server CPU µs/call |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for c in (1, 64, 256):
-    for who in ("plughost", "plughost-nc"):
+    for who in ("plughost", "plughost-c"):
         pc, bc = med(who, c, "calls_per_sec"), med("pair", c, "calls_per_sec")
         pp, bp = med(who, c, "p50_ms"), med("pair", c, "p50_ms")
         hc, sc = med(who, c, "server_cpu_us_per_call"), med("pair", c, "server_cpu_us_per_call")
         print("| %d | %s | %.0f | %.0f | %.2f | %.3f | %.3f | %.2fx | %s | %s |" % (
-            c, "confirms" if who == "plughost" else "no confirms", pc, bc, pc / bc, pp, bp, pp / bp,
+            c, "default" if who == "plughost" else "confirms", pc, bc, pc / bc, pp, bp, pp / bp,
             "-" if hc is None else "%.1f" % hc, "-" if sc is None else "%.1f" % sc))
 pk = med("pika", 1, "calls_per_sec")
 if pk:
-    print("\npika tutorial-6 at 1 in flight: %.0f calls/s, p50 %.3f ms; plughost / pika = %.2fx (confirms), %.2fx (no confirms)" % (
-        pk, med("pika", 1, "p50_ms"), med("plughost", 1, "calls_per_sec") / pk, med("plughost-nc", 1, "calls_per_sec") / pk))
+    print("\npika tutorial-6 at 1 in flight: %.0f calls/s, p50 %.3f ms; plughost / pika = %.2fx (default), %.2fx (confirms)" % (
+        pk, med("pika", 1, "p50_ms"), med("plughost", 1, "calls_per_sec") / pk, med("plughost-c", 1, "calls_per_sec") / pk))
 EOF

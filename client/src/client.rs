@@ -9,11 +9,11 @@
 //!
 //! Calls are published `mandatory`, so a call to a route nobody consumes is
 //! returned by the broker and fails at once with [`RpcError::NoRoute`]
-//! instead of waiting for the timeout. By default they go with publisher
-//! confirms, so a request the broker refuses (a nack) fails at once too;
-//! [`ClientOptions::publisher_confirms`] turns them off for speed (a
-//! confirm costs the broker, the shared bottleneck, work and the caller a
-//! wake-up per call). lapin keeps the returns of a channel without
+//! instead of waiting for the timeout. With publisher confirms a request
+//! the broker refuses (a nack) fails at once too; they cost the broker,
+//! the shared bottleneck, work and the caller a wake-up per call, so by
+//! default a client uses them only when it knows several cluster nodes
+//! ([`PublisherConfirms`]). lapin keeps the returns of a channel without
 //! confirms in a list it does not announce, so such a session drains that
 //! list every [`RETURN_POLL`] while calls wait, and hands each return to
 //! the call with its correlation id.
@@ -107,6 +107,44 @@ pub enum ReplyMode {
     DirectReplyTo,
 }
 
+/// Whether a client's calls go with publisher confirms.
+///
+/// With confirms the broker answers every request, so one it takes but
+/// cannot deliver fails the call at once (503): in a cluster, a request
+/// routed to a classic queue in the moment that queue's node goes down is
+/// refused (a nack). Without them the broker drops such a request without
+/// a word and its call waits out its deadline (504). That is the only
+/// difference callers see: a call to a route nobody serves is returned
+/// (404) either way, and a lost connection fails the calls on it (503)
+/// either way. Confirms cost the broker, the shared bottleneck, a message
+/// per call and the caller a wake-up: issue 15 measured a fifth of the
+/// calls per second at one call in flight (`docs/benchmarks.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PublisherConfirms {
+    /// On when [`ClientOptions::fallback_urls`] names other nodes (a
+    /// cluster, where a node can go down under a queue while the client's
+    /// own node stays up), off with a single broker URL. A client that
+    /// reaches a cluster through one address (a load balancer) should say
+    /// [`PublisherConfirms::On`].
+    #[default]
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+impl PublisherConfirms {
+    /// Whether a session with these options uses confirms.
+    pub fn enabled(self, options: &ClientOptions) -> bool {
+        match self {
+            Self::Auto => !options.fallback_urls.is_empty(),
+            Self::On => true,
+            Self::Off => false,
+        }
+    }
+}
+
 /// How a client connects and waits.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -122,15 +160,9 @@ pub struct ClientOptions {
     pub exchanges: Exchanges,
     /// Reply mechanism.
     pub reply_mode: ReplyMode,
-    /// Publish with publisher confirms (default). The broker then answers
-    /// every request: a nack fails the call at once (503), for instance a
-    /// request routed to a classic queue whose cluster node is down, which
-    /// the broker otherwise drops without a word and the call waits out
-    /// its deadline (504). Without confirms each call costs the broker and
-    /// the caller less (issue 15 measured p50 0.34 against 0.42 ms at one
-    /// call in flight, `docs/benchmarks.md`): for a single broker, or
-    /// routes on quorum queues. Returns (404) work either way.
-    pub publisher_confirms: bool,
+    /// Whether calls go with publisher confirms ([`PublisherConfirms`]):
+    /// by default only when the client knows several broker nodes.
+    pub publisher_confirms: PublisherConfirms,
     /// Timeout of a call (find included) when none is given.
     pub timeout: Duration,
     /// Longest wait for a find answer.
@@ -205,7 +237,7 @@ impl ClientOptions {
             tls: TlsFiles::default(),
             exchanges: Exchanges::default(),
             reply_mode: ReplyMode::default(),
-            publisher_confirms: true,
+            publisher_confirms: PublisherConfirms::Auto,
             timeout: Duration::from_secs(30),
             find_timeout: Duration::from_secs(5),
             not_found_grace: Duration::from_millis(250),
@@ -1328,12 +1360,13 @@ impl Session {
             url: url.clone(),
             reason: format!("{what}: {e}"),
         };
+        let confirms = options.publisher_confirms.enabled(options);
         let setup = async {
             let channel = conn
                 .create_channel()
                 .await
                 .map_err(|e| fail("create channel", e))?;
-            if options.publisher_confirms {
+            if confirms {
                 channel
                     .confirm_select(lapin::options::ConfirmSelectOptions::default())
                     .await
@@ -1371,7 +1404,7 @@ impl Session {
             Arc::clone(&pending),
             Arc::clone(&link),
         )));
-        if !options.publisher_confirms {
+        if !confirms {
             tasks.0.push(tokio::spawn(follow_returns(
                 channel.clone(),
                 Arc::clone(&pending),
@@ -1384,7 +1417,7 @@ impl Session {
             reply_to,
             pending,
             waiting,
-            confirms: options.publisher_confirms,
+            confirms,
             link,
             v1: tokio::sync::OnceCell::new(),
             _tasks: tasks,
@@ -1688,6 +1721,18 @@ async fn read_replies(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn confirms_by_default_only_when_the_client_knows_several_nodes() {
+        let mut options = ClientOptions::new("amqp://a");
+        assert_eq!(options.publisher_confirms, PublisherConfirms::Auto);
+        assert!(!options.publisher_confirms.enabled(&options), "one URL");
+        options.fallback_urls = vec!["amqp://b".into()];
+        assert!(options.publisher_confirms.enabled(&options), "a cluster");
+        assert!(!PublisherConfirms::Off.enabled(&options));
+        options.fallback_urls.clear();
+        assert!(PublisherConfirms::On.enabled(&options));
+    }
 
     fn answer(method: &str, host: &str, plugin: Option<&str>, route: Option<&str>) -> Found {
         Found {

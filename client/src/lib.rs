@@ -32,7 +32,9 @@ pub mod local;
 pub mod topology;
 pub mod urls;
 
-pub use client::{Answer, Args, Client, ClientOptions, Found, LocalMode, ReplyMode, Transport};
+pub use client::{
+    Answer, Args, Client, ClientOptions, Found, LocalMode, PublisherConfirms, ReplyMode, Transport,
+};
 pub use connection::TlsFiles;
 pub use error::RpcError;
 /// The wire codecs the client speaks (re-exported for callers that look

@@ -271,7 +271,7 @@ fn without_confirms_a_timeout_still_tells_a_frozen_broker_from_a_frozen_host() {
     host.wait_serving();
     let rt = runtime();
     let mut options = ClientOptions::new(node.url());
-    options.publisher_confirms = false;
+    options.publisher_confirms = plughost_client::PublisherConfirms::Off;
     let client = rt.block_on(Client::connect(options)).unwrap();
     assert_eq!(fibo(&client, &rt, 10).unwrap(), json!(55));
     let signal = |sig: &str| {

@@ -190,18 +190,24 @@ fn a_quick_calls_small_reply_skips_the_confirm_and_other_replies_keep_it() {
     assert_eq!(counts().0, fast1, "a slow call's reply");
 }
 
+/// Options for a client of the host behind `ex`, calls timing out after `timeout`.
+fn client_options(ex: &TestExchanges, timeout: Duration) -> ClientOptions {
+    let mut options = ClientOptions::new(AMQP_URL);
+    options.exchanges = Exchanges {
+        rpc: ex.rpc.clone(),
+        ns: ex.ns.clone(),
+    };
+    options.timeout = timeout;
+    options
+}
+
 #[test]
 fn a_client_without_confirms_still_gets_its_404_at_once_from_the_brokers_return() {
     let (host, ex) = host("no-confirms", free_port());
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut options = ClientOptions::new(AMQP_URL);
-        options.exchanges = Exchanges {
-            rpc: ex.rpc.clone(),
-            ns: ex.ns.clone(),
-        };
-        options.publisher_confirms = false;
-        options.timeout = Duration::from_secs(30);
+        let mut options = client_options(&ex, Duration::from_secs(30));
+        options.publisher_confirms = plughost_client::PublisherConfirms::Off;
         let client = Client::connect(options).await.unwrap();
         assert_eq!(
             client.call_json("fibo", &[Value::from(10)]).await.unwrap(),
@@ -220,6 +226,60 @@ fn a_client_without_confirms_still_gets_its_404_at_once_from_the_brokers_return(
             "the 404 waited {:?}",
             started.elapsed()
         );
+        client.close().await;
+    });
+    drop(host);
+}
+
+/// Acknowledgements go out several in one frame where they can (issue 15),
+/// but never past a request still running: with a prefetch of 2, quick
+/// calls whose acknowledgements waited behind a slow call on the same
+/// route would stop the broker delivering (two unacknowledged requests)
+/// until the slow one ended.
+#[test]
+fn a_slow_call_holds_back_no_later_calls_acknowledgement() {
+    let ex = TestExchanges::new("ack-window");
+    let host = HostProcess::start(
+        plughost_bin(),
+        &format!(
+            "[host]\nname = \"fast-ack-window\"\n\n{}\n[roles]\nmanager = false\nservices = false\n\n[[plugins]]\npath = {:?}\n",
+            ex.rabbitmq_toml().replace("prefetch = 16", "prefetch = 2"),
+            plugin_lib("echo").display().to_string()
+        ),
+    );
+    host.wait_serving();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let options = client_options(&ex, Duration::from_secs(60));
+        let client = std::sync::Arc::new(Client::connect(options).await.unwrap());
+        assert_eq!(
+            client
+                .call_json("sleep_ms", &[Value::from(0)])
+                .await
+                .unwrap(),
+            Value::from(0)
+        );
+        let slow = {
+            let client = std::sync::Arc::clone(&client);
+            tokio::spawn(async move { client.call_json("sleep_ms", &[Value::from(20_000)]).await })
+        };
+        // The slow call is delivered first (the host's status counts it
+        // running), then quick ones go through behind it.
+        host.wait_status(Duration::from_secs(30), "ran the slow call", |s| {
+            s["plugins"]
+                .as_array()
+                .and_then(|p| p.iter().find(|p| p["name"] == "echo"))
+                .is_some_and(|p| p["in_flight"] == 1)
+        });
+        for i in 0..20u64 {
+            let answer = client.call_json("sleep_ms", &[Value::from(i % 2)]).await;
+            assert_eq!(answer.unwrap(), Value::from(i % 2));
+        }
+        assert!(
+            !slow.is_finished(),
+            "the quick calls finished only after the slow one"
+        );
+        assert_eq!(slow.await.unwrap().unwrap(), Value::from(20_000));
         client.close().await;
     });
     drop(host);

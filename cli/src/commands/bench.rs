@@ -10,7 +10,7 @@ use std::{
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use plughost_client::{Client, ReplyMode};
+use plughost_client::{Client, PublisherConfirms, ReplyMode};
 
 use crate::bench::{self, BenchReport, LoadShape, Progress};
 
@@ -99,8 +99,12 @@ pub struct CallBench {
     /// when it runs on this machine.
     #[arg(long, value_name = "PID")]
     host_pid: Option<u32>,
-    /// Publish calls without publisher confirms (faster; a request the
-    /// broker drops then waits out its deadline instead of failing at once).
+    /// Publish calls with publisher confirms (the default only with several
+    /// broker URLs: a cluster). A request the broker takes but cannot
+    /// deliver then fails at once instead of waiting out its deadline.
+    #[arg(long, conflicts_with = "no_confirms")]
+    confirms: bool,
+    /// Publish calls without publisher confirms, even with several broker URLs.
     #[arg(long)]
     no_confirms: bool,
     #[command(flatten)]
@@ -145,7 +149,11 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             if let Some(reply) = b.load.reply {
                 options.reply_mode = reply.into();
             }
-            options.publisher_confirms = !b.no_confirms;
+            if b.confirms {
+                options.publisher_confirms = PublisherConfirms::On;
+            } else if b.no_confirms {
+                options.publisher_confirms = PublisherConfirms::Off;
+            }
             let client = Arc::new(Client::connect(options).await?);
             eprintln!(
                 "bench: calling through the {}",

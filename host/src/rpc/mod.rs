@@ -13,12 +13,15 @@
 //! - [`dispatch`]: the per-call path: limits, timeouts, the plugin's threads.
 //! - [`inline`]: non-blocking methods run on the receiving thread, held to
 //!   a budget by a watchdog.
+//! - `acks`: which acknowledgements a consumer sends, several requests in
+//!   one frame where none still running would be covered.
 //! - `route_queue`: a route queue declared elsewhere with other arguments
 //!   (a 406): which argument differs and how to fix it.
 //!
 //! The wire formats are `plughost-proto`'s ([`plughost_proto::rpc`]); the
 //! connection code and the shared topology are `plughost-client`'s.
 
+mod acks;
 pub mod collisions;
 pub mod dispatch;
 pub mod health;

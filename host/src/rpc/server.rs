@@ -18,8 +18,10 @@
 //! - Only a lost connection ends a session, and the session is torn down
 //!   (consumers stopped, tasks aborted, connection closed) before the next
 //!   one starts: a host never holds two.
-//! - A request is acknowledged once its reply is confirmed by the broker,
-//!   requeued for another consumer when the host's own channel failed it,
+//! - A request is acknowledged once its reply is out (written on its own
+//!   channel ahead of the acknowledgement, or confirmed by the broker; see
+//!   `replies`), several in one frame where none still running is covered
+//!   (`acks`), requeued for another consumer when the host's own channel failed it,
 //!   and dropped (acknowledged, never run) when it can never be answered: no
 //!   reply address, or a v1 reply exchange that cannot take replies
 //!   (checked before the call runs, see `replies`).
@@ -60,6 +62,7 @@ use tracing::{debug, info, warn};
 use plughost_client::urls::BrokerUrls;
 
 use super::{
+    acks::AckWindow,
     collisions::{self, Collisions},
     connection::{redact, Backoff, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
     dispatch::{dispatch, Origin},
@@ -768,6 +771,10 @@ enum Kind {
 /// `docs/benchmarks.md`). A panic in one is caught and costs only that
 /// request (unacknowledged, it is redelivered once this consumer's channel
 /// closes).
+///
+/// Requests are acknowledged here, after their replies, several in one
+/// frame where they can be ([`AckWindow`]): every request finished by the
+/// time this task wakes is settled before the acknowledgements go out.
 async fn consume(
     mut consumer: lapin::Consumer,
     channel: Channel,
@@ -778,32 +785,85 @@ async fn consume(
     tag: String,
 ) {
     let mut in_flight = FuturesUnordered::new();
+    let mut acks = AckWindow::default();
     let channel = Arc::new(channel);
     let reason = loop {
         tokio::select! {
             delivery = consumer.next() => match delivery {
                 Some(Ok(delivery)) => {
+                    let delivery_tag = delivery.delivery_tag;
+                    acks.taken(delivery_tag);
                     let request = Request {
                         delivery,
                         channel: Arc::clone(&channel),
                         received: Instant::now(),
                     };
                     let handled = AssertUnwindSafe(handle(request, Arc::clone(&ctx), kind));
-                    in_flight.push(handled.catch_unwind());
+                    in_flight.push(async move { (delivery_tag, handled.catch_unwind().await) });
                 }
                 Some(Err(e)) => break Some(e.to_string()),
                 None => break None,
             },
             Some(handled) = in_flight.next(), if !in_flight.is_empty() => {
-                if handled.is_err() {
-                    warn!(%tag, "a request's handler panicked; the request stays unacknowledged until this consumer's channel closes, and the broker redelivers it then");
+                settle(&mut acks, handled, &tag);
+                while let Some(handled) = ready(&mut in_flight).await {
+                    settle(&mut acks, handled, &tag);
                 }
+                send_acks(&mut acks, &channel);
             }
         }
     };
     consuming.store(false, Ordering::Release);
-    let _ = ended.send(Ended { tag, reason });
-    while in_flight.next().await.is_some() {}
+    let _ = ended.send(Ended {
+        tag: tag.clone(),
+        reason,
+    });
+    while let Some(handled) = in_flight.next().await {
+        settle(&mut acks, handled, &tag);
+        send_acks(&mut acks, &channel);
+    }
+}
+
+/// The next request already finished, without waiting for one.
+async fn ready<F: std::future::Future>(in_flight: &mut FuturesUnordered<F>) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match in_flight.poll_next_unpin(cx) {
+        std::task::Poll::Ready(done) => std::task::Poll::Ready(done),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+}
+
+/// Records how one request ended.
+fn settle(
+    acks: &mut AckWindow,
+    (delivery_tag, handled): (u64, std::thread::Result<Disposition>),
+    tag: &str,
+) {
+    match handled {
+        Ok(Disposition::Done) => acks.answered(delivery_tag),
+        Ok(Disposition::Requeue) => acks.handed_back(delivery_tag),
+        Err(_) => {
+            acks.abandoned(delivery_tag);
+            warn!(%tag, "a request's handler panicked; the request stays unacknowledged until this consumer's channel closes, and the broker redelivers it then");
+        }
+    }
+}
+
+/// Sends the acknowledgements due. Each frame is queued for the broker
+/// without waiting for it to be written: one that never arrives (the
+/// channel or connection died first) leaves its requests unacknowledged,
+/// and the broker redelivers them, as for a host that stops before
+/// acknowledging.
+fn send_acks(acks: &mut AckWindow, channel: &Channel) {
+    acks.due(|ack| {
+        let options = BasicAckOptions {
+            multiple: ack.multiple,
+        };
+        // basic_ack queues its frame when first polled.
+        if let Some(Err(e)) = channel.basic_ack(ack.tag, options).now_or_never() {
+            debug!(error = %e, "cannot ack request (it will be redelivered)");
+        }
+    });
 }
 
 /// How a request ends.
@@ -838,29 +898,31 @@ impl Request {
     }
 }
 
-async fn handle(request: Request, ctx: Arc<CallContext>, kind: Kind) {
+/// Answers one request; hands it back (`nack`) when the host's own channel
+/// failed it. The acknowledgement of an answered one is the consumer's
+/// ([`consume`]).
+async fn handle(request: Request, ctx: Arc<CallContext>, kind: Kind) -> Disposition {
     let disposition = match kind {
         Kind::Calls => answer_call(&request, &ctx).await,
         Kind::Finds => answer_find(&request.delivery, &ctx).await,
     };
-    let delivery = request.delivery;
-    match disposition {
-        Disposition::Done => {
-            if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
-                warn!(error = %e, "cannot ack request (it will be redelivered)");
-            }
-        }
-        Disposition::Requeue => {
-            faults::note(Fault::Requeued);
-            let requeue = BasicNackOptions {
-                multiple: false,
-                requeue: true,
-            };
-            if let Err(e) = delivery.nack(requeue).await {
-                debug!(error = %e, "cannot requeue request (the broker redelivers it when the channel closes)");
-            }
+    if disposition == Disposition::Requeue {
+        faults::note(Fault::Requeued);
+        let requeue = BasicNackOptions {
+            multiple: false,
+            requeue: true,
+        };
+        // Awaited: the nack is written before any later acknowledgement
+        // that could cover it is queued.
+        if let Err(e) = request
+            .channel
+            .basic_nack(request.delivery.delivery_tag, requeue)
+            .await
+        {
+            debug!(error = %e, "cannot requeue request (the broker redelivers it when the channel closes)");
         }
     }
+    disposition
 }
 
 // ---- calls ---------------------------------------------------------------
