@@ -15,6 +15,8 @@
 //!   a budget by a watchdog.
 //! - `acks`: which acknowledgements a consumer sends, several requests in
 //!   one frame where none still running would be covered.
+//! - `writes`: a request waits for its reply's write without being woken
+//!   by it; its consumer looks whenever it wakes anyway.
 //! - `route_queue`: a route queue declared elsewhere with other arguments
 //!   (a 406): which argument differs and how to fix it.
 //!
@@ -29,6 +31,7 @@ pub mod inline;
 mod replies;
 mod route_queue;
 pub mod server;
+mod writes;
 
 pub use health::{ChannelReport, RpcHealth};
 /// Connecting and the shared broker objects, from `plughost-client`: the

@@ -49,6 +49,7 @@ use tracing::{info, warn};
 use super::{
     health::RpcHealth,
     topology::{exchange_exists, ExchangeLookup},
+    writes::Writing,
 };
 use crate::faults::{self, Fault};
 
@@ -101,6 +102,9 @@ pub(crate) async fn broker_op<T>(
 pub(crate) enum Sent {
     /// The broker has the reply.
     Yes,
+    /// The reply is queued on the request's own channel; the request is
+    /// acknowledged once its consumer sees the write end (`writes`).
+    Writing(Writing),
     /// The broker refused the reply for its size (its `max_message_size`).
     TooLarge {
         /// The broker's limit, in bytes.
@@ -199,15 +203,14 @@ impl Replies {
         Ok(fresh)
     }
 
-    /// Publishes one reply to a request: on `request_channel` (the
-    /// request's own) without a confirm when one is given and the broker
-    /// cannot refuse the reply (see the module comment), else on the reply
-    /// channel with a confirm. Either way the request is to be
-    /// acknowledged (on its own channel) only after this returns
-    /// [`Sent::Yes`].
+    /// Publishes one reply to a request: on the request's own channel
+    /// without a confirm when one is given and the broker cannot refuse the
+    /// reply (see the module comment), else on the reply channel with a
+    /// confirm. Either way the request is to be acknowledged (on its own
+    /// channel) only after this returns [`Sent::Yes`].
     pub(crate) async fn publish_for(
         &self,
-        request_channel: Option<&Channel>,
+        request_channel: Option<&Arc<Channel>>,
         exchange: &ShortString,
         key: &ShortString,
         body: &[u8],
@@ -218,22 +221,29 @@ impl Replies {
         let Some(request_channel) = request_channel.filter(|_| safe_exchange && safe_size) else {
             return self.publish(exchange, key, body, props).await;
         };
-        let sent = request_channel.basic_publish(
-            exchange.clone(),
-            key.clone(),
-            BasicPublishOptions::default(),
-            body,
-            props,
-        );
-        match broker_op("publish a reply", sent).await {
-            Ok(_not_confirmed) => {
+        // The frames are queued now; the consumer sees the write end
+        // (`writes`), and acknowledges the request then.
+        let channel = Arc::clone(request_channel);
+        let (exchange, key, body) = (exchange.clone(), key.clone(), body.to_vec());
+        let write = async move {
+            channel
+                .basic_publish(exchange, key, BasicPublishOptions::default(), &body, props)
+                .await
+                .map(drop)
+        };
+        match Writing::start(write) {
+            Ok(Ok(())) => {
                 crate::metrics::reply_sent(false);
                 Sent::Yes
             }
-            Err(e) => Sent::No {
+            Ok(Err(e)) => Sent::No {
                 reason: format!("the request's channel: {e}"),
                 refused_exchange: None,
             },
+            Err(writing) => {
+                crate::metrics::reply_sent(false);
+                Sent::Writing(writing)
+            }
         }
     }
 

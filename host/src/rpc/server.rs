@@ -74,6 +74,7 @@ use super::{
         name_service_queue_name, route_queue_name, Exchanges, RouteQueueKind,
     },
     wire::{v1, v2, Protocol},
+    writes::{Writes, Writing, Written, CHECK_AFTER},
 };
 use crate::{
     faults::{self, Fault},
@@ -773,8 +774,12 @@ enum Kind {
 /// closes).
 ///
 /// Requests are acknowledged here, after their replies, several in one
-/// frame where they can be ([`AckWindow`]): every request finished by the
-/// time this task wakes is settled before the acknowledgements go out.
+/// frame where they can be ([`AckWindow`]). A quick reply's request ends
+/// once the reply is queued on its channel; this task looks at such
+/// writes whenever it wakes, and [`CHECK_AFTER`] after the oldest at the
+/// latest, rather than being woken by each ([`Writes`]). Every request
+/// finished and every write ended by the time this task wakes are settled
+/// before the acknowledgements go out.
 async fn consume(
     mut consumer: lapin::Consumer,
     channel: Channel,
@@ -786,10 +791,15 @@ async fn consume(
 ) {
     let mut in_flight = FuturesUnordered::new();
     let mut acks = AckWindow::default();
+    let mut writes = Writes::default();
     let channel = Arc::new(channel);
-    let reason = loop {
+    let check = tokio::time::sleep(CHECK_AFTER);
+    tokio::pin!(check);
+    let mut armed = false;
+    let mut open = true;
+    loop {
         tokio::select! {
-            delivery = consumer.next() => match delivery {
+            delivery = consumer.next(), if open => match delivery {
                 Some(Ok(delivery)) => {
                     let delivery_tag = delivery.delivery_tag;
                     acks.taken(delivery_tag);
@@ -801,26 +811,45 @@ async fn consume(
                     let handled = AssertUnwindSafe(handle(request, Arc::clone(&ctx), kind));
                     in_flight.push(async move { (delivery_tag, handled.catch_unwind().await) });
                 }
-                Some(Err(e)) => break Some(e.to_string()),
-                None => break None,
+                end => {
+                    open = false;
+                    consuming.store(false, Ordering::Release);
+                    let reason = match end {
+                        Some(Err(e)) => Some(e.to_string()),
+                        _ => None,
+                    };
+                    let _ = ended.send(Ended { tag: tag.clone(), reason });
+                }
             },
             Some(handled) = in_flight.next(), if !in_flight.is_empty() => {
-                settle(&mut acks, handled, &tag);
+                settle(&mut acks, &mut writes, &channel, handled, &tag);
                 while let Some(handled) = ready(&mut in_flight).await {
-                    settle(&mut acks, handled, &tag);
+                    settle(&mut acks, &mut writes, &channel, handled, &tag);
                 }
-                send_acks(&mut acks, &channel);
             }
+            () = &mut check, if armed => armed = false,
+            else => break,
         }
-    };
-    consuming.store(false, Ordering::Release);
-    let _ = ended.send(Ended {
-        tag: tag.clone(),
-        reason,
-    });
-    while let Some(handled) = in_flight.next().await {
-        settle(&mut acks, handled, &tag);
+        writes.over(|written| match written {
+            Written::Out(delivery_tag) => acks.answered(delivery_tag),
+            Written::Failed(delivery_tag, reason) => {
+                if faults::note(Fault::ReplyNotPublished) {
+                    warn!(consumer = %tag, %reason, "a reply on its request's own channel was not written; the request goes back to its queue for another consumer");
+                }
+                hand_back(&channel, delivery_tag);
+                acks.handed_back(delivery_tag);
+            }
+        });
         send_acks(&mut acks, &channel);
+        if !open && in_flight.is_empty() && writes.is_empty() {
+            break;
+        }
+        if !armed && !writes.is_empty() {
+            check
+                .as_mut()
+                .reset(tokio::time::Instant::now() + CHECK_AFTER);
+            armed = true;
+        }
     }
 }
 
@@ -836,16 +865,37 @@ async fn ready<F: std::future::Future>(in_flight: &mut FuturesUnordered<F>) -> O
 /// Records how one request ended.
 fn settle(
     acks: &mut AckWindow,
+    writes: &mut Writes,
+    channel: &Channel,
     (delivery_tag, handled): (u64, std::thread::Result<Disposition>),
     tag: &str,
 ) {
     match handled {
         Ok(Disposition::Done) => acks.answered(delivery_tag),
-        Ok(Disposition::Requeue) => acks.handed_back(delivery_tag),
+        Ok(Disposition::Writing(writing)) => writes.push(delivery_tag, writing),
+        Ok(Disposition::Requeue) => {
+            hand_back(channel, delivery_tag);
+            acks.handed_back(delivery_tag);
+        }
         Err(_) => {
             acks.abandoned(delivery_tag);
             warn!(%tag, "a request's handler panicked; the request stays unacknowledged until this consumer's channel closes, and the broker redelivers it then");
         }
+    }
+}
+
+/// Hands a request back to its queue for another consumer (`basic.nack`
+/// with requeue). Its frame is queued at once, so it goes out before any
+/// later acknowledgement that could cover the request.
+fn hand_back(channel: &Channel, delivery_tag: u64) {
+    faults::note(Fault::Requeued);
+    let requeue = BasicNackOptions {
+        multiple: false,
+        requeue: true,
+    };
+    // basic_nack queues its frame when first polled.
+    if let Some(Err(e)) = channel.basic_nack(delivery_tag, requeue).now_or_never() {
+        debug!(error = %e, "cannot requeue request (the broker redelivers it when the channel closes)");
     }
 }
 
@@ -867,10 +917,12 @@ fn send_acks(acks: &mut AckWindow, channel: &Channel) {
 }
 
 /// How a request ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Disposition {
     /// Answered, or dropped because it can never be answered: acknowledge.
     Done,
+    /// Its reply is queued on its own channel: acknowledge once written.
+    Writing(Writing),
     /// The host's own channel failed it: hand it back for another consumer.
     Requeue,
 }
@@ -893,36 +945,18 @@ const FAST_REPLY_WITHIN: Duration = Duration::from_millis(100);
 impl Request {
     /// The channel a reply may take without a confirm: the request's own,
     /// when the call was quick (see [`FAST_REPLY_WITHIN`]).
-    fn fast_channel(&self) -> Option<&Channel> {
-        (self.received.elapsed() < FAST_REPLY_WITHIN).then_some(&*self.channel)
+    fn fast_channel(&self) -> Option<&Arc<Channel>> {
+        (self.received.elapsed() < FAST_REPLY_WITHIN).then_some(&self.channel)
     }
 }
 
-/// Answers one request; hands it back (`nack`) when the host's own channel
-/// failed it. The acknowledgement of an answered one is the consumer's
-/// ([`consume`]).
+/// Answers one request. Its acknowledgement (or, when the host's own
+/// channel failed it, its hand-back) is the consumer's ([`consume`]).
 async fn handle(request: Request, ctx: Arc<CallContext>, kind: Kind) -> Disposition {
-    let disposition = match kind {
+    match kind {
         Kind::Calls => answer_call(&request, &ctx).await,
         Kind::Finds => answer_find(&request.delivery, &ctx).await,
-    };
-    if disposition == Disposition::Requeue {
-        faults::note(Fault::Requeued);
-        let requeue = BasicNackOptions {
-            multiple: false,
-            requeue: true,
-        };
-        // Awaited: the nack is written before any later acknowledgement
-        // that could cover it is queued.
-        if let Err(e) = request
-            .channel
-            .basic_nack(request.delivery.delivery_tag, requeue)
-            .await
-        {
-            debug!(error = %e, "cannot requeue request (the broker redelivers it when the channel closes)");
-        }
     }
-    disposition
 }
 
 // ---- calls ---------------------------------------------------------------
@@ -1062,6 +1096,7 @@ async fn reply_v2(
         .await
     {
         Sent::Yes => Disposition::Done,
+        Sent::Writing(writing) => Disposition::Writing(writing),
         Sent::TooLarge { broker_max } => {
             let body = too_large_v2(route, body.len(), broker_max, BROKER_LIMIT);
             resend(ctx, route, &default_exchange, reply_to, &body, props()).await
@@ -1273,6 +1308,7 @@ async fn reply_v1(
         .await
     {
         Sent::Yes => Disposition::Done,
+        Sent::Writing(writing) => Disposition::Writing(writing),
         Sent::TooLarge { broker_max } => {
             let text = v1_too_large(route, body.len(), broker_max, BROKER_LIMIT);
             let body = v1::CallReply::Failure(text).encode();
@@ -1323,6 +1359,7 @@ async fn resend(
 ) -> Disposition {
     match ctx.replies.publish(exchange, key, body, props).await {
         Sent::Yes => Disposition::Done,
+        Sent::Writing(writing) => Disposition::Writing(writing),
         Sent::TooLarge { .. } => Disposition::Done,
         Sent::No {
             reason,
@@ -1510,6 +1547,7 @@ async fn answer_name_service(
         .await
     {
         Sent::Yes | Sent::TooLarge { .. } => Disposition::Done,
+        Sent::Writing(writing) => Disposition::Writing(writing),
         Sent::No { reason, .. } => {
             not_published(NAME_SERVICE, &reason);
             Disposition::Requeue
@@ -1561,6 +1599,7 @@ async fn find_v1(delivery: &Delivery, ctx: &CallContext) -> Disposition {
     let props = BasicProperties::default().with_correlation_id(correlation_id);
     match ctx.replies.publish(&exchange, &key, &body, props).await {
         Sent::Yes | Sent::TooLarge { .. } => Disposition::Done,
+        Sent::Writing(writing) => Disposition::Writing(writing),
         Sent::No {
             reason,
             refused_exchange,
