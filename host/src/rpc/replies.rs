@@ -102,9 +102,6 @@ pub(crate) async fn broker_op<T>(
 pub(crate) enum Sent {
     /// The broker has the reply.
     Yes,
-    /// The reply is queued on the request's own channel; the request is
-    /// acknowledged once its consumer sees the write end (`writes`).
-    Writing(Writing),
     /// The broker refused the reply for its size (its `max_message_size`).
     TooLarge {
         /// The broker's limit, in bytes.
@@ -118,6 +115,16 @@ pub(crate) enum Sent {
         /// channel closed.
         refused_exchange: Option<String>,
     },
+}
+
+/// How a reply to a request went out ([`Replies::publish_for`]).
+#[derive(Debug)]
+pub(crate) enum ReplyOut {
+    /// Queued on the request's own channel: the request is acknowledged
+    /// once its consumer sees the write end (`writes`).
+    Writing(Writing),
+    /// Published on the reply channel, or not at all, as [`Sent`] says.
+    Sent(Sent),
 }
 
 /// The largest reply sent on the request's own channel without a confirm.
@@ -207,7 +214,8 @@ impl Replies {
     /// without a confirm when one is given and the broker cannot refuse the
     /// reply (see the module comment), else on the reply channel with a
     /// confirm. Either way the request is to be acknowledged (on its own
-    /// channel) only after this returns [`Sent::Yes`].
+    /// channel) only once its reply is out: when the write this returns
+    /// ends, or after [`Sent::Yes`].
     pub(crate) async fn publish_for(
         &self,
         request_channel: Option<&Arc<Channel>>,
@@ -215,11 +223,11 @@ impl Replies {
         key: &ShortString,
         body: &[u8],
         props: BasicProperties,
-    ) -> Sent {
+    ) -> ReplyOut {
         let safe_exchange = exchange.as_str().is_empty() || *exchange == self.rpc_exchange;
         let safe_size = body.len() <= FAST_REPLY_MAX.min(self.broker_max.load(Ordering::Relaxed));
         let Some(request_channel) = request_channel.filter(|_| safe_exchange && safe_size) else {
-            return self.publish(exchange, key, body, props).await;
+            return ReplyOut::Sent(self.publish(exchange, key, body, props).await);
         };
         // The frames are queued now; the consumer sees the write end
         // (`writes`), and acknowledges the request then.
@@ -234,15 +242,15 @@ impl Replies {
         match Writing::start(write) {
             Ok(Ok(())) => {
                 crate::metrics::reply_sent(false);
-                Sent::Yes
+                ReplyOut::Sent(Sent::Yes)
             }
-            Ok(Err(e)) => Sent::No {
+            Ok(Err(e)) => ReplyOut::Sent(Sent::No {
                 reason: format!("the request's channel: {e}"),
                 refused_exchange: None,
-            },
+            }),
             Err(writing) => {
                 crate::metrics::reply_sent(false);
-                Sent::Writing(writing)
+                ReplyOut::Writing(writing)
             }
         }
     }

@@ -67,7 +67,7 @@ use super::{
     connection::{redact, Backoff, TlsFiles, DEFAULT_CONNECT_TIMEOUT},
     dispatch::{dispatch, Origin},
     health::RpcHealth,
-    replies::{broker_op, ChannelError, Replies, ReplyExchanges, Sent, Verdict},
+    replies::{broker_op, ChannelError, Replies, ReplyExchanges, ReplyOut, Sent, Verdict},
     route_queue::RouteQueueMismatch,
     topology::{
         declare_exchanges, declare_name_service_queue, declare_route_queue,
@@ -1084,7 +1084,7 @@ async fn reply_v2(
             .with_correlation_id(correlation_id.clone())
     };
     let default_exchange = ShortString::default();
-    match ctx
+    let sent = match ctx
         .replies
         .publish_for(
             request.fast_channel(),
@@ -1095,8 +1095,11 @@ async fn reply_v2(
         )
         .await
     {
+        ReplyOut::Writing(writing) => return Disposition::Writing(writing),
+        ReplyOut::Sent(sent) => sent,
+    };
+    match sent {
         Sent::Yes => Disposition::Done,
-        Sent::Writing(writing) => Disposition::Writing(writing),
         Sent::TooLarge { broker_max } => {
             let body = too_large_v2(route, body.len(), broker_max, BROKER_LIMIT);
             resend(ctx, route, &default_exchange, reply_to, &body, props()).await
@@ -1302,13 +1305,16 @@ async fn reply_v1(
     let props = || {
         BasicProperties::default().with_correlation_id(correlation_id.cloned().unwrap_or_default())
     };
-    match ctx
+    let sent = match ctx
         .replies
         .publish_for(request.fast_channel(), exchange, key, &body, props())
         .await
     {
+        ReplyOut::Writing(writing) => return Disposition::Writing(writing),
+        ReplyOut::Sent(sent) => sent,
+    };
+    match sent {
         Sent::Yes => Disposition::Done,
-        Sent::Writing(writing) => Disposition::Writing(writing),
         Sent::TooLarge { broker_max } => {
             let text = v1_too_large(route, body.len(), broker_max, BROKER_LIMIT);
             let body = v1::CallReply::Failure(text).encode();
@@ -1359,7 +1365,6 @@ async fn resend(
 ) -> Disposition {
     match ctx.replies.publish(exchange, key, body, props).await {
         Sent::Yes => Disposition::Done,
-        Sent::Writing(writing) => Disposition::Writing(writing),
         Sent::TooLarge { .. } => Disposition::Done,
         Sent::No {
             reason,
@@ -1547,7 +1552,6 @@ async fn answer_name_service(
         .await
     {
         Sent::Yes | Sent::TooLarge { .. } => Disposition::Done,
-        Sent::Writing(writing) => Disposition::Writing(writing),
         Sent::No { reason, .. } => {
             not_published(NAME_SERVICE, &reason);
             Disposition::Requeue
@@ -1599,7 +1603,6 @@ async fn find_v1(delivery: &Delivery, ctx: &CallContext) -> Disposition {
     let props = BasicProperties::default().with_correlation_id(correlation_id);
     match ctx.replies.publish(&exchange, &key, &body, props).await {
         Sent::Yes | Sent::TooLarge { .. } => Disposition::Done,
-        Sent::Writing(writing) => Disposition::Writing(writing),
         Sent::No {
             reason,
             refused_exchange,
