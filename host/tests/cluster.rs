@@ -557,6 +557,17 @@ fn route_channel(status: &Value, route: &str) -> Value {
         .unwrap_or_default()
 }
 
+/// Waits until `host` shows its `route` channel broken; the problem it names.
+fn broken_route_problem(host: &HostProcess, route: &str) -> String {
+    let status = host.wait_status(Duration::from_secs(60), "refused the route", |s| {
+        route_channel(s, route)["state"] == "broken"
+    });
+    route_channel(&status, route)["problem"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[test]
 fn a_route_queue_declared_otherwise_is_refused_with_what_differs_and_the_fix() {
     let cluster = RabbitCluster::shared();
@@ -568,13 +579,7 @@ fn a_route_queue_declared_otherwise_is_refused_with_what_differs_and_the_fix() {
     let quorum = host("mismatch-q", &names, &urls, "quorum", &["math"]);
     quorum.wait_serving();
     let classic = host("mismatch-c", &names, &urls, "classic", &["math"]);
-    let status = classic.wait_status(Duration::from_secs(60), "refused the route", |s| {
-        route_channel(s, route)["state"] == "broken"
-    });
-    let problem = route_channel(&status, route)["problem"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let problem = broken_route_problem(&classic, route);
     for needle in [
         format!("route queue `{}`", names.route_queue(route)),
         "exists with x-queue-type = quorum".to_owned(),
@@ -603,13 +608,7 @@ fn a_route_queue_declared_otherwise_is_refused_with_what_differs_and_the_fix() {
         .unwrap();
     assert!(declared.status.success(), "{}", text(&declared));
     let new = host("mismatch-new", &old, &urls, "classic", &["math"]);
-    let status = new.wait_status(Duration::from_secs(60), "refused the route", |s| {
-        route_channel(s, route)["state"] == "broken"
-    });
-    let problem = route_channel(&status, route)["problem"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let problem = broken_route_problem(&new, route);
     for needle in [
         "exists with durable = false",
         "declares it with durable = true",
