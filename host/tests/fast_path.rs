@@ -14,7 +14,8 @@ use std::{
 
 use plughost_client::{Client, ClientOptions, Exchanges, RpcError};
 use plughost_test_support::{
-    free_port, plughost_bin, plugin_lib, process::stdout, HostProcess, TestExchanges, AMQP_URL,
+    free_port, plughost_bin, plugin_lib, process::stdout, HostProcess, RabbitNode, TestExchanges,
+    AMQP_URL,
 };
 use serde_json::Value;
 
@@ -282,5 +283,34 @@ fn a_slow_call_holds_back_no_later_calls_acknowledgement() {
         assert_eq!(slow.await.unwrap().unwrap(), Value::from(20_000));
         client.close().await;
     });
+    drop(host);
+}
+
+/// A client without confirms does not wait for its request to be written
+/// before waiting for the reply (issue 15), yet a timeout still says the
+/// broker never took the request: on a frozen node, 64 MiB of arguments
+/// cannot all leave the client (more than the sockets' buffers hold), and
+/// the 504 names the broker's taking of the request, not a reply the
+/// broker took the request for.
+#[test]
+fn without_confirms_a_request_the_broker_never_took_is_named_at_the_deadline() {
+    let node = RabbitNode::start();
+    let host = HostProcess::math(plughost_bin(), &format!("url = {:?}", node.url()));
+    host.wait_serving();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut options = ClientOptions::new(node.url());
+    options.publisher_confirms = plughost_client::PublisherConfirms::Off;
+    let client = rt.block_on(Client::connect(options)).unwrap();
+    let fibo =
+        |arg: Value| rt.block_on(client.call_with_timeout("fibo", &[arg], Duration::from_secs(3)));
+    assert_eq!(fibo(Value::from(10)).unwrap(), Value::from(55));
+
+    node.freeze();
+    let e = fibo(Value::from("x".repeat(64 << 20))).unwrap_err();
+    node.thaw();
+    let text = e.to_string();
+    assert_eq!(e.code(), 504, "{text}");
+    assert!(text.contains("the broker to confirm the request"), "{text}");
+    assert!(!text.contains("after taking it"), "{text}");
     drop(host);
 }
