@@ -14,8 +14,9 @@ use std::{
 
 use plughost_client::{Client, ClientOptions, Exchanges, RpcError};
 use plughost_test_support::{
-    free_port, plughost_bin, plugin_lib, process::stdout, HostProcess, RabbitNode, TestExchanges,
-    AMQP_URL,
+    free_port, plughost_bin, plugin_lib,
+    process::{stderr, stdout},
+    HostProcess, RabbitNode, TestExchanges, AMQP_URL,
 };
 use serde_json::Value;
 
@@ -312,5 +313,53 @@ fn without_confirms_a_request_the_broker_never_took_is_named_at_the_deadline() {
     assert_eq!(e.code(), 504, "{text}");
     assert!(text.contains("the broker to confirm the request"), "{text}");
     assert!(!text.contains("after taking it"), "{text}");
+    drop(host);
+}
+
+/// `plughost call --confirms` publishes with publisher confirms, whatever
+/// the client's default for one broker URL (off): a route queue that
+/// refuses new messages (a length limit of 0 with `reject-publish`, set by
+/// policy on a node of the test's own) makes the broker nack the request,
+/// and the call fails at once with a 503 saying so. Without confirms the
+/// same request is dropped unseen, and the call waits out its deadline.
+#[test]
+fn plughost_call_with_confirms_hears_the_brokers_nack_at_once() {
+    let node = RabbitNode::start();
+    let host = HostProcess::math(plughost_bin(), &format!("url = {:?}", node.url()));
+    host.wait_serving();
+    let full = r#"{"max-length":0,"overflow":"reject-publish"}"#;
+    let route_queues = r"^plughost\..*\.route\.";
+    node.ctl_ok(&[
+        "set_policy",
+        "--apply-to",
+        "queues",
+        "full",
+        route_queues,
+        full,
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !node
+        .ctl_ok(&["list_queues", "name", "policy"])
+        .lines()
+        .any(|l| l.contains(".route.") && l.trim_end().ends_with("full"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the policy never reached the route queue"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let call = |flag: &str| {
+        let started = std::time::Instant::now();
+        let out = host.plughost(&["call", "fibo", "10", "--timeout", "3", flag]);
+        (stderr(&out), started.elapsed())
+    };
+    let (err, took) = call("--confirms");
+    assert!(err.contains("[503]") && err.contains("nack"), "{err}");
+    assert!(took < Duration::from_secs(3), "took {took:?}: {err}");
+    let (err, took) = call("--no-confirms");
+    assert!(err.contains("[504]"), "{err}");
+    assert!(took >= Duration::from_secs(3), "took {took:?}: {err}");
     drop(host);
 }

@@ -10,11 +10,14 @@ use std::{
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use plughost_client::{Client, PublisherConfirms, ReplyMode};
+use plughost_client::{Client, ReplyMode};
 
 use crate::bench::{self, BenchReport, LoadShape, Progress};
 
-use super::{plugins::parse_arg, rpc::BrokerArgs};
+use super::{
+    plugins::parse_arg,
+    rpc::{BrokerArgs, ConfirmArgs},
+};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -99,14 +102,8 @@ pub struct CallBench {
     /// when it runs on this machine.
     #[arg(long, value_name = "PID")]
     host_pid: Option<u32>,
-    /// Publish calls with publisher confirms (the default only with several
-    /// broker URLs: a cluster). A request the broker takes but cannot
-    /// deliver then fails at once instead of waiting out its deadline.
-    #[arg(long, conflicts_with = "no_confirms")]
-    confirms: bool,
-    /// Publish calls without publisher confirms, even with several broker URLs.
-    #[arg(long)]
-    no_confirms: bool,
+    #[command(flatten)]
+    confirms: ConfirmArgs,
     #[command(flatten)]
     load: Load,
     #[command(flatten)]
@@ -149,11 +146,7 @@ pub async fn run(cmd: BenchCommand) -> Result<ExitCode> {
             if let Some(reply) = b.load.reply {
                 options.reply_mode = reply.into();
             }
-            if b.confirms {
-                options.publisher_confirms = PublisherConfirms::On;
-            } else if b.no_confirms {
-                options.publisher_confirms = PublisherConfirms::Off;
-            }
+            b.confirms.apply(&mut options);
             let client = Arc::new(Client::connect(options).await?);
             eprintln!(
                 "bench: calling through the {}",

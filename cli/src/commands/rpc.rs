@@ -10,7 +10,7 @@ use plughost::{
 };
 use plughost_client::{
     connection::check_settings, wire::Protocol, Args as CallArgsOf, Client, ClientOptions, Found,
-    LocalMode, RpcError, Transport,
+    LocalMode, PublisherConfirms, RpcError, Transport,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -86,6 +86,32 @@ impl BrokerArgs {
     }
 }
 
+/// Whether a caller publishes with publisher confirms, over the client's
+/// default (on only with several broker URLs; `docs/client.md`).
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// Publish with publisher confirms (the default only with several broker
+    /// URLs: a cluster). A request the broker takes but cannot deliver then
+    /// fails at once instead of waiting out its deadline; set it when one
+    /// address (a load balancer) leads to a cluster.
+    #[arg(long, conflicts_with = "no_confirms")]
+    confirms: bool,
+    /// Publish without publisher confirms, even with several broker URLs.
+    #[arg(long)]
+    no_confirms: bool,
+}
+
+impl ConfirmArgs {
+    /// Sets `options.publisher_confirms` when a flag asks for it.
+    pub fn apply(&self, options: &mut ClientOptions) {
+        if self.confirms {
+            options.publisher_confirms = PublisherConfirms::On;
+        } else if self.no_confirms {
+            options.publisher_confirms = PublisherConfirms::Off;
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct FindArgs {
     /// The method to look up: a bare name (fibo) or a qualified one (math.fibo).
@@ -130,6 +156,8 @@ pub struct CallArgs {
     /// Print the whole v2 reply as JSON ({"result": ...} or {"error": {...}}).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    confirms: ConfirmArgs,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -266,6 +294,7 @@ pub async fn call(args: CallArgs) -> Result<ExitCode> {
     let deadline = Instant::now() + timeout;
     let mut options = args.broker.client_options()?;
     options.connect_timeout = timeout;
+    args.confirms.apply(&mut options);
     let call_args: Vec<_> = args.args.iter().map(|a| parse_arg(a)).collect();
     let named = match args.named.as_deref().map(serde_json::from_str::<Value>) {
         None => None,
