@@ -2,8 +2,9 @@
 # plughost RPC against the bare broker limit (a two-process lapin pair) and
 # the pika tutorial-6 RPC, interleaved: each round runs, at each concurrency,
 # plughost's `bench call` (the client's default: no publisher confirms with
-# one broker URL; then with them: plughost-c), then `bench baseline`, then (at 1 in flight)
-# the pika peer. Prints every run, then the medians and ratios as Markdown.
+# one broker URL; then with them: plughost-c), then `bench baseline`, then
+# (at 1 in flight) the pika peer. Prints every run, then the medians and
+# ratios as Markdown.
 #   usage: scripts/bench-rpc.sh [seconds per run] [rounds] [n of fib(n)]
 #   (after cargo build --release -p plughost-cli -p plugin-math -p plugin-echo; RabbitMQ on 127.0.0.1:5672)
 # PLUGHOST_BENCH_REPLY=direct|queue picks plughost's reply mechanism (default: the client's).

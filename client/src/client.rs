@@ -324,9 +324,9 @@ async fn bounded<T>(
     bounded_unless(work, link, deadline, || fail_on_block).await
 }
 
-/// [`bounded`], with whether a block fails the work asked each time the
-/// broker blocks publishing (a call fails on a block only while its
-/// request is not yet written, [`Sending`]).
+/// [`bounded`], with `fail_on_block` asked, each time the broker blocks
+/// publishing, whether that block fails the work (a call fails on a block
+/// only while its request is not yet written, [`Sending`]).
 async fn bounded_unless<T>(
     work: impl Future<Output = T>,
     link: &watch::Receiver<Link>,
@@ -1102,6 +1102,7 @@ impl Client {
         (timeout, deadline): (Duration, Instant),
     ) -> Result<Vec<u8>, RpcError> {
         let to_confirm = "the broker to confirm the request";
+        let link = session.link.subscribe();
         // With confirms, the confirm is waited for. Without, the request's
         // frames are only queued: the call goes on to wait for its reply
         // and looks at the write when it needs to know ([`Sending`]).
@@ -1112,7 +1113,6 @@ impl Client {
                 .map_err(|s| self.stalled(s, method, timeout, to_confirm))?;
             None
         } else {
-            let link = session.link.subscribe();
             let start = async { session.start_publish(exchange, route, body, props) };
             let sending = bounded(start, &link, deadline, true)
                 .await
@@ -1121,7 +1121,6 @@ impl Client {
             Some(sending)
         };
         let (outcome, broker_answered) = {
-            let link = session.link.subscribe();
             // The broker blocking publishers fails the call only while its
             // request is not written (as when the write is waited for).
             let unwritten = || {
@@ -1888,6 +1887,17 @@ mod tests {
         (started.elapsed(), outcome)
     }
 
+    /// A link that is open, then blocked for `reason` from `after` on.
+    fn blocked_after(after: Duration, reason: &'static str) -> watch::Receiver<Link> {
+        let (tx, link) = watch::channel(Link::Open);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            tx.send_replace(Link::Blocked(reason.into()));
+            std::future::pending::<()>().await;
+        });
+        link
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_step_that_never_finishes_ends_at_the_deadline() {
         let (_tx, link) = watch::channel(Link::Open);
@@ -1918,12 +1928,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_block_during_a_publish_fails_it_at_once() {
-        let (tx, link) = watch::channel(Link::Open);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            tx.send_replace(Link::Blocked("low on disk".into()));
-            std::future::pending::<()>().await;
-        });
+        let link = blocked_after(Duration::from_secs(1), "low on disk");
         let deadline = Instant::now() + Duration::from_secs(3);
         let (took, outcome) =
             elapsed_and(bounded(std::future::pending::<()>(), &link, deadline, true)).await;
@@ -1933,12 +1938,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_reply_wait_survives_a_block_and_names_it_at_the_deadline() {
-        let (tx, link) = watch::channel(Link::Open);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            tx.send_replace(Link::Blocked("low on memory".into()));
-            std::future::pending::<()>().await;
-        });
+        let link = blocked_after(Duration::from_secs(1), "low on memory");
         let deadline = Instant::now() + Duration::from_secs(3);
         let (took, outcome) = elapsed_and(bounded(
             std::future::pending::<()>(),
@@ -1961,12 +1961,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_block_fails_a_reply_wait_only_while_its_request_is_unwritten() {
         for written in [false, true] {
-            let (tx, link) = watch::channel(Link::Open);
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                tx.send_replace(Link::Blocked("low on memory".into()));
-                std::future::pending::<()>().await;
-            });
+            let link = blocked_after(Duration::from_secs(1), "low on memory");
             let looked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let unwritten = {
                 let looked = Arc::clone(&looked);

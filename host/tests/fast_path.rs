@@ -287,6 +287,15 @@ fn a_slow_call_holds_back_no_later_calls_acknowledgement() {
     drop(host);
 }
 
+/// A node of the test's own (to freeze, or to set policies on) and a host
+/// serving the math plugin on it.
+fn math_host_on_own_node() -> (RabbitNode, HostProcess) {
+    let node = RabbitNode::start();
+    let host = HostProcess::math(plughost_bin(), &format!("url = {:?}", node.url()));
+    host.wait_serving();
+    (node, host)
+}
+
 /// A client without confirms does not wait for its request to be written
 /// before waiting for the reply (issue 15), yet a timeout still says the
 /// broker never took the request: on a frozen node, 64 MiB of arguments
@@ -295,9 +304,7 @@ fn a_slow_call_holds_back_no_later_calls_acknowledgement() {
 /// broker took the request for.
 #[test]
 fn without_confirms_a_request_the_broker_never_took_is_named_at_the_deadline() {
-    let node = RabbitNode::start();
-    let host = HostProcess::math(plughost_bin(), &format!("url = {:?}", node.url()));
-    host.wait_serving();
+    let (node, host) = math_host_on_own_node();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut options = ClientOptions::new(node.url());
     options.publisher_confirms = plughost_client::PublisherConfirms::Off;
@@ -324,9 +331,7 @@ fn without_confirms_a_request_the_broker_never_took_is_named_at_the_deadline() {
 /// same request is dropped unseen, and the call waits out its deadline.
 #[test]
 fn plughost_call_with_confirms_hears_the_brokers_nack_at_once() {
-    let node = RabbitNode::start();
-    let host = HostProcess::math(plughost_bin(), &format!("url = {:?}", node.url()));
-    host.wait_serving();
+    let (node, host) = math_host_on_own_node();
     let full = r#"{"max-length":0,"overflow":"reject-publish"}"#;
     let route_queues = r"^plughost\..*\.route\.";
     node.ctl_ok(&[
