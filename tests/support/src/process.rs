@@ -85,10 +85,23 @@ impl Drop for KillOnDrop {
 
 /// A TCP port that was free a moment ago (for endpoints a manifest must
 /// name before the process binds them).
+///
+/// The kernel may hand the same free port to two tests of one binary while
+/// neither has bound it yet; a port is therefore never handed out twice in
+/// one process. Other processes can still take it: whoever binds it must
+/// check that the bind was its own.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }

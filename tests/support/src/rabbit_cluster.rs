@@ -50,8 +50,7 @@ impl RabbitCluster {
         for node in &nodes[1..] {
             node.ctl_ok(&["stop_app"]);
             node.ctl_ok(&["join_cluster", &first]);
-            node.ctl_ok(&["start_app"]);
-            node.wait_listening();
+            node.start_app();
         }
         let cluster = Self { nodes };
         cluster.wait_running(n);

@@ -71,7 +71,7 @@ impl RabbitNode {
         // A port taken between free_port() and the node's bind fails the start: retry.
         let mut last_error = String::new();
         for _ in 0..3 {
-            match Self::try_start(&config) {
+            match Self::try_start(&config, free_port(), free_port()) {
                 Ok(node) => return node,
                 Err(e) => last_error = e,
             }
@@ -79,15 +79,13 @@ impl RabbitNode {
         panic!("test RabbitMQ node did not start: {last_error}");
     }
 
-    fn try_start(config: &NodeConfig) -> Result<Self, String> {
+    fn try_start(config: &NodeConfig, port: u16, dist_port: u16) -> Result<Self, String> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "plughost-test-{}-{}@localhost",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let port = free_port();
-        let dist_port = free_port();
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         for sub in ["mnesia", "log", "home"] {
             fs::create_dir_all(dir.path().join(sub)).map_err(|e| e.to_string())?;
@@ -131,7 +129,9 @@ impl RabbitNode {
         };
         let started = Instant::now();
         loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Something answering on the port is not proof enough: another
+            // test's node may hold it while ours fails to bind it.
+            if node.listener_starts() > 0 && TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(node);
             }
             if let Ok(Some(status)) = node.child.try_wait() {
@@ -208,24 +208,36 @@ impl RabbitNode {
         self.ctl_ok(&["stop_app"]);
     }
 
-    /// Starts the RabbitMQ application again and waits for its AMQP listener.
+    /// Starts the RabbitMQ application again and waits until this node's
+    /// own AMQP listener is back (while it was down, another test's node
+    /// may have bound the port).
     pub fn start_app(&self) {
+        let before = self.listener_starts();
         self.ctl_ok(&["start_app"]);
-        self.wait_listening();
-    }
-
-    /// Waits until the node takes AMQP connections.
-    pub fn wait_listening(&self) {
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while self.listener_starts() <= before
+            || TcpStream::connect(("127.0.0.1", self.port)).is_err()
+        {
             assert!(
                 started.elapsed() < START_TIMEOUT,
-                "node {} is not listening on {}",
+                "node {} is not listening on {}:\n{}",
                 self.name,
-                self.port
+                self.port,
+                fs::read_to_string(self.log_file()).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// How many times this node's log says it opened its AMQP listener:
+    /// the proof that the listener on [`RabbitNode::port`] is this node's.
+    fn listener_starts(&self) -> usize {
+        let line = format!("started TCP listener on 127.0.0.1:{}", self.port);
+        fs::read_to_string(self.log_file())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&line))
+            .count()
     }
 
     /// The Erlang VM's OS process id (from the node's pid file; the
@@ -279,9 +291,11 @@ impl Drop for RabbitNode {
         // SIGKILL works on a frozen node too; its data folder goes with `dir`.
         let vm = self.os_pid();
         if vm != self.child.id() {
+            // A node that failed to start is already gone: say nothing.
             let _ = Command::new("kill")
                 .arg("-KILL")
                 .arg(vm.to_string())
+                .stderr(Stdio::null())
                 .status();
         }
         let _ = self.child.kill();
@@ -338,5 +352,20 @@ mod tests {
         let pid = node.os_pid();
         drop(node);
         assert!(!process_alive(pid), "the node process is gone");
+    }
+
+    #[test]
+    fn a_node_that_cannot_bind_its_port_does_not_pass_for_started() {
+        // Another listener holds the port, as another test's node may: it
+        // answers connections, but it is not our node.
+        let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = squatter.local_addr().unwrap().port();
+        let started = Instant::now();
+        let result = RabbitNode::try_start(&NodeConfig::default(), port, free_port());
+        let error = result
+            .err()
+            .expect("a node that could not bind its port is no node");
+        assert!(error.contains("exited"), "{error}");
+        assert!(started.elapsed() < START_TIMEOUT, "it failed by its exit");
     }
 }
